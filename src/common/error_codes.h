@@ -1,0 +1,48 @@
+// The one registry of error codes siyu sends to clients. A code's name is part of the API: once
+// published it never changes meaning. Add new codes at the end of the list.
+#pragma once
+
+#include <string_view>
+
+namespace siyu {
+
+// X(enum name, wire name, HTTP status)
+#define SIYU_ERROR_CODES(X)                               \
+  X(kOk, "OK", 200)                                       \
+  X(kMalformedJson, "MALFORMED_JSON", 400)                \
+  X(kMissingField, "MISSING_FIELD", 400)                  \
+  X(kInvalidField, "INVALID_FIELD", 400)                  \
+  X(kUnknownField, "UNKNOWN_FIELD", 400)                  \
+  X(kInvalidQuery, "INVALID_QUERY", 400)                  \
+  X(kAmountOutOfRange, "AMOUNT_OUT_OF_RANGE", 400)        \
+  X(kTotalMismatch, "TOTAL_MISMATCH", 400)                \
+  X(kUnauthenticated, "UNAUTHENTICATED", 401)             \
+  X(kInvalidCredentials, "INVALID_CREDENTIALS", 401)      \
+  X(kForbidden, "FORBIDDEN", 403)                         \
+  X(kNotFound, "NOT_FOUND", 404)                          \
+  X(kRouteNotFound, "ROUTE_NOT_FOUND", 404)               \
+  X(kMethodNotAllowed, "METHOD_NOT_ALLOWED", 405)         \
+  X(kRequestTimeout, "REQUEST_TIMEOUT", 408)              \
+  X(kOrderNoConflict, "ORDER_NO_CONFLICT", 409)           \
+  X(kAlreadyExists, "ALREADY_EXISTS", 409)                \
+  X(kBodyTooLarge, "BODY_TOO_LARGE", 413)                 \
+  X(kUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", 415) \
+  X(kHeadersTooLarge, "HEADERS_TOO_LARGE", 431)           \
+  X(kUnknownChannelState, "UNKNOWN_CHANNEL_STATE", 422)   \
+  X(kUnknownPerson, "UNKNOWN_PERSON", 422)                \
+  X(kShuttingDown, "SHUTTING_DOWN", 503)                  \
+  X(kStoreUnavailable, "STORE_UNAVAILABLE", 503)          \
+  X(kInternal, "INTERNAL", 500)
+
+enum class ErrorCode {
+#define SIYU_X(e, name, http) e,
+  SIYU_ERROR_CODES(SIYU_X)
+#undef SIYU_X
+};
+
+// Stable wire name, e.g. "ORDER_NO_CONFLICT".
+std::string_view ErrorCodeName(ErrorCode code);
+// HTTP status the code maps to.
+int ErrorCodeHttpStatus(ErrorCode code);
+
+}  // namespace siyu

@@ -1,0 +1,67 @@
+// JSON in and out of siyu, on Boost.JSON. FieldReader is the strict request-body reader every
+// handler uses: it checks types and ranges, names the offending field, and rejects fields the
+// route does not know. It keeps the first error and turns later reads into no-ops.
+#pragma once
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace siyu {
+
+namespace json = boost::json;
+
+// Parses `body` as a JSON object (depth ≤ 32). MALFORMED_JSON otherwise.
+StatusOr<json::object> ParseJsonObject(std::string_view body);
+
+// Compact serialisation.
+std::string ToJson(const json::value& v);
+
+class FieldReader {
+ public:
+  // `prefix` names the object in field paths, e.g. "lines[2]".
+  explicit FieldReader(const json::object& obj, std::string prefix = {});
+
+  // A string of [min_len, max_len] UTF-8 code points. Absent: MISSING_FIELD.
+  std::string String(std::string_view key, size_t min_len, size_t max_len);
+  std::optional<std::string> OptString(std::string_view key, size_t min_len, size_t max_len);
+  // An integer in [min, max]. Out of range answers `range_code` (AMOUNT_OUT_OF_RANGE for money).
+  int64_t Int(std::string_view key, int64_t min, int64_t max,
+              ErrorCode range_code = ErrorCode::kInvalidField);
+  std::optional<int64_t> OptInt(std::string_view key, int64_t min, int64_t max,
+                                ErrorCode range_code = ErrorCode::kInvalidField);
+  // An array of [min_size, max_size] elements, or nullptr after an error.
+  const json::array* Array(std::string_view key, size_t min_size, size_t max_size);
+  // Element `i` of an array read above, as an object reader; type errors are recorded here.
+  const json::object* ObjectAt(const json::array& arr, std::string_view key, size_t i);
+
+  bool Has(std::string_view key) const;
+  // Records an error found by the caller (first error wins).
+  void Fail(Status s);
+  std::string Path(std::string_view key) const;
+
+  // The first error, or UNKNOWN_FIELD for any key that was never read.
+  Status Finish();
+  const Status& status() const { return status_; }
+  bool ok() const { return status_.ok(); }
+
+ private:
+  const json::value* Find(std::string_view key, bool required);
+
+  const json::object& obj_;
+  std::string prefix_;
+  std::vector<std::string_view> seen_;
+  Status status_;
+};
+
+// Number of UTF-8 code points, or -1 when `s` is not valid UTF-8.
+int64_t Utf8Length(std::string_view s);
+
+}  // namespace siyu

@@ -1,0 +1,223 @@
+#include "store/store.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "common/metrics.h"
+
+namespace siyu::store {
+
+int64_t Row::Int(size_t i) const { return OptInt(i).value_or(0); }
+
+std::optional<int64_t> Row::OptInt(size_t i) const {
+  const Value& v = cols_.at(i);
+  if (auto p = std::get_if<int64_t>(&v)) return *p;
+  if (auto s = std::get_if<std::string>(&v)) {
+    int64_t x = 0;
+    auto r = std::from_chars(s->data(), s->data() + s->size(), x);
+    if (r.ec == std::errc()) return x;
+    return 0;
+  }
+  return std::nullopt;
+}
+
+std::string Row::Text(size_t i) const {
+  const Value& v = cols_.at(i);
+  if (auto s = std::get_if<std::string>(&v)) return *s;
+  if (auto p = std::get_if<int64_t>(&v)) return std::to_string(*p);
+  return {};
+}
+
+struct Store::Impl {
+  struct Pending {
+    WriteFn fn;
+    std::promise<Status> done;
+  };
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::unique_ptr<Pending>> queue;
+  bool stopping = false;
+  bool stopped = false;
+  std::thread writer;
+  std::unique_ptr<Conn> wconn;
+
+  std::mutex pool_mu;
+  std::vector<std::unique_ptr<Conn>> idle;
+};
+
+Store::Store(Options options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
+
+Store::~Store() { Shutdown(); }
+
+Status Store::Migrate(Conn& conn) { return ApplyMigrations(conn); }
+
+Status Store::Start() {
+  auto c = Connect();
+  if (!c.ok()) return c.status();
+  impl_->wconn = std::move(c).value();
+  impl_->writer = std::thread([this] {
+    auto run_one = [this](std::vector<std::unique_ptr<Impl::Pending>>& batch, auto& self) -> void {
+      Impl& im = *impl_;
+      auto fail_all = [&](const Status& s) {
+        for (auto& p : batch) p->done.set_value(s);
+      };
+      if (!im.wconn || im.wconn->broken()) {
+        im.wconn.reset();
+        auto c = Connect();
+        if (!c.ok()) {
+          spdlog::error("store: cannot reconnect writer: {}", c.status().ToString());
+          fail_all(Status(ErrorCode::kStoreUnavailable,
+                          "the store is unavailable; retry the request later"));
+          return;
+        }
+        im.wconn = std::move(c).value();
+      }
+      Conn& conn = *im.wconn;
+      auto t0 = std::chrono::steady_clock::now();
+      Status s = conn.ExecScript(BeginWriteSql());
+      if (!s.ok()) {
+        spdlog::error("store: begin failed: {}", s.ToString());
+        fail_all(Status(ErrorCode::kStoreUnavailable,
+                        "the store is unavailable; retry the request later"));
+        return;
+      }
+      std::vector<Status> results(batch.size());
+      bool single = batch.size() == 1;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (!single) {
+          Status sp = conn.ExecScript("SAVEPOINT w");
+          if (!sp.ok()) {
+            results[i] = sp;
+            continue;
+          }
+        }
+        Status r;
+        try {
+          r = batch[i]->fn(conn);
+        } catch (const std::exception& e) {
+          r = Internal(std::string("write failed: ") + e.what());
+        }
+        if (!single) {
+          if (!r.ok()) (void)conn.ExecScript("ROLLBACK TO SAVEPOINT w");
+          (void)conn.ExecScript("RELEASE SAVEPOINT w");
+        }
+        results[i] = std::move(r);
+      }
+      Status commit;
+      if (single && !results[0].ok()) {
+        commit = conn.ExecScript("ROLLBACK");
+      } else {
+        commit = conn.ExecScript("COMMIT");
+      }
+      if (!commit.ok()) {
+        spdlog::error("store: commit failed: {}", commit.ToString());
+        (void)conn.ExecScript("ROLLBACK");
+        if (batch.size() > 1) {
+          // Retry each write alone so one bad write cannot fail its neighbours.
+          for (auto& p : batch) {
+            std::vector<std::unique_ptr<Impl::Pending>> one;
+            one.push_back(std::move(p));
+            self(one, self);
+          }
+          return;
+        }
+        fail_all(Status(ErrorCode::kStoreUnavailable,
+                        "the store could not commit; retry the request later"));
+        return;
+      }
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      Metrics::Global().store_commit_seconds().Observe(secs);
+      Metrics::Global().store_commit_batch().Observe(static_cast<double>(batch.size()));
+      for (size_t i = 0; i < batch.size(); ++i) batch[i]->done.set_value(std::move(results[i]));
+    };
+
+    for (;;) {
+      std::vector<std::unique_ptr<Impl::Pending>> batch;
+      {
+        std::unique_lock<std::mutex> lock(impl_->mu);
+        impl_->cv.wait(lock, [this] { return impl_->stopping || !impl_->queue.empty(); });
+        if (impl_->queue.empty()) break;
+        while (!impl_->queue.empty() && batch.size() < static_cast<size_t>(options_.max_batch)) {
+          batch.push_back(std::move(impl_->queue.front()));
+          impl_->queue.pop_front();
+        }
+      }
+      run_one(batch, run_one);
+    }
+  });
+  return Status::Ok();
+}
+
+Status Store::Write(WriteFn fn) {
+  auto p = std::make_unique<Impl::Pending>();
+  p->fn = std::move(fn);
+  auto fut = p->done.get_future();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopping) {
+      return Status(ErrorCode::kShuttingDown, "the server is shutting down; retry on another node");
+    }
+    impl_->queue.push_back(std::move(p));
+  }
+  impl_->cv.notify_one();
+  return fut.get();
+}
+
+Status Store::Read(const ReadFn& fn) {
+  std::unique_ptr<Conn> conn;
+  {
+    std::lock_guard<std::mutex> lock(impl_->pool_mu);
+    if (!impl_->idle.empty()) {
+      conn = std::move(impl_->idle.back());
+      impl_->idle.pop_back();
+    }
+  }
+  if (!conn) {
+    auto c = Connect();
+    if (!c.ok()) {
+      spdlog::error("store: cannot open read connection: {}", c.status().ToString());
+      return Status(ErrorCode::kStoreUnavailable, "the store is unavailable; retry later");
+    }
+    conn = std::move(c).value();
+  }
+  Status s = conn->ExecScript(BeginReadSql());
+  if (s.ok()) {
+    try {
+      s = fn(*conn);
+    } catch (const std::exception& e) {
+      s = Internal(std::string("read failed: ") + e.what());
+    }
+    (void)conn->ExecScript("ROLLBACK");
+  }
+  if (!conn->broken()) {
+    std::lock_guard<std::mutex> lock(impl_->pool_mu);
+    if (impl_->idle.size() < static_cast<size_t>(options_.read_pool_size)) {
+      impl_->idle.push_back(std::move(conn));
+    }
+  }
+  return s;
+}
+
+void Store::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopped) return;
+    impl_->stopping = true;
+    impl_->stopped = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->writer.joinable()) impl_->writer.join();
+  impl_->wconn.reset();
+  std::lock_guard<std::mutex> lock(impl_->pool_mu);
+  impl_->idle.clear();
+}
+
+}  // namespace siyu::store

@@ -1,0 +1,108 @@
+// The store: siyu's system of record. Two backends implement it, SQLite (embedded, a data
+// directory in WAL mode) and PostgreSQL, with the same schema and the same SQL (written with `?`
+// placeholders; the PostgreSQL backend rewrites them).
+//
+// Thread-safety: Store is thread-safe. A Conn is used by one thread at a time and only inside the
+// callback it was handed to.
+//
+// Writes go through group commit: Write() queues a closure; one writer thread runs all queued
+// closures in a single transaction (each inside its own savepoint, so one failing closure does not
+// undo the others) and commits; Write() returns only after that commit. Reads run on a pool of
+// connections in read-only transactions, concurrently with the writer.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/status.h"
+
+namespace siyu::store {
+
+enum class Dialect { kSqlite, kPostgres };
+
+using Value = std::variant<std::nullptr_t, int64_t, std::string>;
+using Params = std::vector<Value>;
+
+// One result row. Column values come back typed from SQLite and as text from PostgreSQL; the
+// accessors convert.
+class Row {
+ public:
+  explicit Row(std::vector<Value> cols) : cols_(std::move(cols)) {}
+  bool IsNull(size_t i) const { return std::holds_alternative<std::nullptr_t>(cols_.at(i)); }
+  int64_t Int(size_t i) const;  // NULL reads as 0
+  std::optional<int64_t> OptInt(size_t i) const;
+  std::string Text(size_t i) const;  // NULL reads as ""
+  size_t size() const { return cols_.size(); }
+
+ private:
+  std::vector<Value> cols_;
+};
+using Rows = std::vector<Row>;
+
+class Conn {
+ public:
+  virtual ~Conn() = default;
+  virtual Dialect dialect() const = 0;
+  virtual StatusOr<Rows> Query(std::string_view sql, const Params& params = {}) = 0;
+  // Returns the number of rows changed.
+  virtual StatusOr<int64_t> Exec(std::string_view sql, const Params& params = {}) = 0;
+  // Several statements without parameters (migrations, transaction control).
+  virtual Status ExecScript(std::string_view sql) = 0;
+  // True when the last error means the connection is gone and must be reopened.
+  virtual bool broken() const = 0;
+};
+
+struct Options {
+  // "sqlite:<dir>" / a directory path, or "postgres://…" / "postgresql://…".
+  std::string url;
+  int read_pool_size = 8;
+  int max_batch = 512;
+};
+
+class Store {
+ public:
+  using WriteFn = std::function<Status(Conn&)>;
+  using ReadFn = std::function<Status(Conn&)>;
+
+  // Opens the backend named by `options.url`, applies migrations and starts the writer.
+  static StatusOr<std::unique_ptr<Store>> Open(const Options& options);
+
+  virtual ~Store();
+  virtual Dialect dialect() const = 0;
+  std::string_view name() const { return dialect() == Dialect::kSqlite ? "sqlite" : "postgres"; }
+
+  // Runs `fn` inside a read-only transaction on a pooled connection.
+  Status Read(const ReadFn& fn);
+  // Runs `fn` in the next group-commit transaction; returns after commit. If `fn` fails, its own
+  // changes are rolled back and its status is returned.
+  Status Write(WriteFn fn);
+  // Stops accepting writes, commits what is queued, joins the writer. Idempotent.
+  void Shutdown();
+
+ protected:
+  explicit Store(Options options);
+  // Opens a new connection to the backend.
+  virtual StatusOr<std::unique_ptr<Conn>> Connect() = 0;
+  virtual std::string_view BeginWriteSql() const = 0;
+  virtual std::string_view BeginReadSql() const = 0;
+  // Applies the schema migrations not yet applied (under whatever lock the backend needs).
+  virtual Status Migrate(Conn& conn);
+  // Starts the writer thread; called by Open() after Migrate().
+  Status Start();
+
+  const Options options_;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Applies pending migrations from schema.cc on `conn` (caller holds any needed lock).
+Status ApplyMigrations(Conn& conn);
+
+}  // namespace siyu::store
