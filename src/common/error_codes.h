@@ -14,6 +14,7 @@ namespace siyu {
   X(kInvalidField, "INVALID_FIELD", 400)                  \
   X(kUnknownField, "UNKNOWN_FIELD", 400)                  \
   X(kInvalidQuery, "INVALID_QUERY", 400)                  \
+  X(kBadRequest, "BAD_REQUEST", 400)                      \
   X(kAmountOutOfRange, "AMOUNT_OUT_OF_RANGE", 400)        \
   X(kTotalMismatch, "TOTAL_MISMATCH", 400)                \
   X(kUnauthenticated, "UNAUTHENTICATED", 401)             \

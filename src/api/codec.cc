@@ -1,0 +1,300 @@
+#include "api/codec.h"
+
+namespace siyu::api {
+
+namespace {
+
+// Timestamps from clients: not before 2000-01-01 and at most 5 minutes ahead of the server clock.
+constexpr int64_t kMinTimestamp = 946'684'800'000;
+constexpr int64_t kMaxClockSkewMs = 5 * 60 * 1000;
+
+json::value OptInt(const std::optional<int64_t>& v) {
+  return v ? json::value(*v) : json::value(nullptr);
+}
+
+bool IsOrderNo(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
+std::optional<int64_t> Timestamp(FieldReader& r, std::string_view key, int64_t now_ms) {
+  return r.OptInt(key, kMinTimestamp, now_ms + kMaxClockSkewMs);
+}
+
+// Ratio for display; 0 when the denominator is 0.
+double Ratio(int64_t num, int64_t den) {
+  return den == 0 ? 0.0 : static_cast<double>(num) / static_cast<double>(den);
+}
+
+json::object FiguresJson(const domain::Figures& f) {
+  json::object o;
+  o["people"] = f.people;
+  o["buyers"] = f.buyers;
+  o["orders"] = f.orders;
+  o["paid_fen"] = f.paid_fen;
+  o["refunded_fen"] = f.refunded_fen;
+  o["gmv_fen"] = f.gmv_fen();
+  o["conversion"] = Ratio(f.buyers, f.people);
+  o["aov_fen"] = Ratio(f.gmv_fen(), f.orders);
+  o["frequency"] = Ratio(f.orders, f.buyers);
+  return o;
+}
+
+json::object Fraction(int64_t num, int64_t den) {
+  json::object o;
+  o["num"] = num;
+  o["den"] = den;
+  return o;
+}
+
+}  // namespace
+
+std::string ErrorBody(const Status& s) {
+  json::object e;
+  e["code"] = ErrorCodeName(s.code());
+  e["message"] = s.message();
+  if (!s.field().empty()) e["field"] = s.field();
+  json::object root;
+  root["error"] = std::move(e);
+  return siyu::ToJson(root);
+}
+
+StatusOr<LoginInput> ParseLogin(std::string_view body) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  LoginInput in;
+  in.username = r.String("username", 1, 64);
+  in.password = r.String("password", 1, 256);
+  RETURN_IF_ERROR(r.Finish());
+  return in;
+}
+
+StatusOr<std::string> ParseTenantName(std::string_view body) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  std::string name = r.String("name", 1, 64);
+  RETURN_IF_ERROR(r.Finish());
+  return name;
+}
+
+StatusOr<KeyInput> ParseKeyInput(std::string_view body) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  KeyInput in;
+  in.name = r.String("name", 1, 64);
+  std::string role = r.String("role", 1, 16);
+  RETURN_IF_ERROR(r.Finish());
+  auto parsed = domain::ParseRole(role);
+  if (!parsed) {
+    return InvalidField("role", "role must be one of admin, operator, analyst, ingest");
+  }
+  in.role = *parsed;
+  return in;
+}
+
+StatusOr<domain::NewChannel> ParseNewChannel(std::string_view body) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  domain::NewChannel in;
+  in.name = r.String("name", 1, 64);
+  in.source_pool = r.String("source_pool", 1, 32);
+  in.touchpoint = r.String("touchpoint", 1, 32);
+  in.cost_fen =
+      r.OptInt("cost_fen", 0, int64_t{1'000'000'000'000}, ErrorCode::kAmountOutOfRange).value_or(0);
+  RETURN_IF_ERROR(r.Finish());
+  if (!domain::IsSourcePool(in.source_pool)) {
+    return InvalidField(
+        "source_pool", "source_pool must be wechat_public, ecommerce_platform, offline or partner");
+  }
+  if (!domain::IsTouchpoint(in.touchpoint)) {
+    return InvalidField("touchpoint",
+                        "touchpoint must be official_account, mini_program, wecom or group");
+  }
+  return in;
+}
+
+StatusOr<domain::PersonUpsert> ParsePersonUpsert(std::string_view body, int64_t now_ms) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  std::string ext = r.String("external_id", 1, 256);
+  domain::PersonUpsert in;
+  in.channel_state = r.OptString("channel_state", 1, domain::kMaxStateLength);
+  in.acquired_at = Timestamp(r, "acquired_at", now_ms);
+  in.name = r.OptString("name", 1, 64);
+  RETURN_IF_ERROR(r.Finish());
+  ASSIGN_OR_RETURN(in.external_id, domain::ParseExternalId(ext));
+  return in;
+}
+
+StatusOr<domain::NewOrder> ParseNewOrder(std::string_view body, int64_t now_ms) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  domain::NewOrder in;
+  in.order_no = r.String("order_no", 1, 64);
+  in.person_id = r.OptInt("person_id", 1, INT64_MAX);
+  std::optional<std::string> ext = r.OptString("external_id", 1, 256);
+  in.total_fen =
+      r.Int("total_fen", 0, int64_t{200'000'000'000'000'000}, ErrorCode::kAmountOutOfRange);
+  in.paid_at = Timestamp(r, "paid_at", now_ms);
+  const json::array* lines = r.Array("lines", 1, domain::kMaxLines);
+  if (lines) {
+    for (size_t i = 0; i < lines->size() && r.ok(); ++i) {
+      const json::object* lo = r.ObjectAt(*lines, "lines", i);
+      if (!lo) break;
+      FieldReader lr(*lo, "lines[" + std::to_string(i) + "]");
+      domain::OrderLine line;
+      line.sku = lr.String("sku", 1, 64);
+      line.quantity = lr.Int("quantity", 1, domain::kMaxQuantity, ErrorCode::kAmountOutOfRange);
+      line.unit_price_fen =
+          lr.Int("unit_price_fen", 0, domain::kMaxUnitPriceFen, ErrorCode::kAmountOutOfRange);
+      Status ls = lr.Finish();
+      if (!ls.ok()) r.Fail(ls);
+      in.lines.push_back(std::move(line));
+    }
+  }
+  RETURN_IF_ERROR(r.Finish());
+  if (!IsOrderNo(in.order_no)) {
+    return InvalidField("order_no", "order_no may contain only letters, digits, '_' and '-'");
+  }
+  if (in.person_id.has_value() == ext.has_value()) {
+    return Status(ErrorCode::kMissingField, "give exactly one of person_id and external_id",
+                  "person_id");
+  }
+  if (ext) {
+    ASSIGN_OR_RETURN(domain::ExternalId id, domain::ParseExternalId(*ext));
+    in.external_id = id.canonical;
+  }
+  return in;
+}
+
+StatusOr<RefundInput> ParseRefund(std::string_view body, int64_t now_ms) {
+  if (body.empty()) return RefundInput{};
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  RefundInput in;
+  in.reason = r.OptString("reason", 1, 256);
+  in.refunded_at = Timestamp(r, "refunded_at", now_ms);
+  RETURN_IF_ERROR(r.Finish());
+  return in;
+}
+
+json::object ToJson(const domain::Tenant& t) {
+  json::object o;
+  o["id"] = t.id;
+  o["name"] = t.name;
+  o["timezone"] = t.timezone;
+  o["created_at"] = t.created_at;
+  if (!t.role.empty()) o["role"] = t.role;
+  return o;
+}
+
+json::object ToJson(const domain::Operator& op) {
+  json::object o;
+  o["id"] = op.id;
+  o["username"] = op.username;
+  o["display_name"] = op.display_name;
+  o["superuser"] = op.superuser;
+  return o;
+}
+
+json::object ToJson(const domain::ApiKey& k) {
+  json::object o;
+  o["id"] = k.id;
+  o["name"] = k.name;
+  o["role"] = domain::RoleName(k.role);
+  o["created_at"] = k.created_at;
+  o["revoked_at"] = OptInt(k.revoked_at);
+  if (!k.plaintext.empty()) o["key"] = k.plaintext;
+  return o;
+}
+
+json::object ToJson(const domain::Channel& c) {
+  json::object o;
+  o["id"] = c.id;
+  o["name"] = c.name;
+  o["source_pool"] = c.source_pool;
+  o["touchpoint"] = c.touchpoint;
+  o["cost_fen"] = c.cost_fen;
+  o["state"] = c.state;
+  o["created_at"] = c.created_at;
+  return o;
+}
+
+json::object ToJson(const domain::Person& p) {
+  json::object o;
+  o["id"] = p.id;
+  o["name"] = p.name ? json::value(*p.name) : json::value(nullptr);
+  json::array ids;
+  for (const auto& e : p.external_ids) ids.emplace_back(e);
+  o["external_ids"] = std::move(ids);
+  o["first_channel_id"] = OptInt(p.first_channel_id);
+  o["last_channel_id"] = OptInt(p.last_channel_id);
+  o["acquired_at"] = p.acquired_at;
+  o["created_at"] = p.created_at;
+  return o;
+}
+
+json::object ToJson(const domain::Order& ord) {
+  json::object o;
+  o["order_no"] = ord.order_no;
+  o["person_id"] = ord.person_id;
+  o["status"] = ord.status;
+  json::array lines;
+  for (const auto& l : ord.lines) {
+    json::object lo;
+    lo["sku"] = l.sku;
+    lo["quantity"] = l.quantity;
+    lo["unit_price_fen"] = l.unit_price_fen;
+    lo["amount_fen"] = l.amount_fen;
+    lines.emplace_back(std::move(lo));
+  }
+  o["lines"] = std::move(lines);
+  o["total_fen"] = ord.total_fen;
+  o["refunded_fen"] = ord.refunded_fen;
+  o["paid_at"] = ord.paid_at;
+  o["refunded_at"] = OptInt(ord.refunded_at);
+  o["created_at"] = ord.created_at;
+  return o;
+}
+
+json::object ToJson(const domain::Overview& ov) {
+  json::object o = FiguresJson(ov.total);
+  o["from"] = ov.query.from;
+  o["to"] = ov.query.to;
+  o["channel_id"] = OptInt(ov.query.channel_id);
+  const auto& f = ov.total;
+  json::object d;
+  d["formula"] = "gmv_fen = people × conversion × aov_fen × frequency";
+  d["people"] = f.people;
+  d["conversion"] = Fraction(f.buyers, f.people);
+  d["aov_fen"] = Fraction(f.gmv_fen(), f.orders);
+  d["frequency"] = Fraction(f.orders, f.buyers);
+  d["gmv_fen"] = f.gmv_fen();
+  o["decomposition"] = std::move(d);
+  json::array rows;
+  for (const auto& cf : ov.by_channel) {
+    json::object row = FiguresJson(cf.figures);
+    row["channel_id"] = OptInt(cf.channel_id);
+    row["channel_name"] = cf.channel_id ? json::value(cf.name) : json::value(nullptr);
+    row["source_pool"] = cf.channel_id ? json::value(cf.source_pool) : json::value(nullptr);
+    row["touchpoint"] = cf.channel_id ? json::value(cf.touchpoint) : json::value(nullptr);
+    rows.emplace_back(std::move(row));
+  }
+  o["by_channel"] = std::move(rows);
+  return o;
+}
+
+json::object SessionJson(const domain::Session& s, bool with_token) {
+  json::object o;
+  if (with_token) o["token"] = s.token;
+  o["operator"] = ToJson(s.op);
+  json::array ts;
+  for (const auto& t : s.tenants) ts.emplace_back(ToJson(t));
+  o["tenants"] = std::move(ts);
+  return o;
+}
+
+}  // namespace siyu::api

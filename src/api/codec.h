@@ -1,0 +1,51 @@
+// The wire format of the v1 API: request bodies parsed and validated into domain inputs, domain
+// results rendered as JSON, and Status rendered as the error envelope. No transport here: the
+// server layer calls these.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/json.h"
+#include "domain/analytics/overview.h"
+#include "domain/channels/channels.h"
+#include "domain/orders/orders.h"
+#include "domain/people/people.h"
+#include "domain/tenancy/tenancy.h"
+
+namespace siyu::api {
+
+// {"error":{"code","message","field"?}}
+std::string ErrorBody(const Status& s);
+
+struct LoginInput {
+  std::string username;
+  std::string password;
+};
+struct KeyInput {
+  std::string name;
+  domain::Role role;
+};
+struct RefundInput {
+  std::optional<std::string> reason;
+  std::optional<int64_t> refunded_at;
+};
+
+StatusOr<LoginInput> ParseLogin(std::string_view body);
+StatusOr<std::string> ParseTenantName(std::string_view body);
+StatusOr<KeyInput> ParseKeyInput(std::string_view body);
+StatusOr<domain::NewChannel> ParseNewChannel(std::string_view body);
+StatusOr<domain::PersonUpsert> ParsePersonUpsert(std::string_view body, int64_t now_ms);
+StatusOr<domain::NewOrder> ParseNewOrder(std::string_view body, int64_t now_ms);
+StatusOr<RefundInput> ParseRefund(std::string_view body, int64_t now_ms);
+
+json::object ToJson(const domain::Tenant& t);
+json::object ToJson(const domain::Operator& o);
+json::object ToJson(const domain::ApiKey& k);
+json::object ToJson(const domain::Channel& c);
+json::object ToJson(const domain::Person& p);
+json::object ToJson(const domain::Order& o);
+json::object ToJson(const domain::Overview& ov);
+json::object SessionJson(const domain::Session& s, bool with_token);
+
+}  // namespace siyu::api

@@ -1,0 +1,85 @@
+// siyu: one binary for the server, the demo, benchmarks and administration.
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "apps/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace siyu;
+  // Logs (including the access log) go to stderr; stdout carries command output only.
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("siyu"));
+  CLI::App app{"siyu — private-domain commerce engine for the WeChat ecosystem"};
+  app.require_subcommand(1);
+
+  std::string data = "./siyu-data", store_url;
+  auto add_store = [&](CLI::App* cmd) {
+    cmd->add_option("--data", data, "data directory of the embedded SQLite store");
+    cmd->add_option("--store", store_url, "postgres://… to use PostgreSQL instead");
+  };
+  auto store_options = [&] {
+    store::Options o;
+    o.url = store_url.empty() ? data : store_url;
+    return o;
+  };
+
+  apps::ServeConfig serve;
+  auto add_http = [&](CLI::App* cmd, apps::ServeConfig& cfg) {
+    cmd->add_option("--host", cfg.http.host, "listen address")->capture_default_str();
+    cmd->add_option("--port", cfg.http.port, "listen port (0: any free port)")
+        ->capture_default_str();
+    cmd->add_option("--workers", cfg.http.worker_threads, "handler threads")->capture_default_str();
+    cmd->add_option("--io-threads", cfg.http.io_threads, "network threads")->capture_default_str();
+    cmd->add_option("--console", cfg.console_dir, "directory of the built console");
+    cmd->add_option("--port-file", cfg.port_file, "write the bound port to this file");
+    cmd->add_flag("!--no-access-log", cfg.http.access_log, "do not log each request");
+  };
+
+  auto* serve_cmd = app.add_subcommand("serve", "run the HTTP API and the web console");
+  add_store(serve_cmd);
+  add_http(serve_cmd, serve);
+
+  apps::DemoConfig demo;
+  demo.serve.http.port = 8080;
+  auto* demo_cmd = app.add_subcommand("demo", "serve a demo brand (loaded through the API)");
+  add_store(demo_cmd);
+  add_http(demo_cmd, demo.serve);
+  demo_cmd->add_option("--people", demo.people, "people in the demo brand")->capture_default_str();
+
+  apps::BenchConfig bench;
+  auto* bench_cmd = app.add_subcommand("bench", "benchmarks with peers side by side");
+  bench_cmd->add_option("workload", bench.workload, "orders")->required();
+  bench_cmd->add_option("--pg", bench.pg_url, "PostgreSQL URL for the side-by-side run");
+  bench_cmd->add_option("--clients", bench.clients, "concurrent HTTP clients")
+      ->capture_default_str();
+  bench_cmd->add_option("--seconds", bench.seconds, "duration of each run")->capture_default_str();
+  bench_cmd->add_option("--data", bench.data_dir, "SQLite data directory (default: temporary)");
+
+  auto* admin = app.add_subcommand("admin", "administration");
+  admin->require_subcommand(1);
+  std::string tenant = "My Brand", username = "admin", password;
+  bool as_json = false;
+  auto* boot = admin->add_subcommand("bootstrap", "create the first tenant, admin and API key");
+  add_store(boot);
+  boot->add_option("--tenant", tenant, "tenant (brand) name")->capture_default_str();
+  boot->add_option("--username", username, "admin username")->capture_default_str();
+  boot->add_option("--password", password, "admin password (default: generated)");
+  boot->add_flag("--json", as_json, "print the result as JSON");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*serve_cmd) {
+    serve.store = store_options();
+    return apps::Serve(serve);
+  }
+  if (*demo_cmd) {
+    if (data == "./siyu-data") data = "./demo-data";
+    demo.serve.store = store_options();
+    return apps::Demo(demo);
+  }
+  if (*bench_cmd) return apps::Bench(bench);
+  if (*boot) return apps::Bootstrap(store_options(), tenant, username, password, as_json);
+  return 2;
+}

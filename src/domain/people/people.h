@@ -1,0 +1,66 @@
+// People (用户): one row per person a brand knows, reached through external ids (an openid per
+// app, a unionid, a phone number). Upsert by external id: the first call creates the person and
+// records the channel that brought them (first touch, kept for ever); later calls with a channel
+// move only the last touch. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "store/store.h"
+
+namespace siyu::domain {
+
+// A parsed, canonical external id: "openid:<app>:<id>", "unionid:<id>", "phone:+<digits>".
+struct ExternalId {
+  std::string kind;
+  std::string canonical;
+};
+// INVALID_FIELD (field `field`) when `s` is not a supported, well-formed id.
+StatusOr<ExternalId> ParseExternalId(std::string_view s, const std::string& field = "external_id");
+
+struct Person {
+  int64_t id = 0;
+  std::optional<std::string> name;
+  std::vector<std::string> external_ids;
+  std::optional<int64_t> first_channel_id;
+  std::optional<int64_t> last_channel_id;
+  int64_t acquired_at = 0;
+  int64_t created_at = 0;
+};
+
+struct PersonUpsert {
+  ExternalId external_id;
+  std::optional<std::string> channel_state;
+  std::optional<int64_t> acquired_at;
+  std::optional<std::string> name;
+};
+
+struct PersonPage {
+  std::vector<Person> items;
+  std::optional<int64_t> next_after;
+};
+
+class People {
+ public:
+  explicit People(store::Store& store) : store_(store) {}
+  // Returns the person and whether it was created.
+  StatusOr<std::pair<Person, bool>> Upsert(int64_t tenant_id, const PersonUpsert& in);
+  StatusOr<Person> Get(int64_t tenant_id, int64_t id);
+  StatusOr<Person> FindByExternalId(int64_t tenant_id, const ExternalId& id);
+  StatusOr<PersonPage> List(int64_t tenant_id, int64_t after, int limit);
+
+ private:
+  store::Store& store_;
+};
+
+// Inside a transaction: the person with `id` in the tenant (NOT_FOUND otherwise).
+StatusOr<Person> LoadPerson(store::Conn& c, int64_t tenant_id, int64_t id);
+// Inside a transaction: the person id behind an external id, if any.
+StatusOr<std::optional<int64_t>> PersonIdByExternalId(store::Conn& c, int64_t tenant_id,
+                                                      const std::string& canonical);
+
+}  // namespace siyu::domain

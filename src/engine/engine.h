@@ -1,0 +1,37 @@
+// The engine facade: owns the store and the domain services built on it. One Engine per process;
+// it serves every tenant. Thread-safe.
+#pragma once
+
+#include <memory>
+
+#include "domain/channels/channels.h"
+#include "domain/orders/orders.h"
+#include "domain/people/people.h"
+#include "domain/tenancy/tenancy.h"
+#include "store/store.h"
+
+namespace siyu::engine {
+
+class Engine {
+ public:
+  static StatusOr<std::unique_ptr<Engine>> Open(const store::Options& options);
+
+  store::Store& store() { return *store_; }
+  domain::Tenancy& tenancy() { return tenancy_; }
+  domain::Channels& channels() { return channels_; }
+  domain::People& people() { return people_; }
+  domain::Orders& orders() { return orders_; }
+
+  // Commits queued writes and stops the store. Idempotent.
+  void Shutdown() { store_->Shutdown(); }
+
+ private:
+  explicit Engine(std::unique_ptr<store::Store> store);
+  std::unique_ptr<store::Store> store_;
+  domain::Tenancy tenancy_;
+  domain::Channels channels_;
+  domain::People people_;
+  domain::Orders orders_;
+};
+
+}  // namespace siyu::engine

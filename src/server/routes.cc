@@ -1,0 +1,524 @@
+#include "server/routes.h"
+
+#include <charconv>
+#include <span>
+#include <vector>
+
+#include "api/codec.h"
+#include "common/metrics.h"
+#include "common/time.h"
+#include "domain/analytics/overview.h"
+
+namespace siyu::server {
+
+namespace {
+
+using domain::Role;
+
+enum class Access {
+  kPublic,         // no credentials
+  kAuthenticated,  // any valid key or session, tenant optional
+  kSession,        // a console session (not an API key)
+  kRead,           // admin, operator, analyst
+  kWrite,          // admin, operator
+  kIngest,         // admin, operator, ingest
+  kAdmin,          // admin
+  kSuperuser,      // a superuser's console session
+};
+
+struct Ctx {
+  engine::Engine& engine;
+  const HttpIn& in;
+  domain::Principal principal;
+  std::string token;
+  std::vector<std::string> params;
+  std::vector<std::pair<std::string, std::string>> query;
+  int64_t now = 0;
+
+  std::optional<std::string> Query(std::string_view name) const {
+    for (const auto& [k, v] : query) {
+      if (k == name) return v;
+    }
+    return std::nullopt;
+  }
+  int64_t tenant() const { return principal.tenant_id; }
+};
+
+using HandlerFn = HttpOut (*)(Ctx&);
+
+struct Route {
+  std::string_view method;
+  std::string_view pattern;
+  Access access;
+  HandlerFn fn;
+};
+
+HttpOut Json(int status, const json::value& v) {
+  HttpOut out;
+  out.status = status;
+  out.body = siyu::ToJson(v);
+  return out;
+}
+
+HttpOut Items(const json::array& items, std::optional<int64_t> next_after = std::nullopt,
+              bool paged = false) {
+  json::object o;
+  o["items"] = items;
+  if (paged) o["next_after"] = next_after ? json::value(*next_after) : json::value(nullptr);
+  return Json(200, o);
+}
+
+// ---- parameter helpers -------------------------------------------------------------------------
+
+StatusOr<int64_t> PathId(const Ctx& c, size_t i, std::string_view what) {
+  const std::string& s = c.params.at(i);
+  int64_t v = 0;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size() || v <= 0) {
+    return Status(ErrorCode::kNotFound, "no " + std::string(what) + " '" + s.substr(0, 64) + "'");
+  }
+  return v;
+}
+
+StatusOr<int64_t> QueryInt(const Ctx& c, std::string_view name, int64_t def, int64_t min,
+                           int64_t max) {
+  auto v = c.Query(name);
+  if (!v) return def;
+  int64_t x = 0;
+  auto r = std::from_chars(v->data(), v->data() + v->size(), x);
+  if (r.ec != std::errc() || r.ptr != v->data() + v->size() || x < min || x > max) {
+    return Status(ErrorCode::kInvalidQuery,
+                  "query parameter '" + std::string(name) + "' must be an integer from " +
+                      std::to_string(min) + " to " + std::to_string(max),
+                  std::string(name));
+  }
+  return x;
+}
+
+Status CheckQuery(const Ctx& c, std::initializer_list<std::string_view> allowed) {
+  for (const auto& [k, v] : c.query) {
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+      return Status(ErrorCode::kInvalidQuery, "unknown query parameter '" + k.substr(0, 64) + "'",
+                    k.substr(0, 64));
+    }
+  }
+  return Status::Ok();
+}
+
+#define TRY(expr)                        \
+  do {                                   \
+    ::siyu::Status s_ = (expr);          \
+    if (!s_.ok()) return Api::Error(s_); \
+  } while (0)
+#define TRY_ASSIGN(lhs, expr) TRY_ASSIGN_IMPL(SIYU_CONCAT(t_, __LINE__), lhs, expr)
+#define TRY_ASSIGN_IMPL(tmp, lhs, expr)           \
+  auto tmp = (expr);                              \
+  if (!tmp.ok()) return Api::Error(tmp.status()); \
+  lhs = std::move(tmp).value()
+
+// ---- handlers ----------------------------------------------------------------------------------
+
+HttpOut Healthz(Ctx& c) {
+  json::object o;
+  o["status"] = "ok";
+  o["store"] = c.engine.store().name();
+  return Json(200, o);
+}
+
+HttpOut MetricsText(Ctx&) {
+  HttpOut out;
+  out.body = Metrics::Global().Render();
+  out.content_type = "text/plain; version=0.0.4";
+  return out;
+}
+
+HttpOut Login(Ctx& c) {
+  TRY_ASSIGN(api::LoginInput in, api::ParseLogin(c.in.body));
+  TRY_ASSIGN(domain::Session s, c.engine.tenancy().Login(in.username, in.password));
+  return Json(200, api::SessionJson(s, true));
+}
+
+HttpOut Logout(Ctx& c) {
+  TRY(c.engine.tenancy().Logout(c.token));
+  json::object o;
+  o["ok"] = true;
+  return Json(200, o);
+}
+
+HttpOut Me(Ctx& c) {
+  TRY_ASSIGN(domain::Session s, c.engine.tenancy().SessionOf(c.token));
+  return Json(200, api::SessionJson(s, false));
+}
+
+HttpOut ListTenants(Ctx& c) {
+  json::array items;
+  if (c.principal.operator_id) {
+    TRY_ASSIGN(auto ts, c.engine.tenancy().TenantsOf(c.principal.operator_id));
+    for (const auto& t : ts) items.emplace_back(api::ToJson(t));
+  } else {
+    TRY_ASSIGN(domain::Tenant t, c.engine.tenancy().GetTenant(c.tenant()));
+    t.role = domain::RoleName(c.principal.role);
+    items.emplace_back(api::ToJson(t));
+  }
+  return Items(items);
+}
+
+HttpOut CreateTenant(Ctx& c) {
+  TRY_ASSIGN(std::string name, api::ParseTenantName(c.in.body));
+  TRY_ASSIGN(domain::Tenant t, c.engine.tenancy().CreateTenant(name, c.principal.operator_id));
+  return Json(201, api::ToJson(t));
+}
+
+HttpOut CreateKey(Ctx& c) {
+  TRY_ASSIGN(api::KeyInput in, api::ParseKeyInput(c.in.body));
+  TRY_ASSIGN(domain::ApiKey k, c.engine.tenancy().CreateKey(c.tenant(), in.name, in.role));
+  return Json(201, api::ToJson(k));
+}
+
+HttpOut ListKeys(Ctx& c) {
+  TRY_ASSIGN(auto keys, c.engine.tenancy().ListKeys(c.tenant()));
+  json::array items;
+  for (const auto& k : keys) items.emplace_back(api::ToJson(k));
+  return Items(items);
+}
+
+HttpOut RevokeKey(Ctx& c) {
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "API key"));
+  TRY_ASSIGN(domain::ApiKey k, c.engine.tenancy().RevokeKey(c.tenant(), id));
+  return Json(200, api::ToJson(k));
+}
+
+HttpOut CreateChannel(Ctx& c) {
+  TRY_ASSIGN(domain::NewChannel in, api::ParseNewChannel(c.in.body));
+  TRY_ASSIGN(domain::Channel ch, c.engine.channels().Create(c.tenant(), in));
+  return Json(201, api::ToJson(ch));
+}
+
+HttpOut ListChannels(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(auto chs, c.engine.channels().List(c.tenant()));
+  json::array items;
+  for (const auto& ch : chs) items.emplace_back(api::ToJson(ch));
+  return Items(items);
+}
+
+HttpOut GetChannel(Ctx& c) {
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "channel"));
+  TRY_ASSIGN(domain::Channel ch, c.engine.channels().Get(c.tenant(), id));
+  return Json(200, api::ToJson(ch));
+}
+
+HttpOut UpsertPerson(Ctx& c) {
+  TRY_ASSIGN(domain::PersonUpsert in, api::ParsePersonUpsert(c.in.body, c.now));
+  TRY_ASSIGN(auto res, c.engine.people().Upsert(c.tenant(), in));
+  json::object o;
+  o["created"] = res.second;
+  o["person"] = api::ToJson(res.first);
+  return Json(res.second ? 201 : 200, o);
+}
+
+HttpOut ListPeople(Ctx& c) {
+  TRY(CheckQuery(c, {"external_id", "limit", "after"}));
+  if (auto ext = c.Query("external_id")) {
+    auto id = domain::ParseExternalId(*ext, "external_id");
+    if (!id.ok()) {
+      return Api::Error(Status(ErrorCode::kInvalidQuery, id.status().message(), "external_id"));
+    }
+    TRY_ASSIGN(domain::Person p, c.engine.people().FindByExternalId(c.tenant(), *id));
+    return Json(200, api::ToJson(p));
+  }
+  TRY_ASSIGN(int64_t limit, QueryInt(c, "limit", 50, 1, 500));
+  TRY_ASSIGN(int64_t after, QueryInt(c, "after", 0, 0, INT64_MAX));
+  TRY_ASSIGN(domain::PersonPage page,
+             c.engine.people().List(c.tenant(), after, static_cast<int>(limit)));
+  json::array items;
+  for (const auto& p : page.items) items.emplace_back(api::ToJson(p));
+  return Items(items, page.next_after, true);
+}
+
+HttpOut GetPerson(Ctx& c) {
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "person"));
+  TRY_ASSIGN(domain::Person p, c.engine.people().Get(c.tenant(), id));
+  return Json(200, api::ToJson(p));
+}
+
+HttpOut CreateOrder(Ctx& c) {
+  TRY_ASSIGN(domain::NewOrder in, api::ParseNewOrder(c.in.body, c.now));
+  TRY_ASSIGN(auto res, c.engine.orders().Create(c.tenant(), std::move(in)));
+  return Json(res.second ? 201 : 200, api::ToJson(res.first));
+}
+
+HttpOut ListOrders(Ctx& c) {
+  TRY(CheckQuery(c, {"person_id", "limit", "after"}));
+  TRY_ASSIGN(int64_t limit, QueryInt(c, "limit", 50, 1, 500));
+  TRY_ASSIGN(int64_t after, QueryInt(c, "after", 0, 0, INT64_MAX));
+  std::optional<int64_t> person;
+  if (c.Query("person_id")) {
+    TRY_ASSIGN(person, QueryInt(c, "person_id", 0, 1, INT64_MAX));
+  }
+  TRY_ASSIGN(domain::OrderPage page,
+             c.engine.orders().List(c.tenant(), person, after, static_cast<int>(limit)));
+  json::array items;
+  for (const auto& o : page.items) items.emplace_back(api::ToJson(o));
+  return Items(items, page.next_after, true);
+}
+
+HttpOut GetOrder(Ctx& c) {
+  TRY_ASSIGN(domain::Order o, c.engine.orders().Get(c.tenant(), c.params.at(0)));
+  return Json(200, api::ToJson(o));
+}
+
+HttpOut RefundOrder(Ctx& c) {
+  TRY_ASSIGN(api::RefundInput in, api::ParseRefund(c.in.body, c.now));
+  TRY_ASSIGN(domain::Order o,
+             c.engine.orders().Refund(c.tenant(), c.params.at(0), in.reason, in.refunded_at));
+  return Json(200, api::ToJson(o));
+}
+
+HttpOut Overview(Ctx& c) {
+  TRY(CheckQuery(c, {"from", "to", "channel"}));
+  domain::OverviewQuery q;
+  q.to = StartOfLocalDay(c.now) + kMsPerDay;
+  q.from = q.to - 30 * kMsPerDay;
+  for (auto [name, target] : {std::pair{"from", &q.from}, std::pair{"to", &q.to}}) {
+    if (auto v = c.Query(name)) {
+      auto t = ParseTimeParam(*v);
+      if (!t) {
+        return Api::Error(Status(
+            ErrorCode::kInvalidQuery,
+            std::string("'") + name + "' must be a date YYYY-MM-DD or a millisecond timestamp",
+            name));
+      }
+      *target = *t;
+    }
+  }
+  if (q.from >= q.to) {
+    return Api::Error(Status(ErrorCode::kInvalidQuery, "'from' must be before 'to'", "from"));
+  }
+  if (c.Query("channel")) {
+    TRY_ASSIGN(q.channel_id, QueryInt(c, "channel", 0, 1, INT64_MAX));
+    auto ch = c.engine.channels().Get(c.tenant(), *q.channel_id);
+    if (!ch.ok()) {
+      return Api::Error(Status(ch.status().code(), ch.status().message(), "channel"));
+    }
+  }
+  TRY_ASSIGN(domain::Overview ov, domain::ComputeOverview(c.engine.store(), c.tenant(), q));
+  return Json(200, api::ToJson(ov));
+}
+
+// ---- the route table ---------------------------------------------------------------------------
+
+const Route kRoutes[] = {
+    {"GET", "/healthz", Access::kPublic, Healthz},
+    {"GET", "/metrics", Access::kPublic, MetricsText},
+    {"POST", "/v1/auth/login", Access::kPublic, Login},
+    {"POST", "/v1/auth/logout", Access::kSession, Logout},
+    {"GET", "/v1/auth/me", Access::kSession, Me},
+    {"GET", "/v1/tenants", Access::kAuthenticated, ListTenants},
+    {"POST", "/v1/tenants", Access::kSuperuser, CreateTenant},
+    {"POST", "/v1/api-keys", Access::kAdmin, CreateKey},
+    {"GET", "/v1/api-keys", Access::kAdmin, ListKeys},
+    {"DELETE", "/v1/api-keys/{id}", Access::kAdmin, RevokeKey},
+    {"POST", "/v1/channels", Access::kWrite, CreateChannel},
+    {"GET", "/v1/channels", Access::kRead, ListChannels},
+    {"GET", "/v1/channels/{id}", Access::kRead, GetChannel},
+    {"POST", "/v1/people", Access::kIngest, UpsertPerson},
+    {"GET", "/v1/people", Access::kRead, ListPeople},
+    {"GET", "/v1/people/{id}", Access::kRead, GetPerson},
+    {"POST", "/v1/orders", Access::kIngest, CreateOrder},
+    {"GET", "/v1/orders", Access::kRead, ListOrders},
+    {"GET", "/v1/orders/{order_no}", Access::kRead, GetOrder},
+    {"POST", "/v1/orders/{order_no}/refund", Access::kIngest, RefundOrder},
+    {"GET", "/v1/analytics/overview", Access::kRead, Overview},
+};
+
+bool RoleAllows(Access a, Role r) {
+  switch (a) {
+    case Access::kRead:
+      return r == Role::kAdmin || r == Role::kOperator || r == Role::kAnalyst;
+    case Access::kWrite:
+      return r == Role::kAdmin || r == Role::kOperator;
+    case Access::kIngest:
+      return r == Role::kAdmin || r == Role::kOperator || r == Role::kIngest;
+    case Access::kAdmin:
+      return r == Role::kAdmin;
+    default:
+      return true;
+  }
+}
+
+int HexVal(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string PercentDecode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      int h = HexVal(s[i + 1]), l = HexVal(s[i + 2]);
+      if (h >= 0 && l >= 0) {
+        out.push_back(static_cast<char>(h * 16 + l));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(plus_is_space && s[i] == '+' ? ' ' : s[i]);
+  }
+  return out;
+}
+
+std::vector<std::string_view> Split(std::string_view path) {
+  std::vector<std::string_view> parts;
+  size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      ++i;
+      continue;
+    }
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    parts.push_back(path.substr(i, j - i));
+    i = j;
+  }
+  return parts;
+}
+
+bool Match(std::string_view pattern, const std::vector<std::string_view>& parts,
+           std::vector<std::string>* params) {
+  auto pp = Split(pattern);
+  if (pp.size() != parts.size()) return false;
+  params->clear();
+  for (size_t i = 0; i < pp.size(); ++i) {
+    if (pp[i].starts_with('{')) {
+      params->push_back(PercentDecode(parts[i], false));
+    } else if (pp[i] != parts[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Api::Api(engine::Engine& engine, const StaticFiles* console) : engine_(engine), console_(console) {}
+
+HttpOut Api::Error(const Status& s) {
+  HttpOut out;
+  out.status = ErrorCodeHttpStatus(s.code());
+  out.body = api::ErrorBody(s);
+  return out;
+}
+
+HttpOut Api::Dispatch(const HttpIn& in) {
+  std::string_view target = in.target;
+  size_t q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  auto parts = Split(path);
+
+  const Route* route = nullptr;
+  bool path_matched = false;
+  std::vector<std::string> params;
+  for (const Route& r : kRoutes) {
+    if (!Match(r.pattern, parts, &params)) continue;
+    path_matched = true;
+    if (r.method == in.method) {
+      route = &r;
+      break;
+    }
+  }
+  if (!route) {
+    bool api_path =
+        path.starts_with("/v1/") || path == "/v1" || path == "/healthz" || path == "/metrics";
+    if (!api_path && console_ && (in.method == "GET" || in.method == "HEAD")) {
+      const auto& f = console_->Find(path);
+      HttpOut out;
+      out.body = f.body;
+      out.content_type = f.content_type;
+      out.route = "(console)";
+      if (path.starts_with("/assets/")) {
+        out.headers.emplace_back("Cache-Control", "public, max-age=31536000, immutable");
+      }
+      return out;
+    }
+    HttpOut out =
+        path_matched
+            ? Error(Status(ErrorCode::kMethodNotAllowed,
+                           "method " + in.method.substr(0, 16) + " is not allowed on this route"))
+            : Error(Status(ErrorCode::kRouteNotFound,
+                           "no route " + std::string(path.substr(0, 128)) + "; see docs/api.md"));
+    out.route = "(unmatched)";
+    return out;
+  }
+
+  Ctx c{engine_, in, {}, {}, std::move(params), {}, NowMs()};
+  auto finish = [&](HttpOut out) {
+    out.route = std::string(route->pattern);
+    return out;
+  };
+  if (q != std::string_view::npos) {
+    std::string_view qs = target.substr(q + 1);
+    while (!qs.empty()) {
+      size_t amp = qs.find('&');
+      std::string_view kv = qs.substr(0, amp);
+      size_t eq = kv.find('=');
+      if (!kv.empty()) {
+        c.query.emplace_back(
+            PercentDecode(kv.substr(0, eq), true),
+            eq == std::string_view::npos ? "" : PercentDecode(kv.substr(eq + 1), true));
+      }
+      if (amp == std::string_view::npos) break;
+      qs.remove_prefix(amp + 1);
+    }
+  }
+  if (!in.body.empty() && in.method != "GET") {
+    std::string_view ct = in.content_type;
+    if (!ct.starts_with("application/json")) {
+      return finish(Error(Status(ErrorCode::kUnsupportedMediaType,
+                                 "send the body as JSON with Content-Type: application/json")));
+    }
+  }
+  if (route->access != Access::kPublic) {
+    std::string_view auth = in.authorization;
+    if (auth.size() < 7 || !(auth.starts_with("Bearer ") || auth.starts_with("bearer "))) {
+      return finish(Error(Status(ErrorCode::kUnauthenticated,
+                                 "send Authorization: Bearer <API key or session token>")));
+    }
+    c.token = std::string(auth.substr(7));
+    auto p = engine_.tenancy().Authenticate(c.token, in.tenant);
+    if (!p.ok()) return finish(Error(p.status()));
+    c.principal = *p;
+    bool session = c.principal.operator_id != 0;
+    switch (route->access) {
+      case Access::kSession:
+        if (!session) {
+          return finish(Error(Status(ErrorCode::kForbidden, "this route needs a console session")));
+        }
+        break;
+      case Access::kSuperuser:
+        if (!session || !c.principal.superuser) {
+          return finish(Error(Status(ErrorCode::kForbidden, "only a superuser may do this")));
+        }
+        break;
+      case Access::kAuthenticated:
+        break;
+      default:
+        if (c.principal.tenant_id == 0) {
+          return finish(Error(
+              Status(ErrorCode::kForbidden, "you belong to no tenant yet; create one first")));
+        }
+        if (!RoleAllows(route->access, c.principal.role)) {
+          return finish(Error(Status(ErrorCode::kForbidden,
+                                     "role '" + std::string(domain::RoleName(c.principal.role)) +
+                                         "' may not use " + std::string(route->method) + " " +
+                                         std::string(route->pattern))));
+        }
+    }
+  }
+  return finish(route->fn(c));
+}
+
+}  // namespace siyu::server
