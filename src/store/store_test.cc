@@ -1,6 +1,7 @@
 #include "store/store.h"
 
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -24,7 +25,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
       const char* pg = std::getenv("SIYU_TEST_PG_URL");
       ASSERT_NE(pg, nullptr) << "SIYU_TEST_PG_URL is not set; run through `make test`, which "
                                 "starts a PostgreSQL cluster on loopback";
-      url_ = pg;
+      url_ = OwnDatabase(pg, "siyu_store_test");
       ResetPostgres();
     }
     Open();
@@ -39,6 +40,14 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     auto s = Store::Open(o);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
+  }
+  // The cluster may be shared with other test binaries: use a database of our own.
+  static std::string OwnDatabase(const std::string& url, const std::string& db) {
+    PGconn* c = PQconnectdb(url.c_str());
+    EXPECT_EQ(PQstatus(c), CONNECTION_OK) << PQerrorMessage(c);
+    PQclear(PQexec(c, ("CREATE DATABASE " + db).c_str()));  // "already exists" is fine
+    PQfinish(c);
+    return url.substr(0, url.rfind('/') + 1) + db;
   }
   void ResetPostgres() {
     Options o;
