@@ -256,7 +256,13 @@ HttpOut HttpServer::Impl::Run(HttpIn& in) {
     out.route = "(error)";
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  Metrics::Global().CountRequest(out.route, in.method, out.status, secs);
+  // Clients choose the method string: keep the label set bounded.
+  static constexpr std::string_view kMethods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"};
+  std::string_view method = "OTHER";
+  for (auto m : kMethods) {
+    if (in.method == m) method = m;
+  }
+  Metrics::Global().CountRequest(out.route, method, out.status, secs);
   if (opt.access_log) Log(in, out, secs);
   return out;
 }

@@ -61,6 +61,10 @@ std::string ContentHash(int64_t person_id, const NewOrder& in) {
 }  // namespace
 
 StatusOr<std::pair<Order, bool>> Orders::Create(int64_t tenant_id, NewOrder in) {
+  if (in.person_id.has_value() == in.external_id.has_value()) {
+    return Status(ErrorCode::kMissingField, "give exactly one of person_id and external_id",
+                  "person_id");
+  }
   int64_t sum = 0;
   for (size_t i = 0; i < in.lines.size(); ++i) {
     auto& l = in.lines[i];

@@ -192,6 +192,7 @@ StatusOr<Person> People::FindByExternalId(int64_t tenant_id, const ExternalId& i
 }
 
 StatusOr<PersonPage> People::List(int64_t tenant_id, int64_t after, int limit) {
+  if (limit < 1) return InvalidField("limit", "limit must be at least 1");
   PersonPage page;
   RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
     ASSIGN_OR_RETURN(Rows r, c.Query(std::string("SELECT ") + kColumns +

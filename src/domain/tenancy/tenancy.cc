@@ -76,6 +76,10 @@ struct Tenancy::Cache {
     int64_t loaded_at;
   };
   std::mutex mu;
+  // Bumped by every revocation or membership change. A credential read from the store is cached
+  // only if no bump happened while it was read, so a revocation can never be undone by a read
+  // that raced with it.
+  uint64_t epoch = 0;
   std::unordered_map<int64_t, Key> keys;
   std::unordered_map<std::string, Sess> sessions;  // by token hash
 };
@@ -105,6 +109,7 @@ StatusOr<Tenant> Tenancy::CreateTenant(const std::string& name,
   t.role = admin_operator ? "admin" : "";
   if (admin_operator) {
     std::lock_guard<std::mutex> lock(cache_->mu);
+    cache_->epoch++;
     cache_->sessions.clear();  // memberships changed
   }
   return t;
@@ -155,6 +160,7 @@ Status Tenancy::AddMembership(int64_t tenant_id, int64_t operator_id, Role role)
         .status();
   }));
   std::lock_guard<std::mutex> lock(cache_->mu);
+  cache_->epoch++;
   cache_->sessions.clear();
   return Status::Ok();
 }
@@ -247,6 +253,7 @@ StatusOr<ApiKey> Tenancy::RevokeKey(int64_t tenant_id, int64_t key_id) {
   }));
   if (!out) return Status(ErrorCode::kNotFound, "no API key " + std::to_string(key_id));
   std::lock_guard<std::mutex> lock(cache_->mu);
+  cache_->epoch++;
   cache_->keys.erase(key_id);
   return *out;
 }
@@ -296,20 +303,27 @@ Status Tenancy::Logout(const std::string& token) {
         .status();
   }));
   std::lock_guard<std::mutex> lock(cache_->mu);
+  cache_->epoch++;
   cache_->sessions.erase(h);
   return Status::Ok();
 }
 
 StatusOr<Session> Tenancy::SessionOf(const std::string& token) {
+  if (!token.starts_with("sess_")) return Unauthenticated("this needs a console session");
   ASSIGN_OR_RETURN(Principal p, Authenticate(token, ""));
   Session s;
-  std::string h = Sha256Hex(token);
-  {
-    std::lock_guard<std::mutex> lock(cache_->mu);
-    auto it = cache_->sessions.find(h);
-    if (it == cache_->sessions.end()) return Unauthenticated("session expired; log in again");
-    s.op = it->second.op;
-  }
+  bool found = false;
+  RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT id, username, display_name, superuser FROM operators "
+                                     "WHERE id = ?",
+                                     {p.operator_id}));
+    if (!r.empty()) {
+      found = true;
+      s.op = Operator{r[0].Int(0), r[0].Text(1), r[0].Text(2), r[0].Int(3) != 0};
+    }
+    return Status::Ok();
+  }));
+  if (!found) return Unauthenticated("unknown session; log in again");
   ASSIGN_OR_RETURN(s.tenants, TenantsOf(p.operator_id));
   return s;
 }
@@ -327,8 +341,10 @@ StatusOr<Principal> Tenancy::Authenticate(std::string_view token, std::string_vi
     std::string secret_hash = Sha256Hex(rest.substr(us + 1));
     Cache::Key entry;
     bool cached = false;
+    uint64_t epoch;
     {
       std::lock_guard<std::mutex> lock(cache_->mu);
+      epoch = cache_->epoch;
       auto it = cache_->keys.find(id);
       if (it != cache_->keys.end() && now - it->second.loaded_at < kCacheTtlMs) {
         entry = it->second;
@@ -351,7 +367,7 @@ StatusOr<Principal> Tenancy::Authenticate(std::string_view token, std::string_vi
       }));
       if (!found) return Unauthenticated("unknown API key; create one in the console");
       std::lock_guard<std::mutex> lock(cache_->mu);
-      cache_->keys[id] = entry;
+      if (cache_->epoch == epoch) cache_->keys[id] = entry;
     }
     if (!ConstantTimeEquals(entry.secret_hash, secret_hash)) {
       return Unauthenticated("unknown API key; create one in the console");
@@ -367,8 +383,10 @@ StatusOr<Principal> Tenancy::Authenticate(std::string_view token, std::string_vi
     std::string h = Sha256Hex(token);
     Cache::Sess entry;
     bool cached = false;
+    uint64_t epoch;
     {
       std::lock_guard<std::mutex> lock(cache_->mu);
+      epoch = cache_->epoch;
       auto it = cache_->sessions.find(h);
       if (it != cache_->sessions.end() && now - it->second.loaded_at < kCacheTtlMs) {
         entry = it->second;
@@ -399,7 +417,7 @@ StatusOr<Principal> Tenancy::Authenticate(std::string_view token, std::string_vi
       }));
       if (!found) return Unauthenticated("unknown session; log in again");
       std::lock_guard<std::mutex> lock(cache_->mu);
-      cache_->sessions[h] = entry;
+      if (cache_->epoch == epoch) cache_->sessions[h] = entry;
     }
     if (entry.revoked || entry.expires_at <= now) {
       return Unauthenticated("session expired; log in again");

@@ -9,7 +9,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <postgresql/libpq-fe.h>
+#include <libpq-fe.h>
 
 #include <cstdint>
 #include <cstdlib>
