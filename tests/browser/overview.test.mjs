@@ -1,0 +1,180 @@
+// Browser test of the siyu console's overview page against a running server.
+//
+//   npm ci --prefix tests/browser
+//   SIYU_URL=http://127.0.0.1:8080 SIYU_USER=admin SIYU_PASSWORD=… \
+//     [SIYU_SCREENSHOT=/tmp/overview.png] node --test tests/browser/
+//
+// The test asks the API for the expected figures itself, then logs in through
+// the console's form and checks that the stat cards show exactly those figures.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdir } from 'node:fs/promises'
+import { dirname } from 'node:path'
+
+const BASE = (process.env.SIYU_URL || '').replace(/\/+$/, '')
+const USER = process.env.SIYU_USER || ''
+const PASSWORD = process.env.SIYU_PASSWORD || ''
+const SCREENSHOT = process.env.SIYU_SCREENSHOT || ''
+const CHROMIUM = process.env.SIYU_CHROMIUM || '/usr/bin/chromium'
+const DEFAULT_TIMEZONE = 'Asia/Shanghai'
+const USAGE =
+  'set SIYU_URL (e.g. http://127.0.0.1:8080, a running `siyu serve`), SIYU_USER and SIYU_PASSWORD; ' +
+  'optional SIYU_SCREENSHOT=/path/to.png'
+
+// ---- the same formatting the console uses (integer math only) -------------------
+const group = (digits) => digits.replace(/\B(?=(\d{3})+(?!\d))/g, ',')
+function formatInt(v) {
+  const n = BigInt(v)
+  return n < 0n ? `-${group((-n).toString())}` : group(n.toString())
+}
+function formatFen(v) {
+  const n = BigInt(v)
+  const abs = n < 0n ? -n : n
+  const s = `¥${group((abs / 100n).toString())}.${(abs % 100n).toString().padStart(2, '0')}`
+  return n < 0n ? `-${s}` : s
+}
+
+// ---- calendar dates in the tenant's zone ------------------------------------------
+function todayIn(timeZone) {
+  const parts = {}
+  for (const p of new Intl.DateTimeFormat('en-US', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(new Date())) {
+    parts[p.type] = p.value
+  }
+  return `${parts.year}-${parts.month}-${parts.day}`
+}
+function addDays(ymd, days) {
+  const [y, m, d] = ymd.split('-').map(Number)
+  const t = new Date(Date.UTC(y, m - 1, d + days))
+  return `${t.getUTCFullYear()}-${String(t.getUTCMonth() + 1).padStart(2, '0')}-${String(t.getUTCDate()).padStart(2, '0')}`
+}
+
+// ---- API ----------------------------------------------------------------------------
+async function call(method, path, { token, tenant, body } = {}) {
+  const headers = { Accept: 'application/json' }
+  if (body !== undefined) headers['Content-Type'] = 'application/json'
+  if (token) headers.Authorization = `Bearer ${token}`
+  if (tenant !== undefined && tenant !== null) headers['X-Siyu-Tenant'] = String(tenant)
+  let res
+  try {
+    res = await fetch(BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+  } catch (e) {
+    throw new Error(`${method} ${BASE}${path}: cannot reach the server (${e.cause?.code || e.message}); is siyu serve running at SIYU_URL?`)
+  }
+  const text = await res.text()
+  let data
+  try {
+    data = text ? JSON.parse(text) : null
+  } catch {
+    throw new Error(`${method} ${path}: HTTP ${res.status}, not JSON: ${text.slice(0, 200)}`)
+  }
+  if (!res.ok) {
+    const e = data?.error
+    throw new Error(`${method} ${path}: HTTP ${res.status} ${e?.code || ''} ${e?.message || text.slice(0, 200)}`)
+  }
+  return data
+}
+
+test('overview page shows the API figures, then switches to English', { timeout: 180_000 }, async () => {
+  if (!BASE) assert.fail(`SIYU_URL is not set: this test needs a running siyu server. ${USAGE}`)
+  if (!USER || !PASSWORD) assert.fail(`SIYU_USER and SIYU_PASSWORD must be set. ${USAGE}`)
+
+  let chromium
+  try {
+    ;({ chromium } = await import('playwright-core'))
+  } catch (e) {
+    assert.fail(`playwright-core is not installed: run \`npm ci --prefix tests/browser\` first (${e.message})`)
+  }
+
+  // 1. Expected figures, straight from the API.
+  const login = await call('POST', '/v1/auth/login', { body: { username: USER, password: PASSWORD } })
+  assert.ok(login?.token, 'login answered without a token')
+  assert.ok(Array.isArray(login.tenants) && login.tenants.length > 0, `operator ${USER} belongs to no tenant`)
+  const tenantId = login.tenants[0].id // a fresh browser uses the first tenant too
+  let timeZone = DEFAULT_TIMEZONE
+  try {
+    const tenants = await call('GET', '/v1/tenants', { token: login.token, tenant: tenantId })
+    const mine = (tenants?.items || []).find((x) => String(x.id) === String(tenantId))
+    if (mine?.timezone) timeZone = mine.timezone
+  } catch {
+    // the console falls back to Asia/Shanghai the same way
+  }
+  const today = todayIn(timeZone)
+  const from = addDays(today, -29) // last 30 days, today included
+  const to = addDays(today, 1) // exclusive
+  const expected = await call('GET', `/v1/analytics/overview?from=${from}&to=${to}`, { token: login.token, tenant: tenantId })
+  for (const k of ['people', 'buyers', 'orders', 'gmv_fen']) {
+    assert.ok(Number.isInteger(expected?.[k]), `overview answer has no integer ${k}: ${JSON.stringify(expected).slice(0, 300)}`)
+  }
+  const want = {
+    'stat-people': formatInt(expected.people),
+    'stat-buyers': formatInt(expected.buyers),
+    'stat-orders': formatInt(expected.orders),
+    'stat-gmv': formatFen(expected.gmv_fen),
+  }
+  await call('POST', '/v1/auth/logout', { token: login.token, body: {} }).catch(() => {})
+
+  // 2. The console in a real browser.
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  })
+  const problems = []
+  let page
+  try {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 960 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' })
+    page = await context.newPage()
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`))
+    page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`))
+    const diag = () => (problems.length ? `\nbrowser said:\n  ${problems.slice(0, 10).join('\n  ')}` : '')
+
+    await page.goto(`${BASE}/`, { waitUntil: 'domcontentloaded' })
+    const username = page.locator('input[data-testid="login-username"]')
+    await username.waitFor({ state: 'visible', timeout: 30_000 }).catch((e) => {
+      throw new Error(`the login form did not appear at ${BASE}/ (${e.message})${diag()}`)
+    })
+    assert.match(await page.locator('[data-testid="login-page"]').innerText(), /登录/, 'the login page is not in Chinese by default')
+    await username.fill(USER)
+    await page.locator('input[data-testid="login-password"]').fill(PASSWORD)
+    await page.locator('[data-testid="login-submit"]').click()
+
+    // The overview is the default page after login; wait for its request to finish.
+    const overview = page.locator('[data-testid="overview"]')
+    await overview.waitFor({ state: 'visible', timeout: 30_000 }).catch(async (e) => {
+      const err = await page.locator('[data-testid="login-error"]').innerText().catch(() => '')
+      throw new Error(`the overview did not open after login${err ? `: login error “${err}”` : ''} (${e.message})${diag()}`)
+    })
+    await page.locator('[data-testid="overview"][data-state="ready"], [data-testid="overview"][data-state="error"]').waitFor({ timeout: 30_000 })
+    if ((await overview.getAttribute('data-state')) === 'error') {
+      assert.fail(`the overview request failed in the browser: ${await page.locator('[data-testid="overview-error"]').innerText()}${diag()}`)
+    }
+    assert.equal(await overview.getAttribute('data-from'), from, 'the page asked for a different `from` date than the default last-30-days range')
+    assert.equal(await overview.getAttribute('data-to'), to, 'the page asked for a different `to` date (exclusive: the day after today)')
+
+    for (const [id, text] of Object.entries(want)) {
+      const card = page.locator(`[data-testid="${id}"]`)
+      const value = (await page.locator(`[data-testid="${id}-value"]`).innerText()).trim()
+      assert.equal(value, text, `${id} shows ${value}, the API says ${text}`)
+      assert.ok((await card.textContent()).includes(text), `${id} card text does not contain ${text}`)
+    }
+
+    // 3. Switch the language to English.
+    await page.locator('[data-testid="lang-switch"]').click()
+    await page.locator('[data-testid="lang-option-en"]').click()
+    await page.locator('[data-testid="page-title"]', { hasText: 'Overview' }).waitFor({ timeout: 10_000 })
+    await page.locator('[data-testid="lang-option-en"]').waitFor({ state: 'hidden', timeout: 5_000 }).catch(() => {})
+    assert.ok((await page.locator('[data-testid="stat-buyers"]').innerText()).includes('Buyers'), 'the buyers card is not labelled “Buyers” in English')
+    assert.ok((await page.locator('[data-testid="side-menu"]').innerText()).includes('Channels'), 'the menu has no “Channels” entry in English')
+    assert.equal(await page.evaluate(() => localStorage.getItem('siyu.locale')), 'en', 'the language choice is not remembered')
+    for (const [id, text] of Object.entries(want)) {
+      assert.equal((await page.locator(`[data-testid="${id}-value"]`).innerText()).trim(), text, `${id} changed after switching language`)
+    }
+    const pageErrors = problems.filter((p) => p.startsWith('page error'))
+    assert.deepEqual(pageErrors, [], 'uncaught errors in the page')
+  } finally {
+    if (SCREENSHOT && page) {
+      await mkdir(dirname(SCREENSHOT), { recursive: true }).catch(() => {})
+      await page.screenshot({ path: SCREENSHOT, fullPage: true }).catch((e) => console.error(`screenshot failed: ${e.message}`))
+    }
+    await browser.close()
+  }
+})
