@@ -1,11 +1,17 @@
 // Entry points of the `siyu` subcommands, one file each, wired up in main.cc.
 #pragma once
 
+#include <csignal>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "server/http_server.h"
 #include "store/store.h"
+
+namespace siyu::engine {
+class Engine;
+}
 
 namespace siyu::apps {
 
@@ -19,6 +25,28 @@ struct ServeConfig {
 // `siyu serve`: runs until SIGTERM/SIGINT, then drains and commits. Returns the exit code.
 int Serve(const ServeConfig& cfg);
 
+// The engine, the API and the HTTP listener exactly as `siyu serve` runs them, so that `siyu demo`
+// and `siyu bench` exercise the real server in-process. Stop() (or destruction) drains the
+// listener, then commits and closes the store.
+class Server {
+ public:
+  // A failure to listen carries field "port".
+  static StatusOr<std::unique_ptr<Server>> Start(const ServeConfig& cfg);
+  ~Server();
+  engine::Engine& engine();
+  uint16_t port() const;
+  void Stop();
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Blocks SIGTERM and SIGINT in the calling thread, and so in every thread it starts afterwards,
+// so that they can be taken with sigwait(*set). Call before starting any thread.
+void BlockStopSignals(sigset_t* set);
+
 struct BootstrapResult {
   int64_t tenant_id = 0;
   std::string username;
@@ -31,6 +59,7 @@ int Bootstrap(const store::Options& store, const std::string& tenant, const std:
 
 struct DemoConfig {
   ServeConfig serve;
+  std::string data_dir;  // holds demo-credentials.json, also when the store is PostgreSQL
   int people = 3000;
   int days = 30;
   uint64_t seed = 20261123;

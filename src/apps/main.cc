@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   if (*demo_cmd) {
     if (data == "./siyu-data") data = "./demo-data";
     demo.serve.store = store_options();
+    demo.data_dir = data;
     return apps::Demo(demo);
   }
   if (*bench_cmd) return apps::Bench(bench);

@@ -4,9 +4,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "apps/commands.h"
 #include "common/crypto.h"
+#include "common/json.h"
 #include "engine/engine.h"
 #include "server/routes.h"
 
@@ -18,49 +20,75 @@ std::string ResolveConsoleDir(const std::string& flag) {
   return SIYU_SOURCE_DIR "/console/dist";
 }
 
-namespace {
-void BlockSignals(sigset_t* set) {
+void BlockStopSignals(sigset_t* set) {
   sigemptyset(set);
   sigaddset(set, SIGTERM);
   sigaddset(set, SIGINT);
   pthread_sigmask(SIG_BLOCK, set, nullptr);
 }
-}  // namespace
+
+struct Server::Impl {
+  std::unique_ptr<engine::Engine> engine;
+  std::optional<server::StaticFiles> console;
+  std::unique_ptr<server::Api> api;
+  std::unique_ptr<server::HttpServer> http;
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() { Stop(); }
+engine::Engine& Server::engine() { return *impl_->engine; }
+uint16_t Server::port() const { return impl_->http->port(); }
+
+void Server::Stop() {
+  impl_->http->Stop();
+  impl_->engine->Shutdown();
+}
+
+StatusOr<std::unique_ptr<Server>> Server::Start(const ServeConfig& cfg) {
+  auto im = std::make_unique<Impl>();
+  auto engine = engine::Engine::Open(cfg.store);
+  if (!engine.ok()) {
+    return Status(engine.status().code(), "cannot open the store: " + engine.status().message());
+  }
+  im->engine = std::move(engine).value();
+  auto console = server::StaticFiles::Load(ResolveConsoleDir(cfg.console_dir));
+  if (console.ok()) {
+    im->console = std::move(console).value();
+  } else {
+    spdlog::warn("console not served: {}", console.status().message());
+  }
+  im->api = std::make_unique<server::Api>(*im->engine, im->console ? &*im->console : nullptr);
+  im->http = std::make_unique<server::HttpServer>(
+      cfg.http, [api = im->api.get()](const server::HttpIn& in) { return api->Dispatch(in); },
+      &server::Api::Error);
+  Status s = im->http->Start();
+  if (!s.ok()) {
+    im->engine->Shutdown();
+    return s;
+  }
+  return std::unique_ptr<Server>(new Server(std::move(im)));
+}
 
 int Serve(const ServeConfig& cfg) {
   // Block the stop signals before any thread starts, then wait for them on this thread.
   sigset_t set;
-  BlockSignals(&set);
-  auto engine = engine::Engine::Open(cfg.store);
-  if (!engine.ok()) {
-    std::cerr << "siyu: cannot open the store: " << engine.status().ToString() << "\n";
-    return 1;
-  }
-  std::string console_dir = ResolveConsoleDir(cfg.console_dir);
-  auto console = server::StaticFiles::Load(console_dir);
-  if (!console.ok()) {
-    spdlog::warn("console not served: {}", console.status().message());
-  }
-  server::Api api(**engine, console.ok() ? &*console : nullptr);
-  server::HttpServer http(
-      cfg.http, [&api](const server::HttpIn& in) { return api.Dispatch(in); }, &server::Api::Error);
-  Status s = http.Start();
-  if (!s.ok()) {
-    std::cerr << "siyu: " << s.ToString() << "\n";
+  BlockStopSignals(&set);
+  auto srv = Server::Start(cfg);
+  if (!srv.ok()) {
+    std::cerr << "siyu: " << srv.status().message() << "\n";
     return 1;
   }
   if (!cfg.port_file.empty()) {
     std::string tmp = cfg.port_file + ".tmp";
-    std::ofstream(tmp) << http.port() << "\n";
+    std::ofstream(tmp) << (*srv)->port() << "\n";
     std::filesystem::rename(tmp, cfg.port_file);
   }
-  spdlog::info("siyu listening on http://{}:{} (store: {})", cfg.http.host, http.port(),
-               (*engine)->store().name());
+  spdlog::info("siyu listening on http://{}:{} (store: {})", cfg.http.host, (*srv)->port(),
+               (*srv)->engine().store().name());
   int sig = 0;
   sigwait(&set, &sig);
   spdlog::info("siyu: signal {} received; draining", sig);
-  http.Stop();
-  (*engine)->Shutdown();
+  (*srv)->Stop();
   spdlog::info("siyu: stopped");
   return 0;
 }
@@ -90,9 +118,12 @@ int Bootstrap(const store::Options& store, const std::string& tenant, const std:
     return 1;
   }
   if (json) {
-    std::cout << "{\"tenant_id\":" << tn->id << ",\"username\":\"" << username
-              << "\",\"password\":\"" << password << "\",\"api_key\":\"" << key->plaintext
-              << "\"}\n";
+    json::object o;
+    o["tenant_id"] = tn->id;
+    o["username"] = username;
+    o["password"] = password;
+    o["api_key"] = key->plaintext;
+    std::cout << ToJson(o) << "\n";
   } else {
     std::cout << "tenant:   " << tn->name << " (id " << tn->id << ")\n"
               << "username: " << username << "\n"

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
@@ -46,6 +47,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Handler handler;
   ErrorRenderer errors;
   net::io_context ioc;
+  // Keeps the io threads running during a stop while no socket operation is pending, so the
+  // responses of in-flight requests can still be written.
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   tcp::acceptor acceptor{ioc};
   net::thread_pool workers;
   std::vector<std::thread> io_threads;
@@ -303,6 +307,7 @@ Status HttpServer::Start() {
                   "port");
   }
   impl_->bound_port = impl_->acceptor.local_endpoint().port();
+  impl_->work.emplace(impl_->ioc.get_executor());
   impl_->Accept();
   for (int i = 0; i < std::max(1, impl_->opt.io_threads); ++i) {
     impl_->io_threads.emplace_back([impl = impl_] { impl->ioc.run(); });
@@ -334,6 +339,7 @@ void HttpServer::Stop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     im.workers.join();
+    im.work.reset();
     im.ioc.stop();
     for (auto& t : im.io_threads) {
       if (t.joinable()) t.join();

@@ -347,6 +347,15 @@ bool RoleAllows(Access a, Role r) {
   }
 }
 
+// HTTP tokens (media types, auth schemes) are case-insensitive.
+bool StartsWithNoCase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+  }
+  return true;
+}
+
 int HexVal(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -476,14 +485,14 @@ HttpOut Api::Dispatch(const HttpIn& in) {
   }
   if (!in.body.empty() && in.method != "GET") {
     std::string_view ct = in.content_type;
-    if (!ct.starts_with("application/json")) {
+    if (!StartsWithNoCase(ct, "application/json")) {
       return finish(Error(Status(ErrorCode::kUnsupportedMediaType,
                                  "send the body as JSON with Content-Type: application/json")));
     }
   }
   if (route->access != Access::kPublic) {
     std::string_view auth = in.authorization;
-    if (auth.size() < 7 || !(auth.starts_with("Bearer ") || auth.starts_with("bearer "))) {
+    if (!StartsWithNoCase(auth, "bearer ") || auth.size() == 7) {
       return finish(Error(Status(ErrorCode::kUnauthenticated,
                                  "send Authorization: Bearer <API key or session token>")));
     }

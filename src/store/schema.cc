@@ -131,6 +131,16 @@ CREATE TABLE refunds (
 );
 CREATE INDEX refunds_order ON refunds(order_id);
 )SQL"},
+      // A tenant's lifetime paid total, kept with every order so that no report over any subset
+      // of its orders can exceed int64 fen: an order that would pass the bound is refused.
+      {2, "tenant_totals", R"SQL(
+CREATE TABLE tenant_totals (
+  tenant_id BIGINT PRIMARY KEY REFERENCES tenants(id),
+  paid_fen BIGINT NOT NULL
+);
+INSERT INTO tenant_totals (tenant_id, paid_fen)
+  SELECT tenant_id, SUM(total_fen) FROM orders GROUP BY tenant_id;
+)SQL"},
   };
   return kMigrations;
 }

@@ -22,8 +22,12 @@ std::optional<int64_t> Row::OptInt(size_t i) const {
   if (auto s = std::get_if<std::string>(&v)) {
     int64_t x = 0;
     auto r = std::from_chars(s->data(), s->data() + s->size(), x);
-    if (r.ec == std::errc()) return x;
-    return 0;
+    if (r.ec != std::errc() || r.ptr != s->data() + s->size()) {
+      // A defect (an integer column that is not an int64), never silently zero.
+      throw std::runtime_error("column " + std::to_string(i) +
+                               " is not an int64: " + s->substr(0, 40));
+    }
+    return x;
   }
   return std::nullopt;
 }

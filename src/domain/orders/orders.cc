@@ -117,6 +117,18 @@ StatusOr<std::pair<Order, bool>> Orders::Create(int64_t tenant_id, NewOrder in) 
       out = std::move(*existing);
       return Status::Ok();
     }
+    ASSIGN_OR_RETURN(int64_t counted,
+                     c.Exec("INSERT INTO tenant_totals (tenant_id, paid_fen) VALUES (?, ?) "
+                            "ON CONFLICT (tenant_id) DO UPDATE SET paid_fen = "
+                            "tenant_totals.paid_fen + excluded.paid_fen WHERE "
+                            "tenant_totals.paid_fen <= ?",
+                            {tenant_id, in.total_fen, INT64_MAX - in.total_fen}));
+    if (counted == 0) {
+      return Status(ErrorCode::kAmountOutOfRange,
+                    "this order would take the brand's lifetime paid total past 2^63 fen, which "
+                    "siyu cannot report exactly",
+                    "total_fen");
+    }
     int64_t paid_at = in.paid_at.value_or(now);
     ASSIGN_OR_RETURN(
         Rows r, c.Query("INSERT INTO orders (tenant_id, order_no, person_id, status, "

@@ -1,0 +1,495 @@
+// Tenant isolation, route by route. The table below must name every route of
+// src/server/routes.cc: a new route fails RouteTableIsCovered until it gets an isolation case.
+#include <fstream>
+#include <functional>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "harness.h"
+
+namespace siyu::it {
+namespace {
+
+using json::value;
+
+std::string ReadSource(const std::string& rel) {
+  std::ifstream in(std::string(SIYU_SOURCE_DIR) + "/" + rel);
+  if (!in) throw std::runtime_error("cannot read " + rel + " under " SIYU_SOURCE_DIR);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// "METHOD /pattern" for every entry of the route table.
+std::set<std::string> RoutesInTable() {
+  std::string src = ReadSource("src/server/routes.cc");
+  std::regex entry(R"re(\{\s*"([A-Z]+)"\s*,\s*"(/[^"]*)"\s*,\s*Access::)re");
+  std::set<std::string> out;
+  for (auto it = std::sregex_iterator(src.begin(), src.end(), entry); it != std::sregex_iterator();
+       ++it) {
+    out.insert((*it)[1].str() + " " + (*it)[2].str());
+  }
+  return out;
+}
+
+// The routes with an isolation case in IsolationTest.EveryRoute.
+const std::set<std::string>& CoveredRoutes() {
+  static const std::set<std::string> kCovered = {
+      "GET /healthz",
+      "GET /metrics",
+      "POST /v1/auth/login",
+      "POST /v1/auth/logout",
+      "GET /v1/auth/me",
+      "GET /v1/tenants",
+      "POST /v1/tenants",
+      "POST /v1/api-keys",
+      "GET /v1/api-keys",
+      "DELETE /v1/api-keys/{id}",
+      "POST /v1/channels",
+      "GET /v1/channels",
+      "GET /v1/channels/{id}",
+      "POST /v1/people",
+      "GET /v1/people",
+      "GET /v1/people/{id}",
+      "POST /v1/orders",
+      "GET /v1/orders",
+      "GET /v1/orders/{order_no}",
+      "POST /v1/orders/{order_no}/refund",
+      "GET /v1/analytics/overview",
+  };
+  return kCovered;
+}
+
+TEST(RouteTable, IsCoveredByIsolationCasesAndDocumented) {
+  std::set<std::string> table = RoutesInTable();
+  ASSERT_GE(table.size(), 20u) << "the route table parser found too few routes; did its syntax "
+                                  "change? Update RoutesInTable()";
+  for (const auto& r : table) {
+    EXPECT_TRUE(CoveredRoutes().count(r))
+        << "route '" << r << "' has no tenant-isolation case; add one to IsolationTest.EveryRoute";
+  }
+  for (const auto& r : CoveredRoutes()) {
+    EXPECT_TRUE(table.count(r)) << "isolation case for '" << r << "', which is not a route";
+  }
+  // docs/api.md and the table name the same routes (`METHOD /path`, maybe with a query).
+  std::string doc = ReadSource("docs/api.md");
+  std::regex documented(R"re(`(GET|POST|PUT|PATCH|DELETE) (/[^` ?]*))re");
+  std::set<std::string> in_doc;
+  for (auto it = std::sregex_iterator(doc.begin(), doc.end(), documented);
+       it != std::sregex_iterator(); ++it) {
+    in_doc.insert((*it)[1].str() + " " + (*it)[2].str());
+  }
+  for (const auto& r : table) {
+    EXPECT_TRUE(in_doc.count(r)) << "route '" << r << "' is not documented in docs/api.md";
+  }
+  for (const auto& r : in_doc) {
+    EXPECT_TRUE(CoveredRoutes().count(r))
+        << "docs/api.md documents '" << r << "', which has no tenant-isolation case";
+    EXPECT_TRUE(table.count(r)) << "docs/api.md documents '" << r << "', which is not a route";
+  }
+}
+
+// Tenants: A (bootstrap, superuser `admin`), C (a second bootstrap, operator `other`, who is no
+// member of A or B) and B (created by `admin` through the API).
+class IsolationTest : public BackendTest {
+ protected:
+  void BeforeStart() override {
+    other_ = Bootstrap(*store_, "Brand C", "other", "other password " + RandomHex(8));
+  }
+  Credentials other_;
+};
+
+value Line(const std::string& sku, int64_t qty, int64_t price) {
+  return {{"sku", sku}, {"quantity", qty}, {"unit_price_fen", price}};
+}
+
+value OrderBody(const std::string& no, value who, json::array lines, int64_t paid_at) {
+  int64_t total = 0;
+  for (const auto& l : lines)
+    total += l.at("quantity").as_int64() * l.at("unit_price_fen").as_int64();
+  json::object o{{"order_no", no}, {"lines", lines}, {"total_fen", total}, {"paid_at", paid_at}};
+  if (who.is_int64()) {
+    o["person_id"] = who;
+  } else {
+    o["external_id"] = who;
+  }
+  return o;
+}
+
+TEST_P(IsolationTest, EveryRoute) {
+  const int64_t t0 = NowMs() - 10 * 86'400'000LL;
+  Api anon(port());
+  Reply admin_login = anon.Post("/v1/auth/login",
+                                value{{"username", boot_.username}, {"password", boot_.password}});
+  ASSERT_TRUE(HasStatus(admin_login, 200));
+  const std::string admin_session = admin_login.Str("/token");
+  const int64_t tenant_a = boot_.tenant_id, tenant_c = other_.tenant_id;
+
+  // Tenant B, through the API, and an admin key for it.
+  Reply tb = Api(port(), admin_session).Post("/v1/tenants", value{{"name", "Brand B"}});
+  ASSERT_TRUE(HasStatus(tb, 201));
+  const int64_t tenant_b = tb.Int("/id");
+  EXPECT_NE(tenant_b, tenant_a);
+  EXPECT_NE(tenant_b, tenant_c);
+  Reply kb = Api(port(), admin_session, std::to_string(tenant_b))
+                 .Post("/v1/api-keys", value{{"name", "b admin"}, {"role", "admin"}});
+  ASSERT_TRUE(HasStatus(kb, 201));
+  Api b(port(), kb.Str("/key"));
+  Api a = AdminApi();
+
+  // B's data: a channel, people (one shares an external id with A), orders (one shares an
+  // order_no with A), a refund, and a spare key.
+  Reply bch =
+      b.Post("/v1/channels",
+             value{{"name", "Shared name"}, {"source_pool", "partner"}, {"touchpoint", "group"}});
+  ASSERT_TRUE(HasStatus(bch, 201));
+  const int64_t b_channel = bch.Int("/id");
+  const std::string b_state = bch.Str("/state");
+  Reply bp1 = b.Post(
+      "/v1/people",
+      value{{"external_id", "unionid:b-only"}, {"channel_state", b_state}, {"acquired_at", t0}});
+  ASSERT_TRUE(HasStatus(bp1, 201));
+  const int64_t b_person = bp1.Int("/person/id");
+  Reply bp2 = b.Post("/v1/people", value{{"external_id", "unionid:shared"}, {"acquired_at", t0}});
+  ASSERT_TRUE(HasStatus(bp2, 201));
+  ASSERT_TRUE(HasStatus(
+      b.Post("/v1/orders", OrderBody("B-ONLY", b_person, {Line("B", 1, 70000)}, t0 + 1000)), 201));
+  ASSERT_TRUE(HasStatus(
+      b.Post("/v1/orders", OrderBody("SHARED-1", "unionid:shared", {Line("B", 2, 300)}, t0 + 2000)),
+      201));
+  ASSERT_TRUE(HasStatus(
+      b.Post("/v1/orders", OrderBody("B-REFUNDED", b_person, {Line("B", 1, 900)}, t0 + 3000)),
+      201));
+  ASSERT_TRUE(HasStatus(b.Post("/v1/orders/B-REFUNDED/refund", value{{"reason", "b"}}), 200));
+  Reply b_spare = b.Post("/v1/api-keys", value{{"name", "b spare"}, {"role", "analyst"}});
+  ASSERT_TRUE(HasStatus(b_spare, 201));
+  const int64_t b_key_id = b_spare.Int("/id");
+
+  // A's own data, so that "A sees nothing of B" is not "A sees nothing".
+  Reply ach =
+      a.Post("/v1/channels",
+             value{{"name", "A channel"}, {"source_pool", "offline"}, {"touchpoint", "wecom"}});
+  ASSERT_TRUE(HasStatus(ach, 201));
+  Reply ap = a.Post("/v1/people", value{{"external_id", "unionid:a-only"},
+                                        {"channel_state", ach.Str("/state")},
+                                        {"acquired_at", t0}});
+  ASSERT_TRUE(HasStatus(ap, 201));
+  const int64_t a_person = ap.Int("/person/id");
+  ASSERT_TRUE(HasStatus(
+      a.Post("/v1/orders", OrderBody("A-ONLY", a_person, {Line("A", 1, 1100)}, t0 + 1000)), 201));
+
+  const std::string window = "from=0&to=" + std::to_string(NowMs() + 86'400'000);
+  auto snapshot_b = [&]() {
+    std::string s;
+    for (const std::string& path : std::vector<std::string>{
+             "/v1/channels", "/v1/api-keys", "/v1/tenants",
+             "/v1/channels/" + std::to_string(b_channel), "/v1/analytics/overview?" + window}) {
+      Reply r = b.Get(path);
+      EXPECT_TRUE(HasStatus(r, 200)) << path;
+      s += path + " " + r.body + "\n";
+    }
+    for (const auto& p : AllPages(b, "/v1/people", 500)) s += json::serialize(p) + "\n";
+    for (const auto& o : AllPages(b, "/v1/orders", 500)) s += json::serialize(o) + "\n";
+    return s;
+  };
+  const std::string b_before = snapshot_b();
+  const std::vector<std::string> b_secrets = {"Brand B",    "b-only",       "B-ONLY",
+                                              "B-REFUNDED", kb.Str("/key"), b_state};
+
+  auto ids_of = [](const std::vector<value>& items, const char* field) {
+    std::set<std::string> out;
+    for (const auto& i : items) out.insert(json::serialize(i.at(field)));
+    return out;
+  };
+  auto expect_no_b_rows = [&](const std::string& body, const std::string& where) {
+    for (const auto& s : b_secrets) {
+      EXPECT_EQ(body.find(s), std::string::npos) << where << " shows B's '" << s << "': " << body;
+    }
+  };
+
+  std::map<std::string, std::function<void()>> cases;
+  cases["GET /healthz"] = [&] {
+    Reply r = a.Get("/healthz");
+    ASSERT_TRUE(HasStatus(r, 200));
+    EXPECT_EQ(r.json.as_object().size(), 2u) << "health carries no tenant data: " << r.body;
+  };
+  cases["GET /metrics"] = [&] {
+    Reply r = a.Get("/metrics");
+    ASSERT_TRUE(HasStatus(r, 200));
+    expect_no_b_rows(r.body, "/metrics");
+  };
+  cases["POST /v1/auth/login"] = [&] {
+    // Each operator's login lists only the tenants they belong to.
+    Reply o = anon.Post("/v1/auth/login",
+                        value{{"username", other_.username}, {"password", other_.password}});
+    ASSERT_TRUE(HasStatus(o, 200));
+    ASSERT_EQ(o.At("/tenants").as_array().size(), 1u) << o.body;
+    EXPECT_EQ(o.Int("/tenants/0/id"), tenant_c);
+    Reply l = anon.Post("/v1/auth/login",
+                        value{{"username", boot_.username}, {"password", boot_.password}});
+    ASSERT_TRUE(HasStatus(l, 200));
+    std::set<int64_t> ts;
+    for (const auto& t : l.At("/tenants").as_array()) ts.insert(t.at("id").as_int64());
+    EXPECT_EQ(ts, (std::set<int64_t>{tenant_a, tenant_b}));
+    // One operator's password does not open another's account.
+    EXPECT_TRUE(IsError(anon.Post("/v1/auth/login", value{{"username", other_.username},
+                                                          {"password", boot_.password}}),
+                        401, "INVALID_CREDENTIALS"));
+  };
+  cases["POST /v1/auth/logout"] = [&] {
+    Reply o = anon.Post("/v1/auth/login",
+                        value{{"username", other_.username}, {"password", other_.password}});
+    ASSERT_TRUE(HasStatus(o, 200));
+    Api other(port(), o.Str("/token"));
+    ASSERT_TRUE(HasStatus(other.Post("/v1/auth/logout", ""), 200));
+    EXPECT_TRUE(IsError(other.Get("/v1/auth/me"), 401, "UNAUTHENTICATED"));
+    EXPECT_TRUE(HasStatus(Api(port(), admin_session).Get("/v1/auth/me"), 200))
+        << "one operator's logout ended another's session";
+    // A key cannot log anybody out.
+    EXPECT_TRUE(IsError(a.Post("/v1/auth/logout", ""), 403, "FORBIDDEN"));
+  };
+  cases["GET /v1/auth/me"] = [&] {
+    Reply o = anon.Post("/v1/auth/login",
+                        value{{"username", other_.username}, {"password", other_.password}});
+    ASSERT_TRUE(HasStatus(o, 200));
+    Reply me = Api(port(), o.Str("/token")).Get("/v1/auth/me");
+    ASSERT_TRUE(HasStatus(me, 200));
+    ASSERT_EQ(me.At("/tenants").as_array().size(), 1u);
+    EXPECT_EQ(me.Int("/tenants/0/id"), tenant_c);
+    expect_no_b_rows(me.body, "other's /v1/auth/me");
+    // Choosing a tenant one does not belong to is refused.
+    EXPECT_TRUE(IsError(Api(port(), o.Str("/token"), std::to_string(tenant_b)).Get("/v1/auth/me"),
+                        403, "FORBIDDEN"));
+  };
+  cases["GET /v1/tenants"] = [&] {
+    Reply r = a.Get("/v1/tenants");
+    ASSERT_TRUE(HasStatus(r, 200));
+    ASSERT_EQ(r.At("/items").as_array().size(), 1u) << r.body;
+    EXPECT_EQ(r.Int("/items/0/id"), tenant_a);
+    // A key's tenant is its own, whatever X-Siyu-Tenant says.
+    Reply spoof = Api(port(), boot_.api_key, std::to_string(tenant_b)).Get("/v1/tenants");
+    ASSERT_TRUE(HasStatus(spoof, 200));
+    ASSERT_EQ(spoof.At("/items").as_array().size(), 1u) << spoof.body;
+    EXPECT_EQ(spoof.Int("/items/0/id"), tenant_a);
+    Reply o = anon.Post("/v1/auth/login",
+                        value{{"username", other_.username}, {"password", other_.password}});
+    Reply ot = Api(port(), o.Str("/token")).Get("/v1/tenants");
+    ASSERT_TRUE(HasStatus(ot, 200));
+    ASSERT_EQ(ot.At("/items").as_array().size(), 1u) << ot.body;
+    EXPECT_EQ(ot.Int("/items/0/id"), tenant_c);
+  };
+  cases["POST /v1/tenants"] = [&] {
+    EXPECT_TRUE(IsError(a.Post("/v1/tenants", value{{"name", "Sneaky"}}), 403, "FORBIDDEN"));
+    // `other` is a superuser too (bootstrap makes one): its new tenant is its own, and no
+    // member of A or B gains access to it.
+    Reply o = anon.Post("/v1/auth/login",
+                        value{{"username", other_.username}, {"password", other_.password}});
+    ASSERT_TRUE(HasStatus(o, 200));
+    Reply t = Api(port(), o.Str("/token")).Post("/v1/tenants", value{{"name", "Other's second"}});
+    ASSERT_TRUE(HasStatus(t, 201));
+    Reply l = Api(port(), admin_session).Get("/v1/tenants");
+    ASSERT_TRUE(HasStatus(l, 200));
+    EXPECT_EQ(l.At("/items").as_array().size(), 2u) << l.body;
+    EXPECT_EQ(l.body.find("Other's second"), std::string::npos);
+    EXPECT_TRUE(IsError(Api(port(), admin_session, std::to_string(t.Int("/id"))).Get("/v1/people"),
+                        403, "FORBIDDEN"));
+    EXPECT_EQ(a.Get("/v1/tenants").body.find("Other's second"), std::string::npos);
+  };
+  cases["POST /v1/api-keys"] = [&] {
+    // Even with B named in X-Siyu-Tenant, A's key creates keys in A, which cannot see B.
+    Reply k = Api(port(), boot_.api_key, std::to_string(tenant_b))
+                  .Post("/v1/api-keys", value{{"name", "a reader"}, {"role", "analyst"}});
+    ASSERT_TRUE(HasStatus(k, 201));
+    Api reader(port(), k.Str("/key"));
+    Reply ts = reader.Get("/v1/tenants");
+    EXPECT_EQ(ts.Int("/items/0/id"), tenant_a);
+    EXPECT_TRUE(IsError(reader.Get("/v1/orders/B-ONLY"), 404, "NOT_FOUND"));
+    // The admin session of both tenants creates keys in the tenant it names.
+    Reply ka = Api(port(), admin_session, std::to_string(tenant_a))
+                   .Post("/v1/api-keys", value{{"name", "a by session"}, {"role", "analyst"}});
+    ASSERT_TRUE(HasStatus(ka, 201));
+    EXPECT_TRUE(IsError(Api(port(), ka.Str("/key")).Get("/v1/orders/B-ONLY"), 404, "NOT_FOUND"));
+    EXPECT_TRUE(HasStatus(Api(port(), ka.Str("/key")).Get("/v1/orders/A-ONLY"), 200));
+  };
+  cases["GET /v1/api-keys"] = [&] {
+    Reply r = a.Get("/v1/api-keys");
+    ASSERT_TRUE(HasStatus(r, 200));
+    for (const auto& k : r.At("/items").as_array()) {
+      EXPECT_NE(k.at("id").as_int64(), b_key_id);
+      EXPECT_NE(k.at("id").as_int64(), kb.Int("/id"));
+    }
+    expect_no_b_rows(r.body, "A's key list");
+  };
+  cases["DELETE /v1/api-keys/{id}"] = [&] {
+    for (int64_t id : {b_key_id, kb.Int("/id")}) {
+      EXPECT_TRUE(IsError(a.Delete("/v1/api-keys/" + std::to_string(id)), 404, "NOT_FOUND"));
+    }
+    EXPECT_TRUE(HasStatus(b.Get("/v1/channels"), 200)) << "A revoked B's key";
+  };
+  cases["POST /v1/channels"] = [&] {
+    // Channel names are unique per tenant, not across tenants.
+    Reply r =
+        a.Post("/v1/channels",
+               value{{"name", "Shared name"}, {"source_pool", "offline"}, {"touchpoint", "wecom"}});
+    ASSERT_TRUE(HasStatus(r, 201));
+    EXPECT_NE(r.Int("/id"), b_channel);
+    EXPECT_NE(r.Str("/state"), b_state);
+  };
+  cases["GET /v1/channels"] = [&] {
+    Reply r = a.Get("/v1/channels");
+    ASSERT_TRUE(HasStatus(r, 200));
+    std::vector<value> items(r.At("/items").as_array().begin(), r.At("/items").as_array().end());
+    EXPECT_FALSE(ids_of(items, "id").count(std::to_string(b_channel)));
+    EXPECT_EQ(r.body.find(b_state), std::string::npos);
+  };
+  cases["GET /v1/channels/{id}"] = [&] {
+    EXPECT_TRUE(IsError(a.Get("/v1/channels/" + std::to_string(b_channel)), 404, "NOT_FOUND"));
+  };
+  cases["POST /v1/people"] = [&] {
+    EXPECT_TRUE(IsError(a.Post("/v1/people", value{{"external_id", "unionid:via-b-state"},
+                                                   {"channel_state", b_state}}),
+                        422, "UNKNOWN_CHANNEL_STATE", "channel_state"));
+    EXPECT_TRUE(IsError(
+        a.Post("/v1/people", value{{"external_id", "unionid:a-only"}, {"channel_state", b_state}}),
+        422, "UNKNOWN_CHANNEL_STATE", "channel_state"));
+    // B's external id is a stranger in A: a new person of A, not B's.
+    Reply r = a.Post("/v1/people", value{{"external_id", "unionid:b-only"}});
+    ASSERT_TRUE(HasStatus(r, 201));
+    EXPECT_NE(r.Int("/person/id"), b_person);
+    EXPECT_TRUE(r.At("/person/first_channel_id").is_null());
+  };
+  cases["GET /v1/people"] = [&] {
+    auto items = AllPages(a, "/v1/people", 2);
+    EXPECT_FALSE(ids_of(items, "id").count(std::to_string(b_person)));
+    EXPECT_FALSE(ids_of(items, "id").count(std::to_string(bp2.Int("/person/id"))));
+    Reply shared = a.Get("/v1/people?external_id=unionid%3Ashared");
+    EXPECT_TRUE(IsError(shared, 404, "NOT_FOUND")) << "A found B's person by external id";
+  };
+  cases["GET /v1/people/{id}"] = [&] {
+    EXPECT_TRUE(IsError(a.Get("/v1/people/" + std::to_string(b_person)), 404, "NOT_FOUND"));
+    EXPECT_TRUE(
+        IsError(a.Get("/v1/people/" + std::to_string(bp2.Int("/person/id"))), 404, "NOT_FOUND"));
+  };
+  cases["POST /v1/orders"] = [&] {
+    EXPECT_TRUE(IsError(
+        a.Post("/v1/orders", OrderBody("A-STEAL-1", b_person, {Line("X", 1, 1)}, t0 + 5000)), 422,
+        "UNKNOWN_PERSON", "person_id"));
+    EXPECT_TRUE(IsError(a.Post("/v1/orders", OrderBody("A-STEAL-2", "unionid:shared",
+                                                       {Line("X", 1, 1)}, t0 + 5000)),
+                        422, "UNKNOWN_PERSON", "external_id"));
+    // order_no is unique per tenant: B's SHARED-1 is no conflict in A.
+    Reply r = a.Post("/v1/orders", OrderBody("SHARED-1", a_person, {Line("A", 5, 10)}, t0 + 6000));
+    ASSERT_TRUE(HasStatus(r, 201));
+    EXPECT_EQ(r.Int("/person_id"), a_person);
+    EXPECT_EQ(r.Int("/total_fen"), 50);
+    // And B's order_no with B's exact content, sent to A, is a new order of A's person.
+    Reply again =
+        a.Post("/v1/orders", OrderBody("B-ONLY", a_person, {Line("B", 1, 70000)}, t0 + 1000));
+    ASSERT_TRUE(HasStatus(again, 201));
+    EXPECT_EQ(again.Int("/person_id"), a_person);
+  };
+  cases["GET /v1/orders"] = [&] {
+    auto items = AllPages(a, "/v1/orders", 2);
+    for (const auto& o : items) {
+      EXPECT_NE(o.at("person_id").as_int64(), b_person);
+      EXPECT_NE(o.at("order_no"), "B-REFUNDED");
+    }
+    EXPECT_TRUE(AllPages(a, "/v1/orders?person_id=" + std::to_string(b_person), 10).empty())
+        << "A listed B's person's orders";
+  };
+  cases["GET /v1/orders/{order_no}"] = [&] {
+    EXPECT_TRUE(IsError(a.Get("/v1/orders/B-REFUNDED"), 404, "NOT_FOUND"));
+    Reply shared = a.Get("/v1/orders/SHARED-1");
+    if (shared.status == 200) {
+      EXPECT_EQ(shared.Int("/person_id"), a_person) << "A read B's SHARED-1";
+    } else {
+      EXPECT_TRUE(IsError(shared, 404, "NOT_FOUND"));
+    }
+  };
+  cases["POST /v1/orders/{order_no}/refund"] = [&] {
+    EXPECT_TRUE(
+        IsError(a.Post("/v1/orders/B-REFUNDED/refund", value{{"reason", "a"}}), 404, "NOT_FOUND"));
+    // B-ONLY exists in A too by now (POST /v1/orders case) or not; either way B's stays paid.
+    Reply r = a.Post("/v1/orders/B-ONLY/refund", value{{"reason", "a"}});
+    if (r.status == 200) {
+      EXPECT_EQ(r.Int("/person_id"), a_person);
+    } else {
+      EXPECT_TRUE(IsError(r, 404, "NOT_FOUND"));
+    }
+    EXPECT_EQ(b.Get("/v1/orders/B-ONLY").Str("/status"), "paid") << "A refunded B's order";
+  };
+  cases["GET /v1/analytics/overview"] = [&] {
+    EXPECT_TRUE(IsError(a.Get("/v1/analytics/overview?channel=" + std::to_string(b_channel)), 404,
+                        "NOT_FOUND", "channel"));
+    Reply r = a.Get("/v1/analytics/overview?" + window);
+    ASSERT_TRUE(HasStatus(r, 200));
+    ExpectOverviewConsistent(r.json);
+    // What A holds, counted here from A's own lists.
+    auto people = AllPages(a, "/v1/people", 500);
+    auto orders = AllPages(a, "/v1/orders", 500);
+    int64_t paid = 0, refunded = 0;
+    std::set<int64_t> buyers;
+    for (const auto& o : orders) {
+      paid += o.at("total_fen").as_int64();
+      refunded += o.at("refunded_fen").as_int64();
+      buyers.insert(o.at("person_id").as_int64());
+    }
+    EXPECT_EQ(r.Int("/people"), static_cast<int64_t>(people.size()));
+    EXPECT_EQ(r.Int("/orders"), static_cast<int64_t>(orders.size()));
+    EXPECT_EQ(r.Int("/buyers"), static_cast<int64_t>(buyers.size()));
+    EXPECT_EQ(r.Int("/paid_fen"), paid);
+    EXPECT_EQ(r.Int("/refunded_fen"), refunded);
+    for (const auto& row : r.At("/by_channel").as_array()) {
+      EXPECT_NE(row.at("channel_id"), value(b_channel)) << "B's channel in A's overview";
+    }
+  };
+
+  // A console session on a tenant its operator does not belong to.
+  auto session_cases = [&] {
+    Api wrong(port(), admin_session, std::to_string(tenant_c));
+    EXPECT_TRUE(IsError(wrong.Get("/v1/channels"), 403, "FORBIDDEN"));
+    EXPECT_TRUE(
+        IsError(wrong.Post("/v1/people", value{{"external_id", "unionid:c1"}}), 403, "FORBIDDEN"));
+    EXPECT_TRUE(IsError(wrong.Get("/v1/analytics/overview"), 403, "FORBIDDEN"));
+    EXPECT_TRUE(IsError(wrong.Post("/v1/api-keys", value{{"name", "c"}, {"role", "admin"}}), 403,
+                        "FORBIDDEN"));
+    EXPECT_TRUE(
+        IsError(Api(port(), admin_session, "999999").Get("/v1/channels"), 403, "FORBIDDEN"));
+    Reply o = anon.Post("/v1/auth/login",
+                        value{{"username", other_.username}, {"password", other_.password}});
+    ASSERT_TRUE(HasStatus(o, 200));
+    for (int64_t t : {tenant_a, tenant_b}) {
+      Api other(port(), o.Str("/token"), std::to_string(t));
+      EXPECT_TRUE(IsError(other.Get("/v1/orders/B-ONLY"), 403, "FORBIDDEN"));
+      EXPECT_TRUE(IsError(other.Get("/v1/people"), 403, "FORBIDDEN"));
+    }
+    // The same session, on a tenant it does belong to, works: the 403s above are about tenants.
+    Api right(port(), admin_session, std::to_string(tenant_b));
+    EXPECT_TRUE(HasStatus(right.Get("/v1/orders/B-ONLY"), 200));
+  };
+
+  for (const auto& route : RoutesInTable()) {
+    SCOPED_TRACE("isolation case for " + route);
+    auto it = cases.find(route);
+    if (it == cases.end()) {
+      ADD_FAILURE() << "no isolation case for route " << route;
+      continue;
+    }
+    it->second();
+  }
+  for (const auto& [route, fn] : cases) {
+    EXPECT_TRUE(CoveredRoutes().count(route)) << route << " is missing from CoveredRoutes()";
+  }
+  {
+    SCOPED_TRACE("console sessions and X-Siyu-Tenant");
+    session_cases();
+  }
+  EXPECT_EQ(snapshot_b(), b_before) << "tenant A's calls changed tenant B's data";
+}
+
+SIYU_BACKEND_SUITE(IsolationTest);
+
+}  // namespace
+}  // namespace siyu::it
