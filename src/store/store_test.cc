@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -25,13 +26,17 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
       const char* pg = std::getenv("SIYU_TEST_PG_URL");
       ASSERT_NE(pg, nullptr) << "SIYU_TEST_PG_URL is not set; run through `make test`, which "
                                 "starts a PostgreSQL cluster on loopback";
-      url_ = OwnDatabase(pg, "siyu_store_test");
-      ResetPostgres();
+      admin_url_ = pg;
+      db_ = "siyu_store_test_" + RandomBase62(10);
+      std::transform(db_.begin(), db_.end(), db_.begin(), ::tolower);
+      AdminSql("CREATE DATABASE " + db_);
+      url_ = admin_url_.substr(0, admin_url_.rfind('/') + 1) + db_;
     }
     Open();
   }
   void TearDown() override {
     store_.reset();
+    if (!db_.empty()) AdminSql("DROP DATABASE IF EXISTS " + db_);
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
   void Open() {
@@ -41,23 +46,14 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
   }
-  // The cluster may be shared with other test binaries: use a database of our own.
-  static std::string OwnDatabase(const std::string& url, const std::string& db) {
-    PGconn* c = PQconnectdb(url.c_str());
-    EXPECT_EQ(PQstatus(c), CONNECTION_OK) << PQerrorMessage(c);
-    PQclear(PQexec(c, ("CREATE DATABASE " + db).c_str()));  // "already exists" is fine
+  // Each test gets a database of its own: ctest runs test cases in parallel processes.
+  void AdminSql(const std::string& sql) {
+    PGconn* c = PQconnectdb(admin_url_.c_str());
+    ASSERT_EQ(PQstatus(c), CONNECTION_OK) << PQerrorMessage(c);
+    PGresult* r = PQexec(c, sql.c_str());
+    EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << sql << ": " << PQerrorMessage(c);
+    PQclear(r);
     PQfinish(c);
-    return url.substr(0, url.rfind('/') + 1) + db;
-  }
-  void ResetPostgres() {
-    Options o;
-    o.url = url_;
-    auto s = Store::Open(o);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    ASSERT_TRUE((*s)->Write([](Conn& c) {
-                      return c.ExecScript("DROP SCHEMA public CASCADE; CREATE SCHEMA public;");
-                    })
-                    .ok());
   }
   int64_t CountTenants() {
     int64_t n = -1;
@@ -78,6 +74,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
   }
 
   std::filesystem::path dir_;
+  std::string admin_url_, db_;
   std::string url_;
   std::unique_ptr<Store> store_;
 };
@@ -140,7 +137,9 @@ TEST_P(StoreTest, FailedWriteIsUndoneAndNeighboursCommit) {
         return Status::Ok();
       });
       (s.ok() ? ok : failed)++;
-      if (!s.ok()) EXPECT_EQ(s.code(), ErrorCode::kInvalidField);
+      if (!s.ok()) {
+        EXPECT_EQ(s.code(), ErrorCode::kInvalidField);
+      }
     });
   }
   for (auto& t : ts) t.join();
