@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "server/http_server.h"
 #include "store/store.h"
@@ -76,6 +77,17 @@ struct BenchConfig {
 };
 // `siyu bench <workload>`.
 int Bench(const BenchConfig& cfg);
+
+struct ImportConfig {
+  store::Options store;
+  std::string kind;  // "people" | "orders"
+  std::string file;
+  int64_t tenant_id = 0;
+  std::vector<std::string> mappings;  // field=column
+  std::string errors_file;            // every row error as JSON lines
+};
+// `siyu import people|orders FILE`: exit 0 when every row imported, 3 when some rows failed.
+int Import(const ImportConfig& cfg);
 
 // Finds the console build: --console, $SIYU_CONSOLE_DIR, or console/dist next to the source tree.
 std::string ResolveConsoleDir(const std::string& flag);

@@ -57,6 +57,17 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--seconds", bench.seconds, "duration of each run")->capture_default_str();
   bench_cmd->add_option("--data", bench.data_dir, "SQLite data directory (default: temporary)");
 
+  apps::ImportConfig import;
+  auto* import_cmd = app.add_subcommand("import", "import people or orders from a CSV file");
+  add_store(import_cmd);
+  import_cmd->add_option("kind", import.kind, "people | orders")
+      ->required()
+      ->check(CLI::IsMember({"people", "orders"}));
+  import_cmd->add_option("file", import.file, "CSV file with a header row")->required();
+  import_cmd->add_option("--tenant", import.tenant_id, "tenant id")->required();
+  import_cmd->add_option("--map", import.mappings, "field=column, e.g. external_id=手机号");
+  import_cmd->add_option("--errors", import.errors_file, "write every row error as JSON lines");
+
   auto* admin = app.add_subcommand("admin", "administration");
   admin->require_subcommand(1);
   std::string tenant = "My Brand", username = "admin", password;
@@ -81,6 +92,10 @@ int main(int argc, char** argv) {
     return apps::Demo(demo);
   }
   if (*bench_cmd) return apps::Bench(bench);
+  if (*import_cmd) {
+    import.store = store_options();
+    return apps::Import(import);
+  }
   if (*boot) return apps::Bootstrap(store_options(), tenant, username, password, as_json);
   return 2;
 }
