@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 apt_pkgs=(
   g++ cmake ninja-build ccache pkg-config make git
   libboost1.81-dev libboost-json1.81-dev libsqlite3-dev sqlite3 libpq-dev libssl-dev libargon2-dev
-  libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev tzdata
+  libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev libpugixml-dev tzdata
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   postgresql postgresql-client
   chromium fonts-noto-cjk
@@ -30,7 +30,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # npm projects: reinstall only when package-lock.json changed since the last install.
-for dir in console tests/browser; do
+for dir in console tests/browser tests/wechat; do
   [ -f "$dir/package-lock.json" ] || continue
   stamp="$dir/node_modules/.siyu-lock-sha"
   sha=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)

@@ -26,6 +26,9 @@ echo "== unit tests under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j 2 --timeout 900
 
+echo "== WeChat crypto cross-check with the npm peers (@wecom/crypto, wechat-crypto)"
+SIYU_WECHAT_CLI="$root/build/src/domain/wechat/wechat_crypto_cli" node --test tests/wechat/
+
 echo "== browser test (Chromium) against siyu demo"
 port=$((40000 + RANDOM % 20000))
 build/src/apps/siyu demo --data "$work/demo" --port "$port" --people 400 >"$work/demo.out" 2>"$work/demo.err" &

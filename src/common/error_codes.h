@@ -33,6 +33,15 @@ namespace siyu {
   X(kUnknownPerson, "UNKNOWN_PERSON", 422)                \
   X(kShuttingDown, "SHUTTING_DOWN", 503)                  \
   X(kStoreUnavailable, "STORE_UNAVAILABLE", 503)          \
+  X(kBadSignature, "BAD_SIGNATURE", 401)                  \
+  X(kBadBase64, "BAD_BASE64", 400)                        \
+  X(kDecryptFailed, "DECRYPT_FAILED", 400)                \
+  X(kBadReceiveId, "BAD_RECEIVE_ID", 400)                 \
+  X(kMalformedXml, "MALFORMED_XML", 400)                  \
+  X(kWechatInvalidCode, "WECHAT_INVALID_CODE", 400)       \
+  X(kWechatRiskyUser, "WECHAT_RISKY_USER", 403)           \
+  X(kWechatRateLimited, "WECHAT_RATE_LIMITED", 429)       \
+  X(kWechatApiError, "WECHAT_API_ERROR", 502)             \
   X(kInternal, "INTERNAL", 500)
 
 enum class ErrorCode {
