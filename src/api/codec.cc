@@ -1,5 +1,7 @@
 #include "api/codec.h"
 
+#include <boost/json/parse.hpp>
+
 namespace siyu::api {
 
 namespace {
@@ -181,6 +183,21 @@ StatusOr<RefundInput> ParseRefund(std::string_view body, int64_t now_ms) {
   return in;
 }
 
+StatusOr<std::vector<domain::EventItem>> ParseEventBatch(std::string_view body, int64_t now_ms) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  r.Array("events", 1, domain::kMaxEventsPerBatch);
+  RETURN_IF_ERROR(r.Finish());
+  // ReadEventItem takes each element's properties out rather than copying them.
+  json::array& events = obj.at("events").as_array();
+  std::vector<domain::EventItem> items;
+  items.reserve(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    items.push_back(domain::ReadEventItem(events[i], i, now_ms));
+  }
+  return items;
+}
+
 json::object ToJson(const domain::Tenant& t) {
   json::object o;
   o["id"] = t.id;
@@ -287,6 +304,42 @@ json::object ToJson(const domain::Overview& ov) {
   return o;
 }
 
+namespace {
+json::object FunnelJson(const domain::ChannelFunnel& f) {
+  json::object o;
+  o["channel_id"] = OptInt(f.channel_id);
+  o["channel_name"] = f.channel_id ? json::value(f.name) : json::value(nullptr);
+  o["source_pool"] = f.channel_id ? json::value(f.source_pool) : json::value(nullptr);
+  o["touchpoint"] = f.channel_id ? json::value(f.touchpoint) : json::value(nullptr);
+  o["cost_fen"] = f.cost_fen;
+  o["scans"] = f.scans;
+  o["adds"] = f.adds;
+  o["new_people"] = f.new_people;
+  o["first_buyers"] = f.first_buyers;
+  o["repeat_buyers"] = f.repeat_buyers;
+  o["orders"] = f.orders;
+  o["paid_fen"] = f.paid_fen;
+  o["refunded_fen"] = f.refunded_fen;
+  o["gmv_fen"] = f.gmv_fen();
+  // Exact fractions; the console divides for display (den 0: not defined).
+  o["cac_fen"] = Fraction(f.cost_fen, f.new_people);
+  o["roi"] = Fraction(f.gmv_fen(), f.cost_fen);
+  return o;
+}
+}  // namespace
+
+json::object ToJson(const domain::ChannelReport& r) {
+  json::object o;
+  o["from"] = r.from;
+  o["to"] = r.to;
+  o["model"] = r.model == domain::Attribution::kFirstTouch ? "first" : "last";
+  json::array rows;
+  for (const auto& f : r.rows) rows.emplace_back(FunnelJson(f));
+  o["rows"] = std::move(rows);
+  o["total"] = FunnelJson(r.total);
+  return o;
+}
+
 json::object SessionJson(const domain::Session& s, bool with_token) {
   json::object o;
   if (with_token) o["token"] = s.token;
@@ -294,6 +347,99 @@ json::object SessionJson(const domain::Session& s, bool with_token) {
   json::array ts;
   for (const auto& t : s.tenants) ts.emplace_back(ToJson(t));
   o["tenants"] = std::move(ts);
+  return o;
+}
+
+json::object ToJson(const domain::IngestResult& r) {
+  json::array results;
+  results.reserve(r.results.size());
+  for (const domain::EventResult& e : r.results) {
+    json::object o;
+    o["event_id"] = e.event_id.empty() ? json::value(nullptr) : json::value(e.event_id);
+    o["status"] = domain::EventOutcomeName(e.outcome);
+    if (e.outcome == domain::EventOutcome::kAccepted) {
+      o["person_id"] = e.person_id;
+      if (e.link_pending) o["link"] = "pending";
+    } else if (e.outcome == domain::EventOutcome::kRejected) {
+      o["code"] = ErrorCodeName(e.error.code());
+      o["message"] = e.error.message();
+      if (!e.error.field().empty()) o["field"] = e.error.field();
+    }
+    results.emplace_back(std::move(o));
+  }
+  json::object o;
+  o["results"] = std::move(results);
+  o["accepted"] = r.accepted;
+  o["duplicates"] = r.duplicates;
+  o["rejected"] = r.rejected;
+  return o;
+}
+
+json::object ToJson(const domain::StoredEvent& e) {
+  // Stored as JSON text by the events service; a row that does not parse is a defect, shown as
+  // null rather than failing the whole timeline.
+  auto parsed = [](const std::string& text) {
+    boost::system::error_code ec;
+    json::value v = json::parse(text, ec);
+    return ec ? json::value(nullptr) : v;
+  };
+  json::object o;
+  o["event_id"] = e.event_id;
+  o["type"] = e.type;
+  o["ts"] = e.ts;
+  o["person_id"] = e.person_id;
+  o["touchpoint"] = e.touchpoint;
+  o["channel_id"] = OptInt(e.channel_id);
+  o["ids"] = parsed(e.ids_json);
+  o["properties"] = parsed(e.properties);
+  o["received_at"] = e.received_at;
+  return o;
+}
+
+json::object EventCatalogueJson() {
+  json::array types;
+  for (const domain::EventTypeSpec& t : domain::EventCatalogue()) {
+    json::array props;
+    for (const domain::PropertySpec& p : t.properties) {
+      json::object po;
+      po["name"] = p.name;
+      po["type"] = domain::PropertyTypeName(p.type);
+      po["required"] = p.required;
+      if (p.type == domain::PropertyType::kString) {
+        po["min_length"] = p.min;
+        po["max_length"] = p.max;
+      } else if (p.type == domain::PropertyType::kInteger) {
+        po["minimum"] = p.min;
+        po["maximum"] = p.max;
+      }
+      po["description"] = p.description;
+      props.emplace_back(std::move(po));
+    }
+    json::object to;
+    to["name"] = t.name;
+    to["description"] = t.description;
+    to["moves_last_channel"] = t.moves_last_channel;
+    to["properties"] = std::move(props);
+    types.emplace_back(std::move(to));
+  }
+  json::object custom;
+  custom["prefix"] = domain::kCustomEventPrefix;
+  custom["name_pattern"] = "[A-Za-z0-9_.-]{1,64}";
+  custom["properties"] = "any JSON object";
+  json::array touchpoints;
+  for (std::string_view tp : domain::kEventTouchpoints) touchpoints.emplace_back(tp);
+  json::object limits;
+  limits["events_per_batch"] = domain::kMaxEventsPerBatch;
+  limits["ids_per_event"] = domain::kMaxIdsPerEvent;
+  limits["event_id_max_length"] = domain::kMaxEventIdLength;
+  limits["properties_max_bytes"] = domain::kMaxPropertiesBytes;
+  limits["min_ts"] = domain::kMinEventTs;
+  limits["max_clock_skew_ms"] = domain::kMaxEventClockSkewMs;
+  json::object o;
+  o["types"] = std::move(types);
+  o["custom"] = std::move(custom);
+  o["touchpoints"] = std::move(touchpoints);
+  o["limits"] = std::move(limits);
   return o;
 }
 

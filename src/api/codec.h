@@ -7,8 +7,10 @@
 #include <string_view>
 
 #include "common/json.h"
+#include "domain/analytics/channel_report.h"
 #include "domain/analytics/overview.h"
 #include "domain/channels/channels.h"
+#include "domain/events/events.h"
 #include "domain/orders/orders.h"
 #include "domain/people/people.h"
 #include "domain/tenancy/tenancy.h"
@@ -38,6 +40,10 @@ StatusOr<domain::NewChannel> ParseNewChannel(std::string_view body);
 StatusOr<domain::PersonUpsert> ParsePersonUpsert(std::string_view body, int64_t now_ms);
 StatusOr<domain::NewOrder> ParseNewOrder(std::string_view body, int64_t now_ms);
 StatusOr<RefundInput> ParseRefund(std::string_view body, int64_t now_ms);
+// POST /v1/events. The envelope is strict — a JSON object whose only field is `events`, an array
+// of 1–1,000 elements — and a bad envelope fails the request. Each element is validated on its own
+// (domain::ReadEventItem): a bad element is refused alone, in its item of the answer.
+StatusOr<std::vector<domain::EventItem>> ParseEventBatch(std::string_view body, int64_t now_ms);
 
 json::object ToJson(const domain::Tenant& t);
 json::object ToJson(const domain::Operator& o);
@@ -46,6 +52,11 @@ json::object ToJson(const domain::Channel& c);
 json::object ToJson(const domain::Person& p);
 json::object ToJson(const domain::Order& o);
 json::object ToJson(const domain::Overview& ov);
+json::object ToJson(const domain::ChannelReport& r);
 json::object SessionJson(const domain::Session& s, bool with_token);
+json::object ToJson(const domain::IngestResult& r);
+json::object ToJson(const domain::StoredEvent& e);
+// GET /v1/events/catalogue: the standard types, the custom type rule and the ingest limits.
+json::object EventCatalogueJson();
 
 }  // namespace siyu::api

@@ -50,10 +50,11 @@ int main(int argc, char** argv) {
 
   apps::BenchConfig bench;
   auto* bench_cmd = app.add_subcommand("bench", "benchmarks with peers side by side");
-  bench_cmd->add_option("workload", bench.workload, "orders")->required();
+  bench_cmd->add_option("workload", bench.workload, "orders | ingest")->required();
   bench_cmd->add_option("--pg", bench.pg_url, "PostgreSQL URL for the side-by-side run");
-  bench_cmd->add_option("--clients", bench.clients, "concurrent HTTP clients")
-      ->capture_default_str();
+  auto* bench_clients = bench_cmd->add_option("--clients", bench.clients,
+                                              "concurrent HTTP clients (ingest: default 16)");
+  bench_clients->capture_default_str();
   bench_cmd->add_option("--seconds", bench.seconds, "duration of each run")->capture_default_str();
   bench_cmd->add_option("--data", bench.data_dir, "SQLite data directory (default: temporary)");
 
@@ -91,7 +92,11 @@ int main(int argc, char** argv) {
     demo.data_dir = data;
     return apps::Demo(demo);
   }
-  if (*bench_cmd) return apps::Bench(bench);
+  if (*bench_cmd) {
+    // Each workload has its own default client count: the ingest target is stated for 16.
+    if (bench.workload == "ingest" && bench_clients->count() == 0) bench.clients = 16;
+    return apps::Bench(bench);
+  }
   if (*import_cmd) {
     import.store = store_options();
     return apps::Import(import);

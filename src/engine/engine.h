@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "domain/channels/channels.h"
+#include "domain/events/events.h"
 #include "domain/orders/orders.h"
 #include "domain/people/people.h"
 #include "domain/tenancy/tenancy.h"
@@ -21,6 +22,7 @@ class Engine {
   domain::Channels& channels() { return channels_; }
   domain::People& people() { return people_; }
   domain::Orders& orders() { return orders_; }
+  domain::Events& events() { return events_; }
 
   // Commits queued writes and stops the store. Idempotent.
   void Shutdown() { store_->Shutdown(); }
@@ -32,6 +34,7 @@ class Engine {
   domain::Channels channels_;
   domain::People people_;
   domain::Orders orders_;
+  domain::Events events_;
 };
 
 }  // namespace siyu::engine

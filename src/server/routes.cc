@@ -7,6 +7,7 @@
 #include "api/codec.h"
 #include "common/metrics.h"
 #include "common/time.h"
+#include "domain/analytics/channel_report.h"
 #include "domain/analytics/overview.h"
 
 namespace siyu::server {
@@ -275,26 +276,30 @@ HttpOut RefundOrder(Ctx& c) {
   return Json(200, api::ToJson(o));
 }
 
-HttpOut Overview(Ctx& c) {
-  TRY(CheckQuery(c, {"from", "to", "channel"}));
-  domain::OverviewQuery q;
-  q.to = StartOfLocalDay(c.now) + kMsPerDay;
-  q.from = q.to - 30 * kMsPerDay;
-  for (auto [name, target] : {std::pair{"from", &q.from}, std::pair{"to", &q.to}}) {
+// The report period from `from`/`to` (dates in the tenant zone or ms); default: the last 30 days
+// including today.
+StatusOr<std::pair<int64_t, int64_t>> Period(const Ctx& c) {
+  int64_t to = StartOfLocalDay(c.now) + kMsPerDay, from = to - 30 * kMsPerDay;
+  for (auto [name, target] : {std::pair{"from", &from}, std::pair{"to", &to}}) {
     if (auto v = c.Query(name)) {
       auto t = ParseTimeParam(*v);
       if (!t) {
-        return Api::Error(Status(
+        return Status(
             ErrorCode::kInvalidQuery,
             std::string("'") + name + "' must be a date YYYY-MM-DD or a millisecond timestamp",
-            name));
+            name);
       }
       *target = *t;
     }
   }
-  if (q.from >= q.to) {
-    return Api::Error(Status(ErrorCode::kInvalidQuery, "'from' must be before 'to'", "from"));
-  }
+  if (from >= to) return Status(ErrorCode::kInvalidQuery, "'from' must be before 'to'", "from");
+  return std::make_pair(from, to);
+}
+
+HttpOut Overview(Ctx& c) {
+  TRY(CheckQuery(c, {"from", "to", "channel"}));
+  domain::OverviewQuery q;
+  TRY_ASSIGN(std::tie(q.from, q.to), Period(c));
   if (c.Query("channel")) {
     TRY_ASSIGN(q.channel_id, QueryInt(c, "channel", 0, 1, INT64_MAX));
     auto ch = c.engine.channels().Get(c.tenant(), *q.channel_id);
@@ -304,6 +309,51 @@ HttpOut Overview(Ctx& c) {
   }
   TRY_ASSIGN(domain::Overview ov, domain::ComputeOverview(c.engine.store(), c.tenant(), q));
   return Json(200, api::ToJson(ov));
+}
+
+HttpOut ChannelReport(Ctx& c) {
+  TRY(CheckQuery(c, {"from", "to", "model"}));
+  int64_t from, to;
+  TRY_ASSIGN(std::tie(from, to), Period(c));
+  domain::Attribution model = domain::Attribution::kFirstTouch;
+  if (auto m = c.Query("model")) {
+    if (*m == "last") {
+      model = domain::Attribution::kLastTouch;
+    } else if (*m != "first") {
+      return Api::Error(Status(ErrorCode::kInvalidQuery, "'model' must be first or last", "model"));
+    }
+  }
+  TRY_ASSIGN(domain::ChannelReport r,
+             domain::ComputeChannelReport(c.engine.store(), c.tenant(), from, to, model));
+  return Json(200, api::ToJson(r));
+}
+
+HttpOut IngestEvents(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(auto items, api::ParseEventBatch(c.in.body, c.now));
+  TRY_ASSIGN(domain::IngestResult r, c.engine.events().Ingest(c.tenant(), std::move(items)));
+  // 200 even when items were refused: the batch was processed, and each item says how it went.
+  return Json(200, api::ToJson(r));
+}
+
+HttpOut EventCatalogue(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  return Json(200, api::EventCatalogueJson());
+}
+
+HttpOut PersonTimeline(Ctx& c) {
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "person"));
+  TRY(CheckQuery(c, {"limit", "before"}));
+  TRY_ASSIGN(int64_t limit, QueryInt(c, "limit", 50, 1, 500));
+  TRY_ASSIGN(
+      domain::TimelinePage page,
+      c.engine.events().Timeline(c.tenant(), id, c.Query("before"), static_cast<int>(limit)));
+  json::array items;
+  for (const auto& e : page.items) items.emplace_back(api::ToJson(e));
+  json::object o;
+  o["items"] = std::move(items);
+  o["next_before"] = page.next_before ? json::value(*page.next_before) : json::value(nullptr);
+  return Json(200, o);
 }
 
 // ---- the route table ---------------------------------------------------------------------------
@@ -325,11 +375,15 @@ const Route kRoutes[] = {
     {"POST", "/v1/people", Access::kIngest, UpsertPerson},
     {"GET", "/v1/people", Access::kRead, ListPeople},
     {"GET", "/v1/people/{id}", Access::kRead, GetPerson},
+    {"GET", "/v1/people/{id}/timeline", Access::kRead, PersonTimeline},
     {"POST", "/v1/orders", Access::kIngest, CreateOrder},
     {"GET", "/v1/orders", Access::kRead, ListOrders},
     {"GET", "/v1/orders/{order_no}", Access::kRead, GetOrder},
     {"POST", "/v1/orders/{order_no}/refund", Access::kIngest, RefundOrder},
     {"GET", "/v1/analytics/overview", Access::kRead, Overview},
+    {"GET", "/v1/analytics/channels", Access::kRead, ChannelReport},
+    {"POST", "/v1/events", Access::kIngest, IngestEvents},
+    {"GET", "/v1/events/catalogue", Access::kAuthenticated, EventCatalogue},
 };
 
 bool RoleAllows(Access a, Role r) {

@@ -141,6 +141,26 @@ CREATE TABLE tenant_totals (
 INSERT INTO tenant_totals (tenant_id, paid_fen)
   SELECT tenant_id, SUM(total_fen) FROM orders GROUP BY tenant_id;
 )SQL"},
+      // Behaviour events, stored once per (tenant, client-chosen event_id). `ids` and `properties`
+      // are JSON text as ingested (canonical ids; compact properties). The person index carries
+      // event_id too, so a timeline page — newest first by (ts, event_id), continued from a
+      // cursor — is one index range scan.
+      {3, "events", R"SQL(
+CREATE TABLE events (
+  tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+  event_id TEXT NOT NULL,
+  person_id BIGINT NOT NULL REFERENCES people(id),
+  type TEXT NOT NULL,
+  ts BIGINT NOT NULL,
+  touchpoint TEXT NOT NULL,
+  channel_id BIGINT REFERENCES channels(id),
+  ids TEXT NOT NULL,
+  properties TEXT NOT NULL,
+  received_at BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, event_id)
+);
+CREATE INDEX events_person_ts ON events(tenant_id, person_id, ts, event_id);
+)SQL"},
   };
   return kMigrations;
 }

@@ -58,6 +58,10 @@ const std::set<std::string>& CoveredRoutes() {
       "GET /v1/orders/{order_no}",
       "POST /v1/orders/{order_no}/refund",
       "GET /v1/analytics/overview",
+      "GET /v1/analytics/channels",
+      "POST /v1/events",
+      "GET /v1/events/catalogue",
+      "GET /v1/people/{id}/timeline",
   };
   return kCovered;
 }
@@ -163,6 +167,21 @@ TEST_P(IsolationTest, EveryRoute) {
       b.Post("/v1/orders", OrderBody("B-REFUNDED", b_person, {Line("B", 1, 900)}, t0 + 3000)),
       201));
   ASSERT_TRUE(HasStatus(b.Post("/v1/orders/B-REFUNDED/refund", value{{"reason", "b"}}), 200));
+  // B's events: one for its person, one under an event_id A will use too.
+  auto event = [](const std::string& id, const std::string& who, int64_t ts,
+                  const std::string& sku) {
+    return value{
+        {"event_id", id}, {"type", "product_view"},       {"ids", json::array{value(who)}},
+        {"ts", ts},       {"touchpoint", "mini_program"}, {"properties", value{{"sku", sku}}}};
+  };
+  Reply be = b.Post(
+      "/v1/events",
+      value{{"events", json::array{event("B-EV", "unionid:b-only", t0, "B-SKU"),
+                                   event("SHARED-EV", "unionid:b-events", t0 + 1, "B-SKU")}}});
+  ASSERT_TRUE(HasStatus(be, 200));
+  ASSERT_EQ(be.Int("/accepted"), 2) << be.body;
+  EXPECT_EQ(be.Int("/results/0/person_id"), b_person);
+  const int64_t b_events_person = be.Int("/results/1/person_id");
   Reply b_spare = b.Post("/v1/api-keys", value{{"name", "b spare"}, {"role", "analyst"}});
   ASSERT_TRUE(HasStatus(b_spare, 201));
   const int64_t b_key_id = b_spare.Int("/id");
@@ -185,7 +204,10 @@ TEST_P(IsolationTest, EveryRoute) {
     std::string s;
     for (const std::string& path : std::vector<std::string>{
              "/v1/channels", "/v1/api-keys", "/v1/tenants",
-             "/v1/channels/" + std::to_string(b_channel), "/v1/analytics/overview?" + window}) {
+             "/v1/channels/" + std::to_string(b_channel), "/v1/analytics/overview?" + window,
+             "/v1/analytics/channels?" + window,
+             "/v1/people/" + std::to_string(b_person) + "/timeline",
+             "/v1/people/" + std::to_string(b_events_person) + "/timeline"}) {
       Reply r = b.Get(path);
       EXPECT_TRUE(HasStatus(r, 200)) << path;
       s += path + " " + r.body + "\n";
@@ -195,8 +217,8 @@ TEST_P(IsolationTest, EveryRoute) {
     return s;
   };
   const std::string b_before = snapshot_b();
-  const std::vector<std::string> b_secrets = {"Brand B",    "b-only",       "B-ONLY",
-                                              "B-REFUNDED", kb.Str("/key"), b_state};
+  const std::vector<std::string> b_secrets = {"Brand B",      "b-only", "B-ONLY", "B-REFUNDED",
+                                              kb.Str("/key"), b_state,  "B-EV",   "B-SKU"};
 
   auto ids_of = [](const std::vector<value>& items, const char* field) {
     std::set<std::string> out;
@@ -372,6 +394,57 @@ TEST_P(IsolationTest, EveryRoute) {
     EXPECT_TRUE(
         IsError(a.Get("/v1/people/" + std::to_string(bp2.Int("/person/id"))), 404, "NOT_FOUND"));
   };
+  cases["GET /v1/people/{id}/timeline"] = [&] {
+    for (int64_t id : {b_person, bp2.Int("/person/id"), b_events_person}) {
+      EXPECT_TRUE(
+          IsError(a.Get("/v1/people/" + std::to_string(id) + "/timeline"), 404, "NOT_FOUND"));
+    }
+    Reply ae =
+        a.Post("/v1/events",
+               value{{"events", json::array{event("A-EV", "unionid:a-only", t0 + 5000, "A-SKU")}}});
+    ASSERT_TRUE(HasStatus(ae, 200));
+    EXPECT_EQ(ae.Int("/results/0/person_id"), a_person);
+    Reply own = a.Get("/v1/people/" + std::to_string(a_person) + "/timeline");
+    ASSERT_TRUE(HasStatus(own, 200));
+    ASSERT_EQ(own.At("/items").as_array().size(), 1u) << own.body;
+    EXPECT_EQ(own.Str("/items/0/event_id"), "A-EV");
+    expect_no_b_rows(own.body, "A's timeline");
+  };
+  cases["POST /v1/events"] = [&] {
+    // B's channel_state is unknown in A; B's ids are strangers in A; B's event_ids are free in A.
+    // (unionid:b-events is an id only B's events introduced, so no other case depends on it.)
+    Reply r =
+        a.Post("/v1/events",
+               value{{"events", json::array{value{{"event_id", "A-VIA-B-STATE"},
+                                                  {"type", "follow"},
+                                                  {"ids", json::array{"unionid:a-only"}},
+                                                  {"ts", t0 + 7000},
+                                                  {"touchpoint", "official_account"},
+                                                  {"channel_state", b_state}},
+                                            value{{"event_id", "SHARED-EV"},
+                                                  {"type", "product_view"},
+                                                  {"ids", json::array{"unionid:b-events"}},
+                                                  {"ts", t0 + 8000},
+                                                  {"touchpoint", "mini_program"},
+                                                  {"properties", value{{"sku", "A-SKU"}}}}}}});
+    ASSERT_TRUE(HasStatus(r, 200));
+    EXPECT_EQ(r.Str("/results/0/status"), "rejected");
+    EXPECT_EQ(r.Str("/results/0/code"), "UNKNOWN_CHANNEL_STATE");
+    EXPECT_EQ(r.Str("/results/1/status"), "accepted") << "B's event_id counted as A's duplicate";
+    const int64_t p = r.Int("/results/1/person_id");
+    EXPECT_NE(p, b_person);
+    EXPECT_NE(p, b_events_person);
+    Reply tl = a.Get("/v1/people/" + std::to_string(p) + "/timeline");
+    ASSERT_TRUE(HasStatus(tl, 200));
+    ASSERT_EQ(tl.At("/items").as_array().size(), 1u) << tl.body;
+    EXPECT_EQ(tl.Str("/items/0/properties/sku"), "A-SKU");
+  };
+  cases["GET /v1/events/catalogue"] = [&] {
+    Reply ra = a.Get("/v1/events/catalogue");
+    ASSERT_TRUE(HasStatus(ra, 200));
+    EXPECT_EQ(ra.body, b.Get("/v1/events/catalogue").body) << "the catalogue is the same for all";
+    expect_no_b_rows(ra.body, "the event catalogue");
+  };
   cases["POST /v1/orders"] = [&] {
     EXPECT_TRUE(IsError(
         a.Post("/v1/orders", OrderBody("A-STEAL-1", b_person, {Line("X", 1, 1)}, t0 + 5000)), 422,
@@ -419,6 +492,32 @@ TEST_P(IsolationTest, EveryRoute) {
       EXPECT_TRUE(IsError(r, 404, "NOT_FOUND"));
     }
     EXPECT_EQ(b.Get("/v1/orders/B-ONLY").Str("/status"), "paid") << "A refunded B's order";
+  };
+  cases["GET /v1/analytics/channels"] = [&] {
+    Reply r = a.Get("/v1/analytics/channels?" + window);
+    ASSERT_TRUE(HasStatus(r, 200));
+    std::set<int64_t> own;
+    Reply channels = a.Get("/v1/channels");
+    for (const auto& ch : channels.At("/items").as_array()) {
+      own.insert(ch.at("id").as_int64());
+    }
+    int64_t new_people = 0, gmv = 0;
+    for (const auto& row : r.At("/rows").as_array()) {
+      const auto& id = row.at("channel_id");
+      if (!id.is_null()) {
+        EXPECT_TRUE(own.count(id.as_int64())) << "A's report shows channel " << id.as_int64();
+      }
+      new_people += row.at("new_people").as_int64();
+      gmv += row.at("gmv_fen").as_int64();
+    }
+    // A's cohort is exactly A's people, and their GMV exactly A's orders.
+    EXPECT_EQ(new_people, static_cast<int64_t>(AllPages(a, "/v1/people", 500).size()));
+    int64_t own_gmv = 0;
+    for (const auto& o : AllPages(a, "/v1/orders", 500)) {
+      own_gmv += o.at("total_fen").as_int64() - o.at("refunded_fen").as_int64();
+    }
+    EXPECT_EQ(gmv, own_gmv);
+    EXPECT_EQ(r.Int("/total/gmv_fen"), own_gmv);
   };
   cases["GET /v1/analytics/overview"] = [&] {
     EXPECT_TRUE(IsError(a.Get("/v1/analytics/overview?channel=" + std::to_string(b_channel)), 404,

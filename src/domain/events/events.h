@@ -1,0 +1,157 @@
+// Events (行为事件): what people do — views, carts, payments, contacts, groups, scans — sent in
+// batches of up to 1,000 by SDKs and servers, each under a client-chosen `event_id` that makes
+// resending safe. Every valid event is attached to a person found (or created) from its ids and
+// stored once; invalid events are refused one by one without failing their batch. A person's
+// timeline lists their events by the time they happened (`ts`), however late they arrived.
+//
+// A batch is one store write: all its accepted events commit together, before the answer. The
+// validation that needs no store runs before the write, on the request's own thread, so that the
+// single writer does nothing but the lookups and inserts. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/json.h"
+#include "common/status.h"
+#include "domain/events/catalogue.h"
+#include "domain/people/people.h"
+#include "store/store.h"
+
+namespace siyu::domain {
+
+inline constexpr size_t kMaxEventsPerBatch = 1000;
+inline constexpr size_t kMaxEventIdLength = 64;
+inline constexpr size_t kMaxIdsPerEvent = 10;
+// An event's ts is not before 2000-01-01 and at most 5 minutes ahead of the server clock.
+inline constexpr int64_t kMinEventTs = 946'684'800'000;
+inline constexpr int64_t kMaxEventClockSkewMs = 5 * 60 * 1000;
+
+// Where an event happened. Wider than a channel's touchpoints: events also come from stores and
+// from anywhere else a brand meets people.
+inline constexpr std::string_view kEventTouchpoints[] = {
+    "official_account", "mini_program", "wecom", "group", "offline", "other"};
+
+// 1–64 characters of [A-Za-z0-9_.:-].
+bool IsEventId(std::string_view s);
+bool IsEventTouchpoint(std::string_view s);
+
+// The one place the `ids` of an event are parsed. Today this is the grammar of POST /v1/people;
+// the identity module's fuller grammar (external_userid, member_no, custom ids) replaces it here
+// and nowhere else. INVALID_FIELD on `field`.
+StatusOr<ExternalId> ParseEventPersonId(std::string_view s, const std::string& field);
+
+// A valid event, as the store will hold it.
+struct EventIn {
+  std::string event_id;
+  std::string type;
+  const EventTypeSpec* spec = nullptr;  // nullptr: a custom type
+  std::vector<ExternalId> ids;          // canonical, in the order sent, without repeats
+  int64_t ts = 0;
+  std::string touchpoint;
+  std::optional<std::string> channel_state;
+  std::string ids_json;    // the canonical ids as a compact JSON array
+  std::string properties;  // the properties as a compact JSON object
+};
+
+// One element of a batch after validation: a valid event, or why it was refused.
+struct EventItem {
+  std::string event_id;  // empty when the element has no valid event_id
+  Status rejected;       // OK: `event` is valid
+  EventIn event;
+};
+
+// Validates element `index` of a batch (its fields are named `events[<index>].…`). Never fails the
+// batch: a bad element comes back with `rejected` set. Moves the properties out of `item`.
+EventItem ReadEventItem(json::value& item, size_t index, int64_t now_ms);
+
+enum class EventOutcome { kAccepted, kDuplicate, kRejected };
+std::string_view EventOutcomeName(EventOutcome o);  // "accepted" | "duplicate" | "rejected"
+
+struct EventResult {
+  std::string event_id;  // empty: the element had no valid event_id
+  EventOutcome outcome = EventOutcome::kRejected;
+  Status error;               // why it was rejected
+  int64_t person_id = 0;      // accepted: the person the event was attached to
+  bool link_pending = false;  // accepted, but its ids belong to different people (not merged)
+};
+
+struct IngestResult {
+  std::vector<EventResult> results;  // in the order of the batch
+  int64_t accepted = 0;
+  int64_t duplicates = 0;
+  int64_t rejected = 0;
+};
+
+// ---- person resolution -------------------------------------------------------------------------
+
+// The person behind each external id, as far as known: loaded for a whole batch with one query per
+// 256 ids, and kept current by ResolvePerson as it attaches new ids.
+class KnownIds {
+ public:
+  // Inside a transaction: loads the person of every id in `canonical` that has one.
+  Status Load(store::Conn& c, int64_t tenant_id, const std::vector<std::string>& canonical);
+  std::optional<int64_t> Find(const std::string& canonical) const;
+  void Put(const std::string& canonical, int64_t person_id) { map_[canonical] = person_id; }
+
+ private:
+  std::unordered_map<std::string, int64_t> map_;
+};
+
+struct Resolution {
+  int64_t person_id = 0;
+  bool created = false;
+  bool link_pending = false;  // the ids belong to more than one existing person
+};
+
+// Inside a write: the person an event with `ids` belongs to. The person of the first id already
+// known; if none is known, a new person attributed to `channel_id` and acquired at `ts`. Ids not
+// yet known are attached to that person. Ids of *different* existing people are not merged (the
+// identity graph decides merges): the first id's person wins and `link_pending` is set. `known`
+// must hold every id of `ids` that existed before the batch (KnownIds::Load).
+StatusOr<Resolution> ResolvePerson(store::Conn& c, int64_t tenant_id,
+                                   const std::vector<ExternalId>& ids,
+                                   std::optional<int64_t> channel_id, int64_t ts, KnownIds& known);
+
+// ---- the service -------------------------------------------------------------------------------
+
+struct StoredEvent {
+  std::string event_id;
+  int64_t person_id = 0;
+  std::string type;
+  int64_t ts = 0;
+  std::string touchpoint;
+  std::optional<int64_t> channel_id;
+  std::string ids_json;    // JSON array text, as stored
+  std::string properties;  // JSON object text, as stored
+  int64_t received_at = 0;
+};
+
+struct TimelinePage {
+  std::vector<StoredEvent> items;          // newest first by (ts, event_id)
+  std::optional<std::string> next_before;  // opaque cursor for the next (older) page
+};
+
+class Events {
+ public:
+  explicit Events(store::Store& store) : store_(store) {}
+
+  // Stores the valid, new events of `items` in one write and reports every item. Accepted events
+  // are durable when this returns. A store failure fails the whole batch (nothing is stored).
+  StatusOr<IngestResult> Ingest(int64_t tenant_id, std::vector<EventItem> items);
+
+  // The person's events, newest first, `limit` at a time, older than the cursor `before` (from a
+  // previous page's next_before). NOT_FOUND for a person not of this tenant; INVALID_QUERY (field
+  // "before") for a cursor this did not make.
+  StatusOr<TimelinePage> Timeline(int64_t tenant_id, int64_t person_id,
+                                  const std::optional<std::string>& before, int limit);
+
+ private:
+  store::Store& store_;
+};
+
+}  // namespace siyu::domain

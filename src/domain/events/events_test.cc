@@ -1,0 +1,529 @@
+#include "domain/events/events.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/time.h"
+#include "domain/channels/channels.h"
+#include "domain/testing/store_fixture.h"
+
+namespace siyu::domain {
+namespace {
+
+constexpr int64_t kT0 = 1'700'000'000'000;
+
+// An event element as a client sends it.
+json::value Ev(const std::string& event_id, const std::string& type, json::array ids, int64_t ts,
+               json::object props = {}, std::optional<std::string> state = std::nullopt) {
+  json::object o{{"event_id", event_id},         {"type", type},
+                 {"ids", std::move(ids)},        {"ts", ts},
+                 {"touchpoint", "mini_program"}, {"properties", std::move(props)}};
+  if (state) o["channel_state"] = *state;
+  return o;
+}
+
+json::value PageView(const std::string& event_id, json::array ids, int64_t ts,
+                     std::optional<std::string> state = std::nullopt) {
+  return Ev(event_id, "page_view", std::move(ids), ts, {{"path", "/pages/index"}},
+            std::move(state));
+}
+
+EventItem Read(json::value v, size_t index = 0, int64_t now = NowMs()) {
+  return ReadEventItem(v, index, now);
+}
+
+std::vector<EventItem> Batch(std::vector<json::value> events) {
+  std::vector<EventItem> items;
+  int64_t now = NowMs();
+  for (size_t i = 0; i < events.size(); ++i) items.push_back(Read(std::move(events[i]), i, now));
+  return items;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ReadEventItem: the validation of one element, without a store.
+
+TEST(ReadEventItemTest, ParsesAndCanonicalises) {
+  EventItem it = Read(
+      Ev("e-1:a.b_C", "add_to_cart", {"phone:138 0013 8000", "unionid:u1", "phone:+8613800138000"},
+         kT0, {{"sku", "SKU-1"}, {"quantity", 2}, {"utm", json::object{{"a", 1}}}}, "cState1"));
+  ASSERT_TRUE(it.rejected.ok()) << it.rejected.ToString();
+  EXPECT_EQ(it.event_id, "e-1:a.b_C");
+  const EventIn& e = it.event;
+  EXPECT_EQ(e.type, "add_to_cart");
+  ASSERT_NE(e.spec, nullptr);
+  EXPECT_EQ(e.spec->name, "add_to_cart");
+  ASSERT_EQ(e.ids.size(), 2u) << "the same phone in two spellings is one id";
+  EXPECT_EQ(e.ids[0].canonical, "phone:+8613800138000");
+  EXPECT_EQ(e.ids[0].kind, "phone");
+  EXPECT_EQ(e.ids[1].canonical, "unionid:u1");
+  EXPECT_EQ(e.ids_json, R"(["phone:+8613800138000","unionid:u1"])");
+  EXPECT_EQ(e.ts, kT0);
+  EXPECT_EQ(e.touchpoint, "mini_program");
+  EXPECT_EQ(e.channel_state, "cState1");
+  EXPECT_EQ(e.properties, R"({"sku":"SKU-1","quantity":2,"utm":{"a":1}})");
+
+  json::value custom = json::parse(
+      R"({"event_id":"c1","type":"custom:spin_wheel","ids":["unionid:u1"],"ts":1700000000000,
+          "touchpoint":"offline"})");
+  EventItem c = Read(custom);
+  ASSERT_TRUE(c.rejected.ok()) << c.rejected.ToString();
+  EXPECT_EQ(c.event.spec, nullptr);
+  EXPECT_EQ(c.event.properties, "{}") << "absent properties are an empty object";
+  EXPECT_FALSE(c.event.channel_state);
+}
+
+TEST(ReadEventItemTest, TimestampBounds) {
+  const int64_t now = 1'800'000'000'000;
+  EXPECT_TRUE(Read(PageView("a", {"unionid:u"}, now + kMaxEventClockSkewMs), 0, now).rejected.ok());
+  EXPECT_TRUE(Read(PageView("a", {"unionid:u"}, kMinEventTs), 0, now).rejected.ok());
+  for (int64_t ts : {now + kMaxEventClockSkewMs + 1, kMinEventTs - 1, int64_t{0}, int64_t{-5}}) {
+    EventItem it = Read(PageView("a", {"unionid:u"}, ts), 7, now);
+    EXPECT_EQ(it.rejected.code(), ErrorCode::kInvalidField) << ts;
+    EXPECT_EQ(it.rejected.field(), "events[7].ts") << ts;
+    EXPECT_EQ(it.event_id, "a") << "a valid event_id is echoed even when the event is refused";
+  }
+}
+
+struct BadItem {
+  std::string name;
+  std::string json;
+  ErrorCode code;
+  std::string field;
+  std::string echoed_id;  // "" when the event_id itself is the problem
+};
+
+TEST(ReadEventItemTest, RejectsBadInputWithCodeAndField) {
+  const std::string ok_tail =
+      R"("type":"page_view","ts":1700000000000,"touchpoint":"wecom","properties":{"path":"/"})";
+  auto with = [&](const std::string& fields) { return "{" + fields + "}"; };
+  const std::string id = R"("event_id":"e1",)";
+  const std::string ids = R"("ids":["unionid:u1"],)";
+  std::string big(kMaxPropertiesBytes, 'x');
+  const std::vector<BadItem> cases = {
+      {"not an object", "3", ErrorCode::kInvalidField, "events[0]", ""},
+      {"array element", "[]", ErrorCode::kInvalidField, "events[0]", ""},
+      {"no event_id", with(ids + ok_tail), ErrorCode::kMissingField, "events[0].event_id", ""},
+      {"empty event_id", with(R"("event_id":"",)" + ids + ok_tail), ErrorCode::kInvalidField,
+       "events[0].event_id", ""},
+      {"long event_id", with(R"("event_id":")" + std::string(65, 'e') + R"(",)" + ids + ok_tail),
+       ErrorCode::kInvalidField, "events[0].event_id", ""},
+      {"event_id with space", with(R"("event_id":"e 1",)" + ids + ok_tail),
+       ErrorCode::kInvalidField, "events[0].event_id", ""},
+      {"event_id with slash", with(R"("event_id":"e/1",)" + ids + ok_tail),
+       ErrorCode::kInvalidField, "events[0].event_id", ""},
+      {"numeric event_id", with(R"("event_id":5,)" + ids + ok_tail), ErrorCode::kInvalidField,
+       "events[0].event_id", ""},
+      {"no ids", with(id + ok_tail), ErrorCode::kMissingField, "events[0].ids", "e1"},
+      {"null ids", with(id + R"("ids":null,)" + ok_tail), ErrorCode::kMissingField, "events[0].ids",
+       "e1"},
+      {"empty ids", with(id + R"("ids":[],)" + ok_tail), ErrorCode::kInvalidField, "events[0].ids",
+       "e1"},
+      {"ids not an array", with(id + R"("ids":"unionid:u1",)" + ok_tail), ErrorCode::kInvalidField,
+       "events[0].ids", "e1"},
+      {"eleven ids",
+       with(id +
+            R"("ids":["unionid:1","unionid:2","unionid:3","unionid:4","unionid:5","unionid:6",)"
+            R"("unionid:7","unionid:8","unionid:9","unionid:10","unionid:11"],)" +
+            ok_tail),
+       ErrorCode::kInvalidField, "events[0].ids", "e1"},
+      {"id without kind", with(id + R"("ids":["u1"],)" + ok_tail), ErrorCode::kInvalidField,
+       "events[0].ids[0]", "e1"},
+      {"unknown id kind", with(id + R"("ids":["unionid:u1","wechat:x"],)" + ok_tail),
+       ErrorCode::kInvalidField, "events[0].ids[1]", "e1"},
+      {"malformed openid", with(id + R"("ids":["openid:app"],)" + ok_tail),
+       ErrorCode::kInvalidField, "events[0].ids[0]", "e1"},
+      {"malformed phone", with(id + R"("ids":["phone:12345"],)" + ok_tail),
+       ErrorCode::kInvalidField, "events[0].ids[0]", "e1"},
+      {"numeric id", with(id + R"("ids":[42],)" + ok_tail), ErrorCode::kInvalidField,
+       "events[0].ids[0]", "e1"},
+      {"no type", with(id + ids + R"("ts":1700000000000,"touchpoint":"wecom")"),
+       ErrorCode::kMissingField, "events[0].type", "e1"},
+      {"unknown type",
+       with(id + ids + R"("type":"pageview","ts":1700000000000,"touchpoint":"wecom")"),
+       ErrorCode::kInvalidField, "events[0].type", "e1"},
+      {"no ts", with(id + ids + R"("type":"follow","touchpoint":"wecom")"),
+       ErrorCode::kMissingField, "events[0].ts", "e1"},
+      {"string ts", with(id + ids + R"("type":"follow","ts":"1700000000000","touchpoint":"wecom")"),
+       ErrorCode::kInvalidField, "events[0].ts", "e1"},
+      {"fractional ts",
+       with(id + ids + R"("type":"follow","ts":1700000000000.5,"touchpoint":"wecom")"),
+       ErrorCode::kInvalidField, "events[0].ts", "e1"},
+      {"far future ts",
+       with(id + ids + R"("type":"follow","ts":4102444800000,"touchpoint":"wecom")"),
+       ErrorCode::kInvalidField, "events[0].ts", "e1"},
+      {"seconds not milliseconds",
+       with(id + ids + R"("type":"follow","ts":1700000000,"touchpoint":"wecom")"),
+       ErrorCode::kInvalidField, "events[0].ts", "e1"},
+      {"no touchpoint", with(id + ids + R"("type":"follow","ts":1700000000000)"),
+       ErrorCode::kMissingField, "events[0].touchpoint", "e1"},
+      {"unknown touchpoint",
+       with(id + ids + R"("type":"follow","ts":1700000000000,"touchpoint":"web")"),
+       ErrorCode::kInvalidField, "events[0].touchpoint", "e1"},
+      {"empty channel_state", with(id + ids + R"("channel_state":"",)" + ok_tail),
+       ErrorCode::kInvalidField, "events[0].channel_state", "e1"},
+      {"long channel_state",
+       with(id + ids + R"("channel_state":")" + std::string(31, 'c') + R"(",)" + ok_tail),
+       ErrorCode::kInvalidField, "events[0].channel_state", "e1"},
+      {"unknown field", with(id + ids + R"("person_id":3,)" + ok_tail), ErrorCode::kUnknownField,
+       "events[0].person_id", "e1"},
+      {"properties an array",
+       with(id + ids + R"("type":"follow","ts":1700000000000,"touchpoint":"wecom",)" +
+            R"("properties":[1])"),
+       ErrorCode::kInvalidField, "events[0].properties", "e1"},
+      {"properties a string",
+       with(id + ids + R"("type":"follow","ts":1700000000000,"touchpoint":"wecom",)" +
+            R"("properties":"{}")"),
+       ErrorCode::kInvalidField, "events[0].properties", "e1"},
+      {"properties over 8 KiB",
+       with(id + ids + R"("type":"custom:big","ts":1700000000000,"touchpoint":"wecom",)" +
+            R"("properties":{"x":")" + big + R"("})"),
+       ErrorCode::kInvalidField, "events[0].properties", "e1"},
+      {"missing required property",
+       with(id + ids + R"("type":"product_view","ts":1700000000000,"touchpoint":"wecom",)" +
+            R"("properties":{"spu":"S"})"),
+       ErrorCode::kMissingField, "events[0].properties.sku", "e1"},
+      {"required property absent with no properties",
+       with(id + ids + R"("type":"order_paid","ts":1700000000000,"touchpoint":"wecom")"),
+       ErrorCode::kMissingField, "events[0].properties.order_no", "e1"},
+      {"property of the wrong type",
+       with(id + ids + R"("type":"order_paid","ts":1700000000000,"touchpoint":"wecom",)" +
+            R"("properties":{"order_no":"SO1","amount_fen":"19.90"})"),
+       ErrorCode::kInvalidField, "events[0].properties.amount_fen", "e1"},
+  };
+  const int64_t now = NowMs();
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    EventItem it = Read(json::parse(c.json), 0, now);
+    EXPECT_EQ(it.rejected.code(), c.code) << it.rejected.ToString();
+    EXPECT_EQ(it.rejected.field(), c.field) << it.rejected.ToString();
+    EXPECT_FALSE(it.rejected.message().empty());
+    EXPECT_EQ(it.event_id, c.echoed_id);
+  }
+  // Exactly at the limit is fine.
+  std::string fits(kMaxPropertiesBytes - std::string(R"({"x":""})").size(), 'x');
+  EventItem at_limit = Read(json::parse(
+      with(id + ids + R"("type":"custom:big","ts":1700000000000,"touchpoint":"wecom",)" +
+           R"("properties":{"x":")" + fits + R"("})")));
+  EXPECT_TRUE(at_limit.rejected.ok()) << at_limit.rejected.ToString();
+}
+
+TEST(ReadEventItemTest, EventIdCharacters) {
+  for (const std::string& ok :
+       std::vector<std::string>{"a", "A-z_0.9:x", std::string(64, 'z'), "550e8400-e29b-41d4"}) {
+    EXPECT_TRUE(IsEventId(ok)) << ok;
+  }
+  for (const std::string& bad :
+       std::vector<std::string>{"", "a b", "a/b", "a+b", "é", std::string(65, 'z'), "a\""}) {
+    EXPECT_FALSE(IsEventId(bad)) << bad;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service, on SQLite and PostgreSQL.
+
+class EventsTest : public testing::StoreFixture {
+ protected:
+  void SetUp() override {
+    StoreFixture::SetUp();
+    if (HasFatalFailure()) return;
+    tenant_ = NewTenant("品牌A");
+    other_ = NewTenant("品牌B");
+    events_ = std::make_unique<Events>(db());
+    channel_a_ = MakeChannel(tenant_, "A");
+    channel_b_ = MakeChannel(tenant_, "B");
+    other_channel_ = MakeChannel(other_, "A");
+  }
+  void TearDown() override {
+    events_.reset();
+    StoreFixture::TearDown();
+  }
+
+  Channel MakeChannel(int64_t tenant, const std::string& name) {
+    Channels channels(db());
+    auto ch = channels.Create(tenant, NewChannel{name, "offline", "wecom", 0});
+    EXPECT_TRUE(ch.ok()) << ch.status().ToString();
+    return ch.ok() ? *ch : Channel{};
+  }
+
+  IngestResult Ingest(std::vector<json::value> events, int64_t tenant = 0) {
+    auto r = events_->Ingest(tenant ? tenant : tenant_, Batch(std::move(events)));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : IngestResult{};
+  }
+
+  int64_t Count(const std::string& table, int64_t tenant = 0) {
+    return QueryInt("SELECT COUNT(*) FROM " + table + " WHERE tenant_id = ?",
+                    {tenant ? tenant : tenant_});
+  }
+  int64_t PersonOf(const std::string& canonical, int64_t tenant = 0) {
+    return QueryInt("SELECT person_id FROM person_ids WHERE tenant_id = ? AND external_id = ?",
+                    {tenant ? tenant : tenant_, canonical});
+  }
+  int64_t Column(const std::string& column, int64_t person) {
+    return QueryInt("SELECT COALESCE(" + column + ", -1) FROM people WHERE id = ?", {person});
+  }
+
+  std::vector<StoredEvent> WholeTimeline(int64_t person, int limit) {
+    std::vector<StoredEvent> all;
+    std::optional<std::string> before;
+    for (int pages = 0; pages < 1000; ++pages) {
+      auto page = events_->Timeline(tenant_, person, before, limit);
+      EXPECT_TRUE(page.ok()) << page.status().ToString();
+      if (!page.ok()) break;
+      EXPECT_LE(page->items.size(), static_cast<size_t>(limit));
+      all.insert(all.end(), page->items.begin(), page->items.end());
+      if (!page->next_before) break;
+      EXPECT_EQ(page->items.size(), static_cast<size_t>(limit)) << "a short page that is not last";
+      before = page->next_before;
+    }
+    return all;
+  }
+
+  int64_t tenant_ = 0, other_ = 0;
+  Channel channel_a_, channel_b_, other_channel_;
+  std::unique_ptr<Events> events_;
+};
+
+TEST_P(EventsTest, AcceptedDuplicateAndRejectedInOneBatch) {
+  std::vector<json::value> batch = {
+      PageView("e1", {"unionid:u1", "openid:wxapp:o1"}, kT0, channel_a_.state),
+      PageView("e1", {"unionid:u1"}, kT0 + 1),  // the same event_id again in the batch
+      PageView("e3", {"unionid:u3"}, NowMs() + kMsPerDay),
+      PageView("e4", {"unionid:u4"}, kT0, "noSuchState"),
+      Ev("e5", "add_to_cart", {"openid:wxapp:o1"}, kT0 + 5, {{"sku", "S"}, {"quantity", 1}}),
+      PageView("e6", {"unionid:u6"}, kT0, other_channel_.state),  // another tenant's channel
+  };
+  IngestResult r = Ingest(batch);
+  ASSERT_EQ(r.results.size(), 6u);
+  EXPECT_EQ(r.accepted, 2);
+  EXPECT_EQ(r.duplicates, 1);
+  EXPECT_EQ(r.rejected, 3);
+  EXPECT_EQ(r.results[0].outcome, EventOutcome::kAccepted);
+  EXPECT_EQ(r.results[1].outcome, EventOutcome::kDuplicate);
+  EXPECT_EQ(r.results[1].event_id, "e1");
+  EXPECT_EQ(r.results[2].outcome, EventOutcome::kRejected);
+  EXPECT_EQ(r.results[2].error.field(), "events[2].ts");
+  EXPECT_EQ(r.results[3].outcome, EventOutcome::kRejected);
+  EXPECT_EQ(r.results[3].error.code(), ErrorCode::kUnknownChannelState);
+  EXPECT_EQ(r.results[3].error.field(), "events[3].channel_state");
+  EXPECT_EQ(r.results[4].outcome, EventOutcome::kAccepted);
+  EXPECT_EQ(r.results[5].error.code(), ErrorCode::kUnknownChannelState);
+  const int64_t p = r.results[0].person_id;
+  EXPECT_GT(p, 0);
+  EXPECT_EQ(r.results[4].person_id, p) << "the openid attached by e1 resolves to its person";
+  EXPECT_FALSE(r.results[0].link_pending);
+
+  EXPECT_EQ(Count("events"), 2);
+  EXPECT_EQ(Count("people"), 1) << "rejected events create nobody";
+  EXPECT_EQ(Count("person_ids"), 2);
+  EXPECT_EQ(PersonOf("unionid:u1"), p);
+  EXPECT_EQ(PersonOf("openid:wxapp:o1"), p);
+  EXPECT_EQ(Column("first_channel_id", p), channel_a_.id);
+  EXPECT_EQ(Column("last_channel_id", p), channel_a_.id);
+  EXPECT_EQ(Column("acquired_at", p), kT0) << "a person made by an event is acquired at its ts";
+  EXPECT_EQ(Count("events", other_), 0);
+
+  // Resending the whole batch stores nothing new and answers the same outcome per item.
+  IngestResult again = Ingest(batch);
+  EXPECT_EQ(again.accepted, 0);
+  EXPECT_EQ(again.duplicates, 3);
+  EXPECT_EQ(again.rejected, 3);
+  for (size_t i : {0u, 1u, 4u}) EXPECT_EQ(again.results[i].outcome, EventOutcome::kDuplicate);
+  EXPECT_EQ(Count("events"), 2);
+  EXPECT_EQ(Count("people"), 1);
+  EXPECT_EQ(Count("person_ids"), 2);
+
+  // The same event_id in another tenant is another event.
+  IngestResult b = Ingest({PageView("e1", {"unionid:u1"}, kT0)}, other_);
+  EXPECT_EQ(b.accepted, 1);
+  EXPECT_NE(b.results[0].person_id, p);
+  EXPECT_EQ(Count("events", other_), 1);
+}
+
+TEST_P(EventsTest, AnEarlierRefusedCopyDoesNotMakeADuplicate) {
+  IngestResult r = Ingest(
+      {PageView("d1", {"unionid:u1"}, NowMs() + kMsPerDay), PageView("d1", {"unionid:u1"}, kT0),
+       PageView("d2", {"unionid:u2"}, kT0, "noSuchState"), PageView("d2", {"unionid:u2"}, kT0)});
+  EXPECT_EQ(r.results[0].outcome, EventOutcome::kRejected);
+  EXPECT_EQ(r.results[1].outcome, EventOutcome::kAccepted);
+  EXPECT_EQ(r.results[2].outcome, EventOutcome::kRejected);
+  EXPECT_EQ(r.results[3].outcome, EventOutcome::kAccepted);
+  EXPECT_EQ(Count("events"), 2);
+}
+
+TEST_P(EventsTest, AllRejectedChangesNothing) {
+  IngestResult r = Ingest(
+      {PageView("x1", {"unionid:new1"}, kT0, "noSuchState"), PageView("x2", {"wechat:x"}, kT0)});
+  EXPECT_EQ(r.rejected, 2);
+  EXPECT_EQ(r.results[1].error.field(), "events[1].ids[0]");
+  EXPECT_EQ(Count("events"), 0);
+  EXPECT_EQ(Count("people"), 0);
+  EXPECT_EQ(Count("person_ids"), 0);
+}
+
+TEST_P(EventsTest, ResolvesByTheFirstKnownIdAndNeverMerges) {
+  IngestResult r = Ingest({PageView("a", {"unionid:u1"}, kT0), PageView("b", {"unionid:u2"}, kT0)});
+  const int64_t p1 = r.results[0].person_id, p2 = r.results[1].person_id;
+  ASSERT_NE(p1, p2);
+
+  // An unknown id first, a known one second: the known one's person, and the new id joins it.
+  r = Ingest({PageView("c", {"unionid:new", "unionid:u1"}, kT0 + 1)});
+  EXPECT_EQ(r.results[0].person_id, p1);
+  EXPECT_FALSE(r.results[0].link_pending);
+  EXPECT_EQ(PersonOf("unionid:new"), p1);
+
+  // Ids of two different people: the first id's person, reported as a pending link, not merged.
+  r = Ingest({PageView("d", {"unionid:u2", "unionid:u1", "unionid:u3"}, kT0 + 2)});
+  EXPECT_EQ(r.results[0].outcome, EventOutcome::kAccepted);
+  EXPECT_EQ(r.results[0].person_id, p2);
+  EXPECT_TRUE(r.results[0].link_pending);
+  EXPECT_EQ(PersonOf("unionid:u1"), p1) << "u1 stays with its person";
+  EXPECT_EQ(PersonOf("unionid:u3"), p2) << "the unknown id joins the chosen person";
+  EXPECT_EQ(Count("people"), 2);
+
+  // Within one batch: the second event finds the person the first one created.
+  r = Ingest({PageView("e", {"unionid:fresh"}, kT0),
+              PageView("f", {"phone:13800138000", "unionid:fresh"}, kT0)});
+  EXPECT_EQ(r.results[0].person_id, r.results[1].person_id);
+  EXPECT_EQ(PersonOf("phone:+8613800138000"), r.results[0].person_id);
+  EXPECT_EQ(Count("people"), 3);
+}
+
+TEST_P(EventsTest, ChannelMovingEventsMoveTheLastChannelByTs) {
+  const std::string a = channel_a_.state, b = channel_b_.state;
+  IngestResult r = Ingest({Ev("p1", "page_view", {"unionid:u"}, kT0, {{"path", "/"}})});
+  const int64_t p = r.results[0].person_id;
+  EXPECT_EQ(Column("first_channel_id", p), -1);
+
+  // A follow through channel A: first touch and last touch.
+  Ingest({Ev("f1", "follow", {"unionid:u"}, kT0 + 10, {}, a)});
+  EXPECT_EQ(Column("first_channel_id", p), channel_a_.id);
+  EXPECT_EQ(Column("last_channel_id", p), channel_a_.id);
+  // A scan of channel B later: the last touch moves, the first stays.
+  Ingest({Ev("q1", "qr_scanned", {"unionid:u"}, kT0 + 20, {}, b)});
+  EXPECT_EQ(Column("first_channel_id", p), channel_a_.id);
+  EXPECT_EQ(Column("last_channel_id", p), channel_b_.id);
+  // A late contact_added through A, older than the scan, does not undo the newer touch.
+  Ingest({Ev("c1", "contact_added", {"unionid:u"}, kT0 + 15, {{"user_id", "zhang"}}, a)});
+  EXPECT_EQ(Column("last_channel_id", p), channel_b_.id);
+  // A page view through A is not a touch that moves channels.
+  Ingest({Ev("p2", "page_view", {"unionid:u"}, kT0 + 30, {{"path", "/"}}, a)});
+  EXPECT_EQ(Column("last_channel_id", p), channel_b_.id);
+  // A newer contact_added through A does.
+  Ingest({Ev("c2", "contact_added", {"unionid:u"}, kT0 + 40, {{"user_id", "zhang"}}, a)});
+  EXPECT_EQ(Column("last_channel_id", p), channel_a_.id);
+  // Two moves in one batch, the newer one sent first: the newer one wins.
+  Ingest({Ev("q2", "qr_scanned", {"unionid:u"}, kT0 + 60, {}, b),
+          Ev("q3", "qr_scanned", {"unionid:u"}, kT0 + 50, {}, a)});
+  EXPECT_EQ(Column("last_channel_id", p), channel_b_.id);
+  EXPECT_EQ(Column("first_channel_id", p), channel_a_.id);
+
+  // A new person brought by a scan is attributed to its channel.
+  r = Ingest({Ev("n1", "qr_scanned", {"unionid:newcomer"}, kT0, {}, b)});
+  const int64_t n = r.results[0].person_id;
+  EXPECT_EQ(Column("first_channel_id", n), channel_b_.id);
+  EXPECT_EQ(Column("last_channel_id", n), channel_b_.id);
+  // The stored event carries its channel.
+  EXPECT_EQ(
+      QueryInt("SELECT channel_id FROM events WHERE tenant_id = ? AND event_id = 'n1'", {tenant_}),
+      channel_b_.id);
+  EXPECT_EQ(
+      QueryInt("SELECT COUNT(*) FROM events WHERE tenant_id = ? AND channel_id IS NULL", {tenant_}),
+      1);
+}
+
+TEST_P(EventsTest, TimelineIsNewestFirstByTsAndPages) {
+  // Sent out of order, one of them late by a day, three with the same ts.
+  IngestResult r = Ingest(
+      {PageView("t3", {"unionid:u"}, kT0 + 3000), PageView("t1", {"unionid:u"}, kT0 + 1000),
+       PageView("t2b", {"unionid:u"}, kT0 + 2000), PageView("t2a", {"unionid:u"}, kT0 + 2000),
+       PageView("other", {"unionid:someone"}, kT0 + 2500)});
+  const int64_t p = r.results[0].person_id;
+  Ingest({PageView("late", {"unionid:u"}, kT0 - kMsPerDay),
+          PageView("t2c", {"unionid:u"}, kT0 + 2000),
+          Ev("t4", "custom:quiz", {"unionid:u"}, kT0 + 4000, {{"score", 9}})});
+  const std::vector<std::string> want = {"t4", "t3", "t2c", "t2b", "t2a", "t1", "late"};
+  for (int limit : {1, 2, 3, 7, 50}) {
+    SCOPED_TRACE("limit " + std::to_string(limit));
+    std::vector<std::string> got;
+    for (const auto& e : WholeTimeline(p, limit)) got.push_back(e.event_id);
+    EXPECT_EQ(got, want);
+  }
+  auto first = events_->Timeline(tenant_, p, std::nullopt, 1);
+  ASSERT_TRUE(first.ok());
+  const StoredEvent& e = first->items.at(0);
+  EXPECT_EQ(e.type, "custom:quiz");
+  EXPECT_EQ(e.ts, kT0 + 4000);
+  EXPECT_EQ(e.person_id, p);
+  EXPECT_EQ(e.touchpoint, "mini_program");
+  EXPECT_EQ(e.ids_json, R"(["unionid:u"])");
+  EXPECT_EQ(e.properties, R"({"score":9})");
+  EXPECT_FALSE(e.channel_id);
+  EXPECT_GT(e.received_at, kT0);
+
+  // Cursors are checked; other tenants' people do not exist; a person without events is empty.
+  for (std::string bad : {"", "x", "!!!", "MTIz", "YWJjOmRlZg"}) {
+    auto page = events_->Timeline(tenant_, p, bad, 10);
+    EXPECT_EQ(page.status().code(), ErrorCode::kInvalidQuery) << bad;
+    EXPECT_EQ(page.status().field(), "before") << bad;
+  }
+  auto stranger = Ingest({PageView("s", {"unionid:u"}, kT0)}, other_);
+  EXPECT_EQ(
+      events_->Timeline(tenant_, stranger.results[0].person_id, std::nullopt, 10).status().code(),
+      ErrorCode::kNotFound);
+  EXPECT_EQ(events_->Timeline(other_, p, std::nullopt, 10).status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(events_->Timeline(tenant_, 999999, std::nullopt, 10).status().code(),
+            ErrorCode::kNotFound);
+  Status add = db().Write([&](store::Conn& c) -> Status {
+    return c
+        .Exec(
+            "INSERT INTO people (tenant_id, acquired_at, created_at, updated_at) VALUES (?, "
+            "1, 1, 1)",
+            {tenant_})
+        .status();
+  });
+  ASSERT_TRUE(add.ok());
+  int64_t quiet = QueryInt("SELECT MAX(id) FROM people WHERE tenant_id = ?", {tenant_});
+  auto empty = events_->Timeline(tenant_, quiet, std::nullopt, 10);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->items.empty());
+  EXPECT_FALSE(empty->next_before);
+}
+
+TEST_P(EventsTest, LargeBatchesCrossEveryChunkSize) {
+  // 1,000 events over 300 people (so the id look-ups span several IN chunks), half of them new.
+  Ingest({PageView("seed", {"unionid:p0"}, kT0)});
+  for (int i = 0; i < 150; ++i) {
+    Ingest({PageView("known" + std::to_string(i), {"unionid:p" + std::to_string(i * 2)}, kT0)});
+  }
+  std::vector<json::value> batch;
+  for (int i = 0; i < 1000; ++i) {
+    int person = i % 300;
+    batch.push_back(
+        PageView("big-" + std::to_string(i),
+                 {"unionid:p" + std::to_string(person), "openid:wxapp:o" + std::to_string(person)},
+                 kT0 + i));
+  }
+  IngestResult r = Ingest(batch);
+  EXPECT_EQ(r.accepted, 1000);
+  EXPECT_EQ(Count("events"), 1151);
+  EXPECT_EQ(Count("people"), 300);
+  EXPECT_EQ(Count("person_ids"), 600);
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_EQ(r.results[i].person_id, r.results[i % 300].person_id) << i;
+  }
+  IngestResult again = Ingest(batch);
+  EXPECT_EQ(again.duplicates, 1000);
+  EXPECT_EQ(Count("events"), 1151);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EventsTest, ::testing::Values("sqlite", "postgres"),
+                         testing::BackendName);
+
+}  // namespace
+}  // namespace siyu::domain
