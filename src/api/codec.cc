@@ -340,6 +340,31 @@ json::object ToJson(const domain::ChannelReport& r) {
   return o;
 }
 
+StatusOr<domain::WechatApp> ParseWechatApp(std::string_view body, const std::string& kind) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  domain::WechatApp app;
+  app.kind = kind;
+  app.app_id = r.String("app_id", 1, 64);
+  app.token = r.String("token", 3, 32);
+  app.encoding_aes_key = r.String("encoding_aes_key", 43, 43);
+  RETURN_IF_ERROR(r.Finish());
+  return app;
+}
+
+json::object ToJson(const domain::WechatApp& app, int64_t tenant_id) {
+  auto hint = [](const std::string& secret) { return secret.substr(0, 3) + "…"; };
+  json::object o;
+  o["kind"] = app.kind;
+  o["app_id"] = app.app_id;
+  o["token_hint"] = hint(app.token);
+  o["encoding_aes_key_hint"] = hint(app.encoding_aes_key);
+  o["callback_path"] = "/v1/wechat/" + app.kind + "/" + std::to_string(tenant_id) + "/callback";
+  o["created_at"] = app.created_at;
+  o["updated_at"] = app.updated_at;
+  return o;
+}
+
 json::object SessionJson(const domain::Session& s, bool with_token) {
   json::object o;
   if (with_token) o["token"] = s.token;

@@ -11,6 +11,7 @@
 #include "domain/analytics/overview.h"
 #include "domain/channels/channels.h"
 #include "domain/events/events.h"
+#include "domain/inbound/wechat_inbound.h"
 #include "domain/orders/orders.h"
 #include "domain/people/people.h"
 #include "domain/tenancy/tenancy.h"
@@ -53,6 +54,9 @@ json::object ToJson(const domain::Person& p);
 json::object ToJson(const domain::Order& o);
 json::object ToJson(const domain::Overview& ov);
 json::object ToJson(const domain::ChannelReport& r);
+StatusOr<domain::WechatApp> ParseWechatApp(std::string_view body, const std::string& kind);
+// Secrets are shown only in part; `callback_path` tells the brand what to enter at WeChat.
+json::object ToJson(const domain::WechatApp& app, int64_t tenant_id);
 json::object SessionJson(const domain::Session& s, bool with_token);
 json::object ToJson(const domain::IngestResult& r);
 json::object ToJson(const domain::StoredEvent& e);

@@ -8,7 +8,8 @@ Engine::Engine(std::unique_ptr<store::Store> store)
       channels_(*store_),
       people_(*store_),
       orders_(*store_),
-      events_(*store_) {}
+      events_(*store_),
+      wechat_(*store_, events_) {}
 
 StatusOr<std::unique_ptr<Engine>> Engine::Open(const store::Options& options) {
   ASSIGN_OR_RETURN(auto store, store::Store::Open(options));

@@ -6,6 +6,7 @@
 
 #include "domain/channels/channels.h"
 #include "domain/events/events.h"
+#include "domain/inbound/wechat_inbound.h"
 #include "domain/orders/orders.h"
 #include "domain/people/people.h"
 #include "domain/tenancy/tenancy.h"
@@ -23,6 +24,7 @@ class Engine {
   domain::People& people() { return people_; }
   domain::Orders& orders() { return orders_; }
   domain::Events& events() { return events_; }
+  domain::WechatInbound& wechat() { return wechat_; }
 
   // Commits queued writes and stops the store. Idempotent.
   void Shutdown() { store_->Shutdown(); }
@@ -35,6 +37,7 @@ class Engine {
   domain::People people_;
   domain::Orders orders_;
   domain::Events events_;
+  domain::WechatInbound wechat_;
 };
 
 }  // namespace siyu::engine

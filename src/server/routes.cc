@@ -47,11 +47,14 @@ struct Ctx {
 
 using HandlerFn = HttpOut (*)(Ctx&);
 
+enum class Body { kJson, kXml };
+
 struct Route {
   std::string_view method;
   std::string_view pattern;
   Access access;
   HandlerFn fn;
+  Body body = Body::kJson;
 };
 
 HttpOut Json(int status, const json::value& v) {
@@ -356,6 +359,54 @@ HttpOut PersonTimeline(Ctx& c) {
   return Json(200, o);
 }
 
+// WeChat signs its query values as sent: read them percent-decoded but with '+' kept (base64).
+std::string RawQuery(const Ctx& c, std::string_view name);
+
+domain::CallbackQuery CallbackParams(const Ctx& c) {
+  domain::CallbackQuery q;
+  q.msg_signature = RawQuery(c, "msg_signature");
+  q.signature = RawQuery(c, "signature");
+  q.timestamp = RawQuery(c, "timestamp");
+  q.nonce = RawQuery(c, "nonce");
+  q.echostr = RawQuery(c, "echostr");
+  q.encrypt_type = RawQuery(c, "encrypt_type");
+  return q;
+}
+
+HttpOut WechatVerify(Ctx& c) {
+  TRY_ASSIGN(int64_t tenant, PathId(c, 1, "tenant"));
+  TRY_ASSIGN(std::string echo, c.engine.wechat().VerifyUrl(tenant, c.params[0], CallbackParams(c)));
+  HttpOut out;
+  out.body = std::move(echo);
+  out.content_type = "text/plain; charset=utf-8";
+  return out;
+}
+
+HttpOut WechatCallback(Ctx& c) {
+  TRY_ASSIGN(int64_t tenant, PathId(c, 1, "tenant"));
+  TRY_ASSIGN(domain::CallbackOutcome r,
+             c.engine.wechat().Handle(tenant, c.params[0], CallbackParams(c), c.in.body));
+  // "success" tells WeChat the callback was taken and that there is no passive reply.
+  HttpOut out;
+  out.body = "success";
+  out.content_type = "text/plain; charset=utf-8";
+  return out;
+}
+
+HttpOut PutWechatApp(Ctx& c) {
+  TRY_ASSIGN(domain::WechatApp in, api::ParseWechatApp(c.in.body, c.params.at(0)));
+  TRY_ASSIGN(domain::WechatApp app, c.engine.wechat().PutApp(c.tenant(), in));
+  return Json(200, api::ToJson(app, c.tenant()));
+}
+
+HttpOut ListWechatApps(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(auto apps, c.engine.wechat().ListApps(c.tenant()));
+  json::array items;
+  for (const auto& a : apps) items.emplace_back(api::ToJson(a, c.tenant()));
+  return Items(items);
+}
+
 // ---- the route table ---------------------------------------------------------------------------
 
 const Route kRoutes[] = {
@@ -384,6 +435,11 @@ const Route kRoutes[] = {
     {"GET", "/v1/analytics/channels", Access::kRead, ChannelReport},
     {"POST", "/v1/events", Access::kIngest, IngestEvents},
     {"GET", "/v1/events/catalogue", Access::kAuthenticated, EventCatalogue},
+    {"GET", "/v1/wechat/apps", Access::kAdmin, ListWechatApps},
+    {"PUT", "/v1/wechat/apps/{kind}", Access::kAdmin, PutWechatApp},
+    // WeChat's servers call these; the signature over the body is the credential.
+    {"GET", "/v1/wechat/{kind}/{tenant}/callback", Access::kPublic, WechatVerify},
+    {"POST", "/v1/wechat/{kind}/{tenant}/callback", Access::kPublic, WechatCallback, Body::kXml},
 };
 
 bool RoleAllows(Access a, Role r) {
@@ -432,6 +488,24 @@ std::string PercentDecode(std::string_view s, bool plus_is_space) {
     out.push_back(plus_is_space && s[i] == '+' ? ' ' : s[i]);
   }
   return out;
+}
+
+std::string RawQuery(const Ctx& c, std::string_view name) {
+  std::string_view target = c.in.target;
+  size_t q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view qs = target.substr(q + 1);
+  while (!qs.empty()) {
+    size_t amp = qs.find('&');
+    std::string_view kv = qs.substr(0, amp);
+    size_t eq = kv.find('=');
+    if (PercentDecode(kv.substr(0, eq), false) == name) {
+      return eq == std::string_view::npos ? "" : PercentDecode(kv.substr(eq + 1), false);
+    }
+    if (amp == std::string_view::npos) break;
+    qs.remove_prefix(amp + 1);
+  }
+  return {};
 }
 
 std::vector<std::string_view> Split(std::string_view path) {
@@ -537,7 +611,7 @@ HttpOut Api::Dispatch(const HttpIn& in) {
       qs.remove_prefix(amp + 1);
     }
   }
-  if (!in.body.empty() && in.method != "GET") {
+  if (!in.body.empty() && in.method != "GET" && route->body == Body::kJson) {
     std::string_view ct = in.content_type;
     if (!StartsWithNoCase(ct, "application/json")) {
       return finish(Error(Status(ErrorCode::kUnsupportedMediaType,

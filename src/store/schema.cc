@@ -161,6 +161,20 @@ CREATE TABLE events (
 );
 CREATE INDEX events_person_ts ON events(tenant_id, person_id, ts, event_id);
 )SQL"},
+      // The brand's WeChat apps whose callbacks siyu receives. The token and EncodingAESKey are
+      // what WeChat signs and encrypts callbacks with, so they are kept as given.
+      {4, "wechat_apps", R"SQL(
+CREATE TABLE wechat_apps (
+  tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+  kind TEXT NOT NULL,
+  app_id TEXT NOT NULL,
+  token TEXT NOT NULL,
+  encoding_aes_key TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, kind)
+);
+)SQL"},
   };
   return kMigrations;
 }

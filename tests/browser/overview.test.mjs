@@ -1,11 +1,14 @@
-// Browser test of the siyu console's overview page against a running server.
+// Browser test of the siyu console against a running server: the overview, the channel
+// report and a person's page.
 //
 //   npm ci --prefix tests/browser
 //   SIYU_URL=http://127.0.0.1:8080 SIYU_USER=admin SIYU_PASSWORD=… \
 //     [SIYU_SCREENSHOT=/tmp/overview.png] node --test tests/browser/
 //
 // The test asks the API for the expected figures itself, then logs in through
-// the console's form and checks that the stat cards show exactly those figures.
+// the console's form and checks that the stat cards show exactly those figures; then
+// that the channel report's total GMV is the API's, and that a person with orders
+// shows that order and their external ids.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir } from 'node:fs/promises'
@@ -32,6 +35,26 @@ function formatFen(v) {
   const abs = n < 0n ? -n : n
   const s = `¥${group((abs / 100n).toString())}.${(abs % 100n).toString().padStart(2, '0')}`
   return n < 0n ? `-${s}` : s
+}
+
+// ---- external ids as the console shows them (src/utils/externalIds.js) -------------------
+function shownIdValue(raw) {
+  const i = raw.indexOf(':')
+  const kind = raw.slice(0, i)
+  let rest = raw.slice(i + 1)
+  if (['openid', 'external_userid', 'custom'].includes(kind) && rest.indexOf(':') > 0) rest = rest.slice(rest.indexOf(':') + 1)
+  if (kind !== 'phone') return { kind, value: rest, full: rest }
+  const m = /^\+86(1\d{10})$/.exec(rest)
+  const full = m ? m[1] : rest
+  const plus = full.startsWith('+') ? '+' : ''
+  const digits = plus ? full.slice(1) : full
+  const masked =
+    digits.length >= 9
+      ? `${plus}${digits.slice(0, 3)}${'*'.repeat(digits.length - 7)}${digits.slice(-4)}`
+      : digits.length <= 2
+        ? full
+        : `${plus}${'*'.repeat(digits.length - 2)}${digits.slice(-2)}`
+  return { kind, value: masked, full }
 }
 
 // ---- calendar dates in the tenant's zone ------------------------------------------
@@ -74,7 +97,7 @@ async function call(method, path, { token, tenant, body } = {}) {
   return data
 }
 
-test('overview page shows the API figures, then switches to English', { timeout: 180_000 }, async () => {
+test('overview, channel report and person pages show the API figures', { timeout: 240_000 }, async () => {
   if (!BASE) assert.fail(`SIYU_URL is not set: this test needs a running siyu server. ${USAGE}`)
   if (!USER || !PASSWORD) assert.fail(`SIYU_USER and SIYU_PASSWORD must be set. ${USAGE}`)
 
@@ -111,6 +134,17 @@ test('overview page shows the API figures, then switches to English', { timeout:
     'stat-orders': formatInt(expected.orders),
     'stat-gmv': formatFen(expected.gmv_fen),
   }
+  // The channel report for the same default range, first touch.
+  const report = await call('GET', `/v1/analytics/channels?from=${from}&to=${to}&model=first`, { token: login.token, tenant: tenantId })
+  assert.ok(report?.total && Number.isInteger(report.total.gmv_fen), `channel report has no integer total.gmv_fen: ${JSON.stringify(report).slice(0, 300)}`)
+  assert.ok(Array.isArray(report.rows), 'channel report has no rows array')
+  const reportRowIds = report.rows.map((r) => (r.channel_id === null || r.channel_id === undefined ? 'none' : String(r.channel_id)))
+  // A person with an order: the first order of the list, and that person.
+  const firstOrders = await call('GET', '/v1/orders?limit=1', { token: login.token, tenant: tenantId })
+  const order = firstOrders?.items?.[0]
+  assert.ok(order?.order_no && order?.person_id, 'the tenant has no orders: load some (e.g. `siyu demo`) before running this test')
+  const person = await call('GET', `/v1/people/${order.person_id}`, { token: login.token, tenant: tenantId })
+  assert.ok(Array.isArray(person?.external_ids), `GET /v1/people/${order.person_id} has no external_ids`)
   await call('POST', '/v1/auth/logout', { token: login.token, body: {} }).catch(() => {})
 
   // 2. The console in a real browser.
@@ -168,6 +202,90 @@ test('overview page shows the API figures, then switches to English', { timeout:
     for (const [id, text] of Object.entries(want)) {
       assert.equal((await page.locator(`[data-testid="${id}-value"]`).innerText()).trim(), text, `${id} changed after switching language`)
     }
+
+    // 4. The channel report (menu → 渠道效果 / Channel performance): total GMV as the API's.
+    await page.locator('[data-testid="nav-channel-report"]').click()
+    const reportPage = page.locator('[data-testid="channel-report"]')
+    await reportPage.waitFor({ state: 'visible', timeout: 15_000 }).catch((e) => {
+      throw new Error(`the channel report did not open from the menu (${e.message})${diag()}`)
+    })
+    await page.locator('[data-testid="channel-report"][data-state="ready"], [data-testid="channel-report"][data-state="error"]').waitFor({ timeout: 30_000 })
+    if ((await reportPage.getAttribute('data-state')) === 'error') {
+      assert.fail(`the channel report request failed in the browser: ${await page.locator('[data-testid="channel-report-error"]').innerText()}${diag()}`)
+    }
+    assert.equal(await reportPage.getAttribute('data-from'), from, 'the channel report asked for a different `from` than the default last 30 days')
+    assert.equal(await reportPage.getAttribute('data-to'), to, 'the channel report asked for a different `to` (exclusive: the day after today)')
+    assert.equal(await reportPage.getAttribute('data-model'), 'first', 'the channel report does not default to first touch')
+    const wantGmv = formatFen(report.total.gmv_fen)
+    const totalGmv = page.locator('[data-testid="channel-report-total-gmv"]')
+    await totalGmv.waitFor({ timeout: 10_000 }).catch((e) => {
+      throw new Error(`the channel report shows no total GMV cell (${e.message})${diag()}`)
+    })
+    assert.equal((await totalGmv.innerText()).trim(), wantGmv, `the channel report's total GMV is not the API's total.gmv_fen (${report.total.gmv_fen} fen)`)
+    for (const id of reportRowIds) {
+      assert.equal(await page.locator(`[data-testid="channel-report-row-${id}"]`).count(), 1, `the channel report has no row channel-report-row-${id}`)
+    }
+    assert.equal(await page.locator('[data-testid="channel-funnel"]').count(), 1, 'the channel report has no funnel')
+    assert.equal(await page.locator('[data-testid="channel-report-model"]').count(), 1, 'the channel report has no attribution switch')
+
+    // 5. A person with orders, reached from the orders list's person column.
+    await page.locator('[data-testid="nav-orders"]').click()
+    const personLink = page.locator(`[data-testid="order-person-link-${order.person_id}"]`).first()
+    await personLink.waitFor({ timeout: 15_000 }).catch((e) => {
+      throw new Error(`the orders list shows no link to person ${order.person_id} (${e.message})${diag()}`)
+    })
+    await personLink.click()
+    const personPage = page.locator(`[data-testid="person"][data-person-id="${order.person_id}"]`)
+    await personPage.waitFor({ timeout: 15_000 }).catch((e) => {
+      throw new Error(`the person page of ${order.person_id} did not open from the orders list (${e.message})${diag()}`)
+    })
+    await page.locator('[data-testid="person"][data-state="ready"], [data-testid="person"][data-state="not-found"], [data-testid="person"][data-state="error"]').waitFor({ timeout: 15_000 })
+    assert.equal(await personPage.getAttribute('data-state'), 'ready', `the person page of ${order.person_id} did not load${diag()}`)
+
+    // the orders tab lists the order (paging on if the person has many)
+    const orderNos = page.locator('[data-testid="person-orders-table"] [data-testid="person-order-no"]')
+    let found = false
+    for (let pageNo = 1; pageNo <= 50 && !found; pageNo++) {
+      await orderNos.first().waitFor({ timeout: 15_000 }).catch((e) => {
+        throw new Error(`the person's orders tab lists no orders (page ${pageNo}) (${e.message})${diag()}`)
+      })
+      const texts = (await orderNos.allInnerTexts()).map((x) => x.trim())
+      if (texts.includes(order.order_no)) {
+        found = true
+        break
+      }
+      const next = page.locator('[data-testid="person-orders"] [data-testid="pager-next"]')
+      if (await next.isDisabled()) break
+      await next.click()
+      await page.waitForFunction(
+        (first) => {
+          const el = document.querySelector('[data-testid="person-orders-table"] [data-testid="person-order-no"]')
+          return el && el.textContent.trim() !== first
+        },
+        texts[0],
+        { timeout: 15_000 },
+      )
+    }
+    assert.ok(found, `the person's orders tab does not list order ${order.order_no}`)
+
+    // every external id, with its kind (phones masked)
+    const idTags = page.locator('[data-testid="person-external-ids"] [data-testid="external-id"]')
+    assert.equal(await idTags.count(), person.external_ids.length, `the person page shows ${await idTags.count()} external ids, the API has ${person.external_ids.length}`)
+    for (const raw of person.external_ids) {
+      const { kind, value, full } = shownIdValue(raw)
+      const tag = page.locator(`[data-testid="person-external-ids"] [data-testid="external-id"][data-kind="${kind}"]`, {
+        has: page.locator('[data-testid="external-id-value"]', { hasText: value }),
+      })
+      assert.equal(await tag.count(), 1, `the person page does not show the external id ${kind === 'phone' ? value : raw} (kind ${kind})`)
+      if (kind === 'phone') {
+        await tag.locator('[data-testid="external-id-reveal"]').click()
+        const revealed = page.locator('[data-testid="person-external-ids"] [data-testid="external-id"][data-kind="phone"][data-revealed="true"] [data-testid="external-id-value"]', { hasText: full })
+        await revealed.waitFor({ timeout: 5_000 }).catch(() => {
+          throw new Error(`clicking the phone number ${value} does not reveal it`)
+        })
+      }
+    }
+
     const pageErrors = problems.filter((p) => p.startsWith('page error'))
     assert.deepEqual(pageErrors, [], 'uncaught errors in the page')
   } finally {

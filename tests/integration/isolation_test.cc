@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "domain/wechat/callback_crypto.h"
 #include "harness.h"
 
 namespace siyu::it {
@@ -62,6 +63,10 @@ const std::set<std::string>& CoveredRoutes() {
       "POST /v1/events",
       "GET /v1/events/catalogue",
       "GET /v1/people/{id}/timeline",
+      "GET /v1/wechat/apps",
+      "PUT /v1/wechat/apps/{kind}",
+      "GET /v1/wechat/{kind}/{tenant}/callback",
+      "POST /v1/wechat/{kind}/{tenant}/callback",
   };
   return kCovered;
 }
@@ -143,6 +148,16 @@ TEST_P(IsolationTest, EveryRoute) {
   Api b(port(), kb.Str("/key"));
   Api a = AdminApi();
 
+  // Both configure a WeCom app; B's with the published sample token, A's with its own.
+  const std::string wx_key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+  ASSERT_TRUE(HasStatus(
+      b.Send("PUT", "/v1/wechat/apps/wecom",
+             json::serialize(
+                 value{{"app_id", "wxBcorp"}, {"token", "btoken"}, {"encoding_aes_key", wx_key}})),
+      200));
+  auto a_crypto = wechat::CallbackCrypto::Create("atoken", wx_key, "wxAcorp");
+  ASSERT_TRUE(a_crypto.ok());
+
   // B's data: a channel, people (one shares an external id with A), orders (one shares an
   // order_no with A), a refund, and a spare key.
   Reply bch =
@@ -205,7 +220,7 @@ TEST_P(IsolationTest, EveryRoute) {
     for (const std::string& path : std::vector<std::string>{
              "/v1/channels", "/v1/api-keys", "/v1/tenants",
              "/v1/channels/" + std::to_string(b_channel), "/v1/analytics/overview?" + window,
-             "/v1/analytics/channels?" + window,
+             "/v1/analytics/channels?" + window, "/v1/wechat/apps",
              "/v1/people/" + std::to_string(b_person) + "/timeline",
              "/v1/people/" + std::to_string(b_events_person) + "/timeline"}) {
       Reply r = b.Get(path);
@@ -492,6 +507,46 @@ TEST_P(IsolationTest, EveryRoute) {
       EXPECT_TRUE(IsError(r, 404, "NOT_FOUND"));
     }
     EXPECT_EQ(b.Get("/v1/orders/B-ONLY").Str("/status"), "paid") << "A refunded B's order";
+  };
+  cases["GET /v1/wechat/apps"] = [&] {
+    Reply r = a.Get("/v1/wechat/apps");
+    ASSERT_TRUE(HasStatus(r, 200));
+    EXPECT_EQ(r.body.find("wxBcorp"), std::string::npos) << "A sees B's WeChat app";
+  };
+  cases["PUT /v1/wechat/apps/{kind}"] = [&] {
+    ASSERT_TRUE(HasStatus(
+        a.Send("PUT", "/v1/wechat/apps/wecom",
+               json::serialize(value{
+                   {"app_id", "wxAcorp"}, {"token", "atoken"}, {"encoding_aes_key", wx_key}})),
+        200));
+    EXPECT_NE(b.Get("/v1/wechat/apps").body.find("wxBcorp"), std::string::npos)
+        << "A's configuration replaced B's";
+  };
+  const std::string b_callback = "/v1/wechat/wecom/" + std::to_string(tenant_b) + "/callback";
+  cases["GET /v1/wechat/{kind}/{tenant}/callback"] = [&] {
+    // A's signing secret does not open B's callback.
+    auto echo = a_crypto->Encrypt("12345");
+    ASSERT_TRUE(echo.ok());
+    std::string sig = a_crypto->Signature("1700000000", "42", *echo);
+    Api raw(port());
+    EXPECT_TRUE(IsError(raw.Get(b_callback + "?msg_signature=" + sig +
+                                "&timestamp=1700000000&nonce=42&echostr=" + *echo),
+                        401, "BAD_SIGNATURE"));
+  };
+  cases["POST /v1/wechat/{kind}/{tenant}/callback"] = [&] {
+    std::string xml =
+        "<xml><ToUserName>wxAcorp</ToUserName><FromUserName>sys</FromUserName><CreateTime>"
+        "1700000000</CreateTime><MsgType>event</MsgType><Event>change_external_contact</Event>"
+        "<ChangeType>add_external_contact</ChangeType><UserID>u</UserID><ExternalUserID>wmX"
+        "</ExternalUserID></xml>";
+    auto enc = a_crypto->Encrypt(xml);
+    ASSERT_TRUE(enc.ok());
+    std::string sig = a_crypto->Signature("1700000000", "43", *enc);
+    Api raw(port());
+    EXPECT_TRUE(IsError(
+        raw.Send("POST", b_callback + "?msg_signature=" + sig + "&timestamp=1700000000&nonce=43",
+                 "<xml><Encrypt><![CDATA[" + *enc + "]]></Encrypt></xml>", "text/xml"),
+        401, "BAD_SIGNATURE"));
   };
   cases["GET /v1/analytics/channels"] = [&] {
     Reply r = a.Get("/v1/analytics/channels?" + window);

@@ -96,12 +96,19 @@ export const api = {
   // people
   people: ({ limit, after }) => request('GET', '/v1/people', { query: { limit, after } }),
   personByExternalId: (externalId) => request('GET', '/v1/people', { query: { external_id: externalId } }),
+  person: (id) => request('GET', `/v1/people/${encodeURIComponent(id)}`),
+  timeline: ({ personId, limit, before }) =>
+    request('GET', `/v1/people/${encodeURIComponent(personId)}/timeline`, { query: { limit, before } }),
+  // events
+  eventCatalogue: () => request('GET', '/v1/events/catalogue'),
   // orders
   orders: ({ limit, after, personId }) =>
     request('GET', '/v1/orders', { query: { limit, after, person_id: personId } }),
   // analytics
   overview: ({ from, to, channel }) =>
     request('GET', '/v1/analytics/overview', { query: { from, to, channel } }),
+  channelReport: ({ from, to, model }) =>
+    request('GET', '/v1/analytics/channels', { query: { from, to, model } }),
   // api keys
   apiKeys: () => request('GET', '/v1/api-keys'),
   createApiKey: (body) => request('POST', '/v1/api-keys', { body }),

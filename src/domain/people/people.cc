@@ -51,8 +51,10 @@ Status LoadIds(Conn& c, int64_t tenant_id, Person& p) {
 
 StatusOr<ExternalId> ParseExternalId(std::string_view s, const std::string& field) {
   auto bad = [&](std::string why) {
-    return InvalidField(field, "external id '" + std::string(s.substr(0, 80)) + "' " + why +
-                                   "; use openid:<app>:<id>, unionid:<id> or phone:<number>");
+    return InvalidField(field,
+                        "external id '" + std::string(s.substr(0, 80)) + "' " + why +
+                            "; use openid:<app>:<id>, unionid:<id>, external_userid:<corp>:<id> or "
+                            "phone:<number>");
   };
   size_t colon = s.find(':');
   if (colon == std::string_view::npos) return bad("has no kind");
@@ -63,6 +65,14 @@ StatusOr<ExternalId> ParseExternalId(std::string_view s, const std::string& fiel
     std::string_view app = rest.substr(0, c2), id = rest.substr(c2 + 1);
     if (!IsIdChars(app, 64) || !IsIdChars(id, 128)) return bad("is malformed");
     return ExternalId{"openid", "openid:" + std::string(app) + ":" + std::string(id)};
+  }
+  if (kind == "external_userid") {  // a WeCom customer, per corp: external_userid:<corpid>:<id>
+    size_t c2 = rest.find(':');
+    if (c2 == std::string_view::npos) return bad("needs a corp id");
+    std::string_view corp = rest.substr(0, c2), id = rest.substr(c2 + 1);
+    if (!IsIdChars(corp, 64) || !IsIdChars(id, 128)) return bad("is malformed");
+    return ExternalId{"external_userid",
+                      "external_userid:" + std::string(corp) + ":" + std::string(id)};
   }
   if (kind == "unionid") {
     if (!IsIdChars(rest, 128)) return bad("is malformed");

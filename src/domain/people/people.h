@@ -14,7 +14,8 @@
 
 namespace siyu::domain {
 
-// A parsed, canonical external id: "openid:<app>:<id>", "unionid:<id>", "phone:+<digits>".
+// A parsed, canonical external id: "openid:<app>:<id>", "unionid:<id>",
+// "external_userid:<corp>:<id>" (a WeCom customer), "phone:+<digits>".
 struct ExternalId {
   std::string kind;
   std::string canonical;
