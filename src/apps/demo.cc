@@ -1,14 +1,18 @@
 // `siyu demo`: the real server with a demo brand, 洁净生活 CleanLife (detergents, tissues,
 // personal care). The brand's data goes in through the public HTTP API, as a brand's own systems
-// would send it, so the demo also shows that the API carries a realistic load. Everything is
-// generated from the seed and a time anchor kept with the credentials, so an interrupted load
-// resumes on the next start by replaying the same idempotent requests.
+// would send it, so the demo also shows that the API carries a realistic load: channels, people,
+// orders and refunds, then the people's behaviour as events (scans, adds, follows, browsing, carts,
+// payments, coupons, groups), sent in batches of 500. Everything is generated from the seed and a
+// time anchor kept with the credentials, so an interrupted load resumes on the next start by
+// replaying the same idempotent requests (events under the same event ids: stored ones come back
+// as duplicates).
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -69,6 +73,9 @@ struct Rates {
   double share;       // of the brand's people
   double conversion;  // chance that a person buys at least once
   double repeat;      // chance of each further order
+  // People who scan the channel's code but never add, follow or join, per person it brings (only
+  // for channels whose people scan a code first, see ScansFirst).
+  double scan_only = 0;
 };
 
 struct ChannelSpec {
@@ -82,6 +89,7 @@ struct BrandSpec {
   std::string_view order_prefix;
   std::vector<Sku> skus;
   std::vector<ChannelSpec> channels;
+  std::string_view scan_app;  // whose openids the people who only scan a code get
 };
 
 constexpr std::string_view kOfficialAccountApp = "wx3c9f5a1e7b2d4086";
@@ -111,15 +119,15 @@ BrandSpec CleanLife() {
            {kOfficialAccountApp, 0.8, 0.2, 0.0},
            {3, 2, 3, 3, 2, 2, 2, 1, 1, 1}},
           {{"门店收银台扫码", "offline", "wecom", 200'000},
-           {.share = 0.36, .conversion = 0.42, .repeat = 0.65},
+           {.share = 0.36, .conversion = 0.42, .repeat = 0.65, .scan_only = 0.25},
            {"", 0.0, 0.4, 0.6},
            {2, 1, 5, 4, 1, 3, 1, 2, 3, 2}},
           {{"天猫包裹卡", "ecommerce_platform", "wecom", 900'000},
-           {.share = 0.19, .conversion = 0.30, .repeat = 0.45},
+           {.share = 0.19, .conversion = 0.30, .repeat = 0.45, .scan_only = 0.6},
            {"", 0.0, 0.5, 0.5},
            {5, 4, 2, 1, 2, 1, 2, 1, 1, 1}},
           {{"小红书达人合作", "partner", "mini_program", 2'400'000},
-           {.share = 0.10, .conversion = 0.16, .repeat = 0.15},
+           {.share = 0.10, .conversion = 0.16, .repeat = 0.15, .scan_only = 0.8},
            {kMiniProgramApp, 0.85, 0.0, 0.15},
            {1, 1, 1, 1, 5, 2, 5, 2, 0, 2}},
           {{"", "", "", 0},
@@ -127,6 +135,7 @@ BrandSpec CleanLife() {
            {"", 0.0, 0.5, 0.5},
            {1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
       },
+      kMiniProgramApp,
   };
 }
 
@@ -144,10 +153,11 @@ BrandSpec SampleTwo() {
            {"wx1b6e0c9d4f2a8573", 0.9, 0.1, 0.0},
            {3, 2, 1}},
           {{"社群团购", "partner", "group", 50'000},
-           {.share = 0.4, .conversion = 0.5, .repeat = 0.4},
+           {.share = 0.4, .conversion = 0.5, .repeat = 0.4, .scan_only = 0.3},
            {"", 0.0, 0.3, 0.7},
            {2, 2, 1}},
       },
+      "wx1b6e0c9d4f2a8573",
   };
 }
 
@@ -339,6 +349,195 @@ Plan MakePlan(const BrandSpec& brand, int people, int days, int64_t anchor, uint
   }
   plan.orders = static_cast<int>(all.size());
   return plan;
+}
+
+// ---- the events: what the people do, generated from the plan -----------------------------------
+
+struct PlannedEvent {
+  std::string_view type;
+  std::string id;  // the person's id, exactly as the person was created with it
+  int64_t ts = 0;
+  std::string_view touchpoint;
+  int channel = -1;  // index of the channel whose state the event carries; -1: none
+  json::object properties;
+};
+
+struct EventPlan {
+  std::vector<PlannedEvent> events;  // event n is sent as "demo-<seed>-<n>"
+  int scan_only = 0;                 // people who only scanned a code: their scan creates them
+};
+
+constexpr int64_t kMinEventTs = 946'684'800'000;  // 2000-01-01, the API's lower bound
+constexpr std::string_view kGuides[] = {"guide_lili", "guide_wangfang", "guide_zhaomin",
+                                        "guide_chenjing", "guide_liuyang"};
+
+// Channels whose people scan a code before they become contacts: a WeCom contact-way code at the
+// till or on a parcel card, a partner's code that opens the mini program or a group invitation.
+bool ScansFirst(const ChannelDef& ch) {
+  return !ch.name.empty() &&
+         (ch.touchpoint == "wecom" || ch.source_pool == "offline" || ch.source_pool == "partner");
+}
+
+// Where the scan happens: in a store, or wherever the channel meets people.
+std::string_view ScanTouchpoint(const ChannelDef& ch) {
+  return ch.source_pool == "offline" ? std::string_view("offline") : ch.touchpoint;
+}
+
+// Every event of the brand's people, after their plan: the scan and the acquisition (adding a
+// guide, following the official account, opening the mini program, joining a group) with the
+// channel's state; browsing and carts before each order, the payment, refunds; browsing without
+// buying; welcome coupons, shares, group joins, live streams; and the people who scanned a code
+// but went no further. Nothing happens before a person's acquisition except the scan, seconds
+// before, and nothing after `anchor`. One random stream per person, apart from the plan's, so
+// the plan (people, orders, GMV) is the same with or without events.
+EventPlan MakeEvents(const BrandSpec& brand, const Plan& plan,
+                     const std::vector<std::string>& states, int days, int64_t anchor,
+                     uint64_t seed) {
+  static constexpr std::string_view kFollowScenes[] = {"ADD_SCENE_SEARCH", "ADD_SCENE_QR_CODE",
+                                                       "ADD_SCENE_PROFILE_CARD",
+                                                       "ADD_SCENE_WECHAT_ADVERTISEMENT"};
+  static constexpr std::string_view kShareTargets[] = {"friend", "moments", "group"};
+  constexpr std::string_view kShop = "mini_program";
+  EventPlan out;
+  const std::string prefix(brand.order_prefix);
+  const std::string welcome = prefix + "-WELCOME-10";
+  auto add = [&](std::string_view type, const std::string& id, int64_t ts,
+                 std::string_view touchpoint, int channel, json::object props) {
+    if (ts < kMinEventTs || ts > anchor) return;
+    out.events.push_back({type, id, ts, touchpoint, channel, std::move(props)});
+  };
+  auto product = [&](int sku) -> const Sku& { return brand.skus[sku]; };
+  for (size_t i = 0; i < plan.people.size(); ++i) {
+    const PlannedPerson& p = plan.people[i];
+    const ChannelSpec& spec = brand.channels[p.channel];
+    const ChannelDef& ch = spec.def;
+    const std::string& id = p.external_id;
+    const int64_t acq = p.acquired_at;
+    Rng rng((seed ^ 0xD1B54A32D192ED03ull) + 0x9E3779B97F4A7C15ull * (i + 1));
+
+    std::string_view reached = kShop;  // where the brand reaches the person
+    if (!ch.name.empty()) {
+      const std::string& state = states[p.channel];
+      if (ScansFirst(ch)) {
+        add("qr_scanned", id, acq - rng.Between(2'000, 40'000), ScanTouchpoint(ch), p.channel,
+            {{"scene", state}});
+      }
+      reached = ch.touchpoint;
+      if (ch.touchpoint == "wecom") {
+        add("contact_added", id, acq, "wecom", p.channel,
+            {{"user_id", kGuides[rng.Below(std::size(kGuides))]}});
+      } else if (ch.touchpoint == "official_account") {
+        add("follow", id, acq, "official_account", p.channel,
+            {{"app_id", spec.ids.app}, {"scene", kFollowScenes[rng.Weighted({5, 3, 1, 2})]}});
+      } else if (ch.touchpoint == "mini_program") {
+        add("page_view", id, acq, "mini_program", p.channel,
+            {{"path", "pages/landing/index"}, {"title", "新人专享"}});
+      } else if (ch.touchpoint == "group") {
+        add("group_joined", id, acq, "group", p.channel,
+            {{"chat_id", fmt::format("wrDemoGroup{}", 1 + rng.Below(4))}});
+      }
+    }
+    const bool coupon = !ch.name.empty() && rng.Chance(0.35);
+    if (coupon) {
+      add("coupon_received", id, acq + rng.Between(5'000, 120'000), reached, -1,
+          {{"coupon_id", welcome}});
+    }
+    if (ch.touchpoint == "wecom" && rng.Chance(0.15)) {
+      add("group_joined", id, acq + rng.Between(kMsPerHour, 5 * kMsPerDay), "group", -1,
+          {{"chat_id", fmt::format("wrDemoGroup{}", 1 + rng.Below(6))}});
+    }
+    if (rng.Chance(0.10) && acq + kMsPerHour < anchor) {
+      int64_t t = PickTime(rng, acq + kMsPerHour, anchor);
+      add("live_watch", id, t, kShop, -1,
+          {{"live_id", prefix + "-LIVE-" + LocalDate(t)}, {"seconds", rng.Between(20, 3600)}});
+    }
+
+    // Browsing and the cart in the hours before each payment (never before the acquisition).
+    for (size_t k = 0; k < p.orders.size(); ++k) {
+      const PlannedOrder& o = p.orders[k];
+      const int64_t lo = std::max(acq + 1'000, o.paid_at - rng.Between(kMsPerHour, 6 * kMsPerHour));
+      const int64_t hi = o.paid_at - 60'000;  // ≥ acq + 4 min: orders come ≥ 5 min after it
+      const int views = 1 + static_cast<int>(rng.Below(4));
+      std::vector<int64_t> at;
+      for (int v = 0; v <= views; ++v) at.push_back(lo < hi ? rng.Between(lo, hi) : lo);
+      std::sort(at.begin(), at.end());
+      for (int v = 0; v < views; ++v) {
+        int sku = static_cast<size_t>(v) < o.lines.size() ? o.lines[v].sku
+                                                          : rng.Weighted(spec.sku_weights);
+        add("product_view", id, at[v], kShop, -1,
+            {{"sku", product(sku).code}, {"price_fen", product(sku).price_fen}});
+      }
+      int64_t t = at[views];  // the cart, then the payment within the minute after
+      int64_t total_fen = 0;
+      for (const Line& l : o.lines) {
+        add("add_to_cart", id, t, kShop, -1,
+            {{"sku", product(l.sku).code},
+             {"quantity", l.quantity},
+             {"price_fen", product(l.sku).price_fen}});
+        t += rng.Between(3'000, 15'000);
+        total_fen += l.quantity * product(l.sku).price_fen;
+      }
+      add("order_paid", id, o.paid_at, kShop, -1,
+          {{"order_no", o.order_no}, {"amount_fen", total_fen}});
+      if (k == 0 && coupon && rng.Chance(0.6)) {
+        add("coupon_used", id, o.paid_at, kShop, -1,
+            {{"coupon_id", welcome}, {"order_no", o.order_no}});
+      }
+      if (o.refunded_at) {
+        add("order_refunded", id, *o.refunded_at, kShop, -1,
+            {{"order_no", o.order_no}, {"amount_fen", total_fen}, {"reason", o.refund_reason}});
+      }
+      if (rng.Chance(0.12)) {
+        add("share", id, o.paid_at + rng.Between(60'000, 3 * kMsPerHour), kShop, -1,
+            {{"content", "pages/product/detail?sku=" + std::string(product(o.lines[0].sku).code)},
+             {"target", kShareTargets[rng.Below(std::size(kShareTargets))]}});
+      }
+    }
+    // Some of those who never buy look around anyway, and a few leave something in the cart.
+    if (p.orders.empty() && rng.Chance(0.45)) {
+      int64_t t = PickTime(rng, acq + 60'000, std::min(acq + 7 * kMsPerDay, anchor));
+      int views = 1 + static_cast<int>(rng.Below(3));
+      int sku = 0;
+      for (int v = 0; v < views; ++v) {
+        sku = rng.Weighted(spec.sku_weights);
+        add("product_view", id, t, kShop, -1,
+            {{"sku", product(sku).code}, {"price_fen", product(sku).price_fen}});
+        t += rng.Between(20'000, 5 * 60'000);
+      }
+      if (rng.Chance(0.3)) {
+        add("add_to_cart", id, t, kShop, -1,
+            {{"sku", product(sku).code}, {"quantity", 1}, {"price_fen", product(sku).price_fen}});
+      }
+    }
+  }
+
+  // The people who scanned a code and went no further: fresh openids, unknown to the brand, so
+  // each scan creates its person (acquired then, attributed to the channel). One event each: two
+  // batches creating the same person at once would conflict.
+  std::unordered_set<std::string> ids;
+  for (const auto& p : plan.people) ids.insert(p.external_id);
+  const int64_t start = anchor - days * kMsPerDay;
+  Rng rng((seed ^ 0x5CA7C0DE5CA7C0DEull) + 0x9E3779B97F4A7C15ull);
+  for (size_t c = 0; c < brand.channels.size(); ++c) {
+    const ChannelSpec& spec = brand.channels[c];
+    if (!ScansFirst(spec.def)) continue;
+    int64_t brought = std::count_if(plan.people.begin(), plan.people.end(), [&](const auto& p) {
+      return p.channel == static_cast<int>(c);
+    });
+    auto n =
+        static_cast<int64_t>(std::llround(static_cast<double>(brought) * spec.rates.scan_only));
+    for (int64_t j = 0; j < n; ++j) {
+      std::string id;
+      do {
+        id = "openid:" + std::string(brand.scan_app) + ":o" + RandomChars(rng, 27);
+      } while (!ids.insert(id).second);
+      size_t before = out.events.size();
+      add("qr_scanned", id, PickTime(rng, start, anchor - 10 * 60'000, 0.4),
+          ScanTouchpoint(spec.def), static_cast<int>(c), {{"scene", states[c]}});
+      out.scan_only += static_cast<int>(out.events.size() - before);
+    }
+  }
+  return out;
 }
 
 // ---- credentials -------------------------------------------------------------------------------
@@ -594,18 +793,142 @@ bool LoadPeople(const Target& to, const BrandSpec& brand, const Plan& plan,
   return !err.failed && !abort;
 }
 
+// The events with their ids, `kEventBatch` to a request, by kLoaderThreads clients. Every event
+// must be accepted, or found already stored by a load this one resumes; anything else is a defect
+// of the generated data and ends the load. False on an error (in `err`) or when `abort` was raised.
+constexpr size_t kEventBatch = 500;
+
+struct EventCounts {
+  std::atomic<int64_t> accepted{0}, duplicates{0};
+};
+
+bool LoadEvents(const Target& to, const EventPlan& events, const std::vector<std::string>& states,
+                uint64_t seed, std::string_view label, const std::atomic<bool>& abort,
+                LoadError& err, EventCounts& counts) {
+  const size_t total = events.events.size();
+  const size_t batches = (total + kEventBatch - 1) / kEventBatch;
+  const size_t step = std::max<size_t>(1, batches >= 10 ? batches / 10 : batches);
+  std::atomic<size_t> next{0}, batches_done{0}, events_done{0};
+  auto body_of = [&](size_t b) {
+    std::string body = "{\"events\":[";
+    for (size_t n = b * kEventBatch; n < std::min(total, (b + 1) * kEventBatch); ++n) {
+      const PlannedEvent& e = events.events[n];
+      json::object o;
+      o["event_id"] = fmt::format("demo-{}-{}", seed, n);
+      o["type"] = e.type;
+      o["ids"] = json::array{json::value(e.id)};
+      o["ts"] = e.ts;
+      o["touchpoint"] = e.touchpoint;
+      if (e.channel >= 0) o["channel_state"] = states[e.channel];
+      o["properties"] = e.properties;
+      if (n != b * kEventBatch) body += ',';
+      body += ToJson(o);
+    }
+    return body + "]}";
+  };
+  auto work = [&] {
+    auto c = to.Client();
+    size_t b;
+    while (!abort && !err.failed && (b = next++) < batches) {
+      const size_t sent = std::min(total, (b + 1) * kEventBatch) - b * kEventBatch;
+      auto r = c->Post("/v1/events", body_of(b));
+      if (!Check(r, "POST /v1/events", err)) return;
+      auto answer = Body(r, "POST /v1/events", err);
+      if (!answer) return;
+      try {
+        int64_t accepted = answer->at("accepted").to_number<int64_t>();
+        int64_t duplicates = answer->at("duplicates").to_number<int64_t>();
+        if (answer->at("rejected").to_number<int64_t>() != 0 ||
+            accepted + duplicates != static_cast<int64_t>(sent)) {
+          std::string why;
+          for (const auto& res : answer->at("results").as_array()) {
+            if (res.as_object().at("status").as_string() != "accepted" &&
+                res.as_object().at("status").as_string() != "duplicate" && why.size() < 2000) {
+              why += (why.empty() ? "" : ", ") + ToJson(res);
+            }
+          }
+          err.Set(fmt::format("POST /v1/events refused events of batch {}: {}", b, why));
+          return;
+        }
+        counts.accepted += accepted;
+        counts.duplicates += duplicates;
+      } catch (const std::exception& e) {
+        err.Set("POST /v1/events answered " + r.body + " (" + e.what() + ")");
+        return;
+      }
+      size_t n = (events_done += sent);
+      size_t d = ++batches_done;
+      if (d % step == 0 || d == batches) {
+        std::cerr << "loading " << label << ": events " << n << "/" << total << "\n";
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kLoaderThreads; ++i) threads.emplace_back(work);
+  for (auto& t : threads) t.join();
+  return !err.failed && !abort;
+}
+
+// The brand's people as the overview counts them: everyone ever acquired.
+std::optional<int64_t> CountPeople(const Target& to, LoadError& err) {
+  const std::string target = "/v1/analytics/overview?from=0&to=4102444800000";  // 2100-01-01
+  auto r = to.Client()->Get(target);
+  if (!Check(r, "GET " + target, err)) return std::nullopt;
+  auto o = Body(r, "GET " + target, err);
+  if (!o) return std::nullopt;
+  return o->at("people").to_number<int64_t>();
+}
+
+struct BrandSummary {
+  int64_t loaded_people = 0, scan_only = 0, orders = 0;
+  int64_t people = 0;  // counted after the load
+  int64_t events = 0, events_new = 0, events_duplicate = 0;
+};
+
+// One brand: its channels, people with their orders and refunds, then their events; and a check
+// that the events attached to the people instead of creating others.
+bool LoadBrand(const Target& to, const BrandSpec& brand, const Plan& plan, int days, int64_t anchor,
+               uint64_t seed, std::string_view label, const std::atomic<bool>& abort,
+               LoadError& err, BrandSummary& sum) {
+  auto states = EnsureChannels(to, brand, err);
+  if (!states || !LoadPeople(to, brand, plan, *states, label, abort, err)) return false;
+  EventPlan events = MakeEvents(brand, plan, *states, days, anchor, seed);
+  std::cerr << "loading " << label << ": " << events.events.size() << " events in batches of "
+            << kEventBatch << ", " << events.scan_only << " of them from people who only scanned\n";
+  EventCounts counts;
+  if (!LoadEvents(to, events, *states, seed, label, abort, err, counts)) return false;
+  auto people = CountPeople(to, err);
+  if (!people) return false;
+  sum.loaded_people = static_cast<int64_t>(plan.people.size());
+  sum.scan_only = events.scan_only;
+  sum.orders = plan.orders;
+  sum.people = *people;
+  sum.events = static_cast<int64_t>(events.events.size());
+  sum.events_new = counts.accepted;
+  sum.events_duplicate = counts.duplicates;
+  if (sum.people != sum.loaded_people + sum.scan_only) {
+    err.Set(
+        fmt::format("{} has {} people after the load, not the {} loaded plus the {} who only "
+                    "scanned: events did not attach to the people they name",
+                    label, sum.people, sum.loaded_people, sum.scan_only));
+    return false;
+  }
+  return true;
+}
+
 // Loads both brands. The second brand is reached the way the console reaches it: an operator
 // session with X-Siyu-Tenant, which also proves the saved password.
 bool LoadDemo(const std::string& host, uint16_t port, const DemoConfig& cfg,
-              const Credentials& creds, const std::atomic<bool>& abort, LoadError& err) {
+              const Credentials& creds, const std::atomic<bool>& abort, LoadError& err,
+              BrandSummary& sum) {
   Target brand_api{host, port, {{"Authorization", "Bearer " + creds.api_key}}};
   BrandSpec brand = CleanLife();
   Plan plan = MakePlan(brand, cfg.people, cfg.days, creds.anchor_ms, cfg.seed);
   std::cerr << "loading demo brand " << kBrand << " through the API (" << kLoaderThreads
             << " clients): " << brand.channels.size() - 1 << " channels, " << plan.people.size()
             << " people, " << plan.orders << " orders, " << plan.refunds << " refunds\n";
-  auto states = EnsureChannels(brand_api, brand, err);
-  if (!states || !LoadPeople(brand_api, brand, plan, *states, "demo brand", abort, err)) {
+  if (!LoadBrand(brand_api, brand, plan, cfg.days, creds.anchor_ms, cfg.seed, "demo brand", abort,
+                 err, sum)) {
     return false;
   }
 
@@ -634,9 +957,9 @@ bool LoadDemo(const std::string& host, uint16_t port, const DemoConfig& cfg,
       {{"Authorization", "Bearer " + token}, {"X-Siyu-Tenant", std::to_string(second_id)}}};
   BrandSpec second = SampleTwo();
   Plan second_plan = MakePlan(second, 60, cfg.days, creds.anchor_ms, cfg.seed + 1);
-  auto second_states = EnsureChannels(second_api, second, err);
-  if (!second_states ||
-      !LoadPeople(second_api, second, second_plan, *second_states, kSecondBrand, abort, err)) {
+  BrandSummary second_sum;
+  if (!LoadBrand(second_api, second, second_plan, cfg.days, creds.anchor_ms, cfg.seed + 1,
+                 kSecondBrand, abort, err, second_sum)) {
     return false;
   }
   c->SetHeader("Authorization", "Bearer " + token);
@@ -706,10 +1029,11 @@ int Demo(const DemoConfig& cfg) {
     std::atomic<bool> abort{false}, done{false};
     LoadError err;
     bool ok = false;
+    BrandSummary sum;
     auto t0 = std::chrono::steady_clock::now();
     std::thread loader([&] {
       try {
-        ok = LoadDemo(host, port, cfg, *creds, abort, err);
+        ok = LoadDemo(host, port, cfg, *creds, abort, err, sum);
       } catch (const std::exception& e) {
         err.Set(std::string("unexpected answer from the API: ") + e.what());
       }
@@ -738,7 +1062,11 @@ int Demo(const DemoConfig& cfg) {
       return 1;
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::cerr << "demo data loaded in " << std::fixed << std::setprecision(1) << secs << " s\n";
+    std::cerr << "demo data loaded in " << std::fixed << std::setprecision(1) << secs
+              << " s: " << kBrand << " has " << sum.people << " people (" << sum.loaded_people
+              << " loaded + " << sum.scan_only << " who only scanned a code), " << sum.orders
+              << " orders, " << sum.events << " events (" << sum.events_new << " new, "
+              << sum.events_duplicate << " already stored)\n";
     creds->loaded = true;
     if (Status s = WriteCredentials(creds_path, *creds); !s.ok()) {
       std::cerr << "siyu demo: " << s.message() << "\n";
