@@ -365,6 +365,26 @@ json::object ToJson(const domain::WechatApp& app, int64_t tenant_id) {
   return o;
 }
 
+json::object ToJson(const ImportSummary& s) {
+  json::object o;
+  o["rows"] = s.rows;
+  o["created"] = s.created;
+  o["updated"] = s.updated;
+  o["unchanged"] = s.unchanged;
+  o["failed"] = s.failed;
+  json::array errors;
+  for (const auto& e : s.errors) {
+    json::object eo;
+    eo["line"] = e.line;
+    eo["code"] = e.code;
+    eo["field"] = e.field;
+    eo["message"] = e.message;
+    errors.emplace_back(std::move(eo));
+  }
+  o["errors"] = std::move(errors);
+  return o;
+}
+
 json::object SessionJson(const domain::Session& s, bool with_token) {
   json::object o;
   if (with_token) o["token"] = s.token;

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "api/csv_import.h"
 #include "common/json.h"
 #include "domain/analytics/channel_report.h"
 #include "domain/analytics/overview.h"
@@ -57,6 +58,7 @@ json::object ToJson(const domain::ChannelReport& r);
 StatusOr<domain::WechatApp> ParseWechatApp(std::string_view body, const std::string& kind);
 // Secrets are shown only in part; `callback_path` tells the brand what to enter at WeChat.
 json::object ToJson(const domain::WechatApp& app, int64_t tenant_id);
+json::object ToJson(const ImportSummary& s);
 json::object SessionJson(const domain::Session& s, bool with_token);
 json::object ToJson(const domain::IngestResult& r);
 json::object ToJson(const domain::StoredEvent& e);

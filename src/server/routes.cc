@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "api/codec.h"
+#include "api/csv_import.h"
 #include "common/metrics.h"
 #include "common/time.h"
 #include "domain/analytics/channel_report.h"
@@ -47,7 +48,7 @@ struct Ctx {
 
 using HandlerFn = HttpOut (*)(Ctx&);
 
-enum class Body { kJson, kXml };
+enum class Body { kJson, kXml, kCsv };
 
 struct Route {
   std::string_view method;
@@ -407,6 +408,35 @@ HttpOut ListWechatApps(Ctx& c) {
   return Items(items);
 }
 
+HttpOut Import(Ctx& c) {
+  api::ImportOptions opt;
+  for (const auto& [k, v] : c.query) {
+    if (k != "map") {
+      return Api::Error(
+          Status(ErrorCode::kInvalidQuery,
+                 "unknown query parameter '" + k.substr(0, 64) + "'; only map=field=column",
+                 k.substr(0, 64)));
+    }
+    // The same form as `siyu import --map`: field=column.
+    size_t eq = v.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == v.size()) {
+      return Api::Error(Status(ErrorCode::kInvalidQuery,
+                               "map takes field=column, e.g. map=external_id%3Dphone:手机号",
+                               "map"));
+    }
+    opt.mapping[v.substr(0, eq)] = v.substr(eq + 1);
+  }
+  const std::string& kind = c.params.at(0);
+  StatusOr<api::ImportSummary> sum =
+      kind == "people"   ? api::ImportPeople(c.engine.people(), c.tenant(), c.in.body, opt)
+      : kind == "orders" ? api::ImportOrders(c.engine.orders(), c.tenant(), c.in.body, opt)
+                         : StatusOr<api::ImportSummary>(Status(
+                               ErrorCode::kNotFound,
+                               "no import of '" + kind.substr(0, 32) + "'; use people or orders"));
+  TRY(sum.status());
+  return Json(200, api::ToJson(*sum));
+}
+
 // ---- the route table ---------------------------------------------------------------------------
 
 const Route kRoutes[] = {
@@ -435,6 +465,7 @@ const Route kRoutes[] = {
     {"GET", "/v1/analytics/channels", Access::kRead, ChannelReport},
     {"POST", "/v1/events", Access::kIngest, IngestEvents},
     {"GET", "/v1/events/catalogue", Access::kAuthenticated, EventCatalogue},
+    {"POST", "/v1/imports/{kind}", Access::kIngest, Import, Body::kCsv},
     {"GET", "/v1/wechat/apps", Access::kAdmin, ListWechatApps},
     {"PUT", "/v1/wechat/apps/{kind}", Access::kAdmin, PutWechatApp},
     // WeChat's servers call these; the signature over the body is the credential.
@@ -610,6 +641,11 @@ HttpOut Api::Dispatch(const HttpIn& in) {
       if (amp == std::string_view::npos) break;
       qs.remove_prefix(amp + 1);
     }
+  }
+  if (!in.body.empty() && in.method != "GET" && route->body == Body::kCsv &&
+      !StartsWithNoCase(in.content_type, "text/csv")) {
+    return finish(Error(Status(ErrorCode::kUnsupportedMediaType,
+                               "send the file as CSV with Content-Type: text/csv")));
   }
   if (!in.body.empty() && in.method != "GET" && route->body == Body::kJson) {
     std::string_view ct = in.content_type;

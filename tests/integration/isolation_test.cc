@@ -63,6 +63,7 @@ const std::set<std::string>& CoveredRoutes() {
       "POST /v1/events",
       "GET /v1/events/catalogue",
       "GET /v1/people/{id}/timeline",
+      "POST /v1/imports/{kind}",
       "GET /v1/wechat/apps",
       "PUT /v1/wechat/apps/{kind}",
       "GET /v1/wechat/{kind}/{tenant}/callback",
@@ -507,6 +508,22 @@ TEST_P(IsolationTest, EveryRoute) {
       EXPECT_TRUE(IsError(r, 404, "NOT_FOUND"));
     }
     EXPECT_EQ(b.Get("/v1/orders/B-ONLY").Str("/status"), "paid") << "A refunded B's order";
+  };
+  cases["POST /v1/imports/{kind}"] = [&] {
+    // B's person is unknown to A: the row fails, and B's data is unchanged (snapshot).
+    Reply r = a.Send("POST", "/v1/imports/orders",
+                     "order_no,person_id,sku,quantity,unit_price_fen\nA-IMP-1," +
+                         std::to_string(b_person) + ",X,1,100\n",
+                     "text/csv");
+    ASSERT_TRUE(HasStatus(r, 200));
+    EXPECT_EQ(r.Int("/failed"), 1);
+    EXPECT_EQ(r.Str("/errors/0/code"), "UNKNOWN_PERSON");
+    // A's people import lands in A only.
+    Reply p =
+        a.Send("POST", "/v1/imports/people", "external_id\nunionid:imported-by-a\n", "text/csv");
+    ASSERT_TRUE(HasStatus(p, 200));
+    EXPECT_EQ(p.Int("/created"), 1);
+    EXPECT_TRUE(IsError(b.Get("/v1/people?external_id=unionid:imported-by-a"), 404, "NOT_FOUND"));
   };
   cases["GET /v1/wechat/apps"] = [&] {
     Reply r = a.Get("/v1/wechat/apps");
