@@ -31,6 +31,7 @@
 #include "common/crypto.h"
 #include "common/json.h"
 #include "common/time.h"
+#include "domain/identity/identity_bench.h"
 #include "engine/engine.h"
 
 namespace siyu::apps {
@@ -1018,8 +1019,20 @@ struct StoreRun {
 }  // namespace
 
 int Bench(const BenchConfig& cfg) {
+  if (cfg.workload == "identity") {
+    std::vector<std::string> args = {"siyu bench identity"};
+    args.insert(args.end(), cfg.extra.begin(), cfg.extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    return identity::BenchMain(static_cast<int>(argv.size()), argv.data());
+  }
+  if (!cfg.extra.empty()) {
+    std::cerr << "siyu bench: unknown argument '" << cfg.extra.front() << "'\n";
+    return 2;
+  }
   if (cfg.workload != "orders" && cfg.workload != "ingest") {
-    std::cerr << "siyu bench: unknown workload '" << cfg.workload << "' (known: orders, ingest)\n";
+    std::cerr << "siyu bench: unknown workload '" << cfg.workload
+              << "' (known: orders, ingest, identity)\n";
     return 2;
   }
   if (cfg.clients < 1 || cfg.seconds < 1) {

@@ -73,7 +73,8 @@ struct BenchConfig {
   std::string pg_url;    // PostgreSQL for the side-by-side run; empty: skip
   int clients = 32;
   int seconds = 10;
-  std::string data_dir;  // SQLite data dir (temp if empty)
+  std::string data_dir;            // SQLite data dir (temp if empty)
+  std::vector<std::string> extra;  // further arguments, passed to the identity benchmark
 };
 // `siyu bench <workload>`.
 int Bench(const BenchConfig& cfg);

@@ -50,7 +50,9 @@ int main(int argc, char** argv) {
 
   apps::BenchConfig bench;
   auto* bench_cmd = app.add_subcommand("bench", "benchmarks with peers side by side");
-  bench_cmd->add_option("workload", bench.workload, "orders | ingest")->required();
+  bench_cmd->add_option("workload", bench.workload, "orders | ingest | identity")->required();
+  // `siyu bench identity --people N --ids M …` passes its own flags through.
+  bench_cmd->allow_extras();
   bench_cmd->add_option("--pg", bench.pg_url, "PostgreSQL URL for the side-by-side run");
   auto* bench_clients = bench_cmd->add_option("--clients", bench.clients,
                                               "concurrent HTTP clients (ingest: default 16)");
@@ -95,6 +97,7 @@ int main(int argc, char** argv) {
   if (*bench_cmd) {
     // Each workload has its own default client count: the ingest target is stated for 16.
     if (bench.workload == "ingest" && bench_clients->count() == 0) bench.clients = 16;
+    bench.extra = bench_cmd->remaining();
     return apps::Bench(bench);
   }
   if (*import_cmd) {
