@@ -2,6 +2,7 @@
 
 #include "common/time.h"
 #include "domain/channels/channels.h"
+#include "domain/identity/external_id.h"
 
 namespace siyu::domain {
 
@@ -9,21 +10,6 @@ using store::Conn;
 using store::Rows;
 
 namespace {
-
-bool IsIdChars(std::string_view s, size_t max) {
-  if (s.empty() || s.size() > max) return false;
-  for (char c : s) {
-    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
-  }
-  return true;
-}
-
-bool AllDigits(std::string_view s) {
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-  }
-  return !s.empty();
-}
 
 constexpr const char* kColumns =
     "id, name, first_channel_id, last_channel_id, acquired_at, created_at";
@@ -50,62 +36,8 @@ Status LoadIds(Conn& c, int64_t tenant_id, Person& p) {
 }  // namespace
 
 StatusOr<ExternalId> ParseExternalId(std::string_view s, const std::string& field) {
-  auto bad = [&](std::string why) {
-    return InvalidField(field,
-                        "external id '" + std::string(s.substr(0, 80)) + "' " + why +
-                            "; use openid:<app>:<id>, unionid:<id>, external_userid:<corp>:<id> or "
-                            "phone:<number>");
-  };
-  size_t colon = s.find(':');
-  if (colon == std::string_view::npos) return bad("has no kind");
-  std::string_view kind = s.substr(0, colon), rest = s.substr(colon + 1);
-  if (kind == "openid") {
-    size_t c2 = rest.find(':');
-    if (c2 == std::string_view::npos) return bad("needs an app id");
-    std::string_view app = rest.substr(0, c2), id = rest.substr(c2 + 1);
-    if (!IsIdChars(app, 64) || !IsIdChars(id, 128)) return bad("is malformed");
-    return ExternalId{"openid", "openid:" + std::string(app) + ":" + std::string(id)};
-  }
-  if (kind == "external_userid") {  // a WeCom customer, per corp: external_userid:<corpid>:<id>
-    size_t c2 = rest.find(':');
-    if (c2 == std::string_view::npos) return bad("needs a corp id");
-    std::string_view corp = rest.substr(0, c2), id = rest.substr(c2 + 1);
-    if (!IsIdChars(corp, 64) || !IsIdChars(id, 128)) return bad("is malformed");
-    return ExternalId{"external_userid",
-                      "external_userid:" + std::string(corp) + ":" + std::string(id)};
-  }
-  if (kind == "unionid") {
-    if (!IsIdChars(rest, 128)) return bad("is malformed");
-    return ExternalId{"unionid", "unionid:" + std::string(rest)};
-  }
-  if (kind == "phone") {
-    std::string digits;
-    bool plus = false;
-    for (size_t i = 0; i < rest.size(); ++i) {
-      char c = rest[i];
-      if (c == '+' && i == 0) {
-        plus = true;
-      } else if (c == ' ' || c == '-') {
-        continue;
-      } else if (c >= '0' && c <= '9') {
-        digits.push_back(c);
-      } else {
-        return bad("has a malformed number");
-      }
-    }
-    if (!plus) {
-      if (digits.size() != 11 || digits[0] != '1') return bad("is not an 11-digit mainland number");
-      digits = "86" + digits;
-    }
-    if (!AllDigits(digits) || digits.size() < 8 || digits.size() > 15 || digits[0] == '0') {
-      return bad("is not a valid international number");
-    }
-    if (digits.starts_with("86") && (digits.size() != 13 || digits[2] != '1')) {
-      return bad("is not a valid mainland number");
-    }
-    return ExternalId{"phone", "phone:+" + digits};
-  }
-  return bad("has an unknown kind '" + std::string(kind.substr(0, 20)) + "'");
+  ASSIGN_OR_RETURN(identity::ExternalId id, identity::ParseExternalId(s, field));
+  return ExternalId{std::string(id.kind_name()), std::move(id.canonical)};
 }
 
 StatusOr<Person> LoadPerson(Conn& c, int64_t tenant_id, int64_t id) {

@@ -14,8 +14,9 @@
 
 namespace siyu::domain {
 
-// A parsed, canonical external id: "openid:<app>:<id>", "unionid:<id>",
-// "external_userid:<corp>:<id>" (a WeCom customer), "phone:+<digits>".
+// A parsed, canonical external id, in the grammar of src/domain/identity/external_id.h:
+// "openid:<app>:<id>", "unionid:<id>", "external_userid:<corp>:<id>" (a WeCom customer),
+// "phone:+<digits>", "member_no:<id>", "custom:<namespace>:<id>".
 struct ExternalId {
   std::string kind;
   std::string canonical;
