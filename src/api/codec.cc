@@ -346,10 +346,51 @@ StatusOr<domain::WechatApp> ParseWechatApp(std::string_view body, const std::str
   domain::WechatApp app;
   app.kind = kind;
   app.app_id = r.String("app_id", 1, 64);
-  app.token = r.String("token", 3, 32);
-  app.encoding_aes_key = r.String("encoding_aes_key", 43, 43);
+  if (kind == domain::kMiniProgram) {
+    app.secret = r.String("secret", 1, 128);
+  } else {
+    app.token = r.String("token", 3, 32);
+    app.encoding_aes_key = r.String("encoding_aes_key", 43, 43);
+  }
   RETURN_IF_ERROR(r.Finish());
   return app;
+}
+
+StatusOr<std::string> ParseMiniProgramLogin(std::string_view body) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  std::string code = r.String("code", 1, 128);
+  RETURN_IF_ERROR(r.Finish());
+  return code;
+}
+
+StatusOr<domain::MiniProgramPhoneInput> ParseMiniProgramPhone(std::string_view body) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  domain::MiniProgramPhoneInput in;
+  in.session = r.String("session", 1, 128);
+  in.encrypted_data = r.String("encrypted_data", 1, 16384);
+  in.iv = r.String("iv", 1, 64);
+  RETURN_IF_ERROR(r.Finish());
+  return in;
+}
+
+json::object ToJson(const domain::MiniProgramLoginResult& res) {
+  json::object o;
+  o["person_id"] = res.person_id;
+  o["openid"] = res.openid;
+  o["unionid"] = res.unionid ? json::value(*res.unionid) : json::value(nullptr);
+  o["session"] = res.session;
+  o["link"] = res.link_pending ? "pending" : "linked";
+  return o;
+}
+
+json::object ToJson(const domain::MiniProgramPhoneResult& res) {
+  json::object o;
+  o["person_id"] = res.person_id;
+  o["phone"] = res.phone;
+  o["link"] = res.link_pending ? "pending" : "linked";
+  return o;
 }
 
 json::object ToJson(const domain::WechatApp& app, int64_t tenant_id) {
@@ -357,9 +398,13 @@ json::object ToJson(const domain::WechatApp& app, int64_t tenant_id) {
   json::object o;
   o["kind"] = app.kind;
   o["app_id"] = app.app_id;
-  o["token_hint"] = hint(app.token);
-  o["encoding_aes_key_hint"] = hint(app.encoding_aes_key);
-  o["callback_path"] = "/v1/wechat/" + app.kind + "/" + std::to_string(tenant_id) + "/callback";
+  if (app.kind == domain::kMiniProgram) {
+    o["secret_hint"] = hint(app.secret.value_or(""));
+  } else {
+    o["token_hint"] = hint(app.token);
+    o["encoding_aes_key_hint"] = hint(app.encoding_aes_key);
+    o["callback_path"] = "/v1/wechat/" + app.kind + "/" + std::to_string(tenant_id) + "/callback";
+  }
   o["created_at"] = app.created_at;
   o["updated_at"] = app.updated_at;
   return o;

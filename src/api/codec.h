@@ -12,6 +12,7 @@
 #include "domain/analytics/overview.h"
 #include "domain/channels/channels.h"
 #include "domain/events/events.h"
+#include "domain/inbound/miniprogram_login.h"
 #include "domain/inbound/wechat_inbound.h"
 #include "domain/orders/orders.h"
 #include "domain/people/people.h"
@@ -58,6 +59,12 @@ json::object ToJson(const domain::ChannelReport& r);
 StatusOr<domain::WechatApp> ParseWechatApp(std::string_view body, const std::string& kind);
 // Secrets are shown only in part; `callback_path` tells the brand what to enter at WeChat.
 json::object ToJson(const domain::WechatApp& app, int64_t tenant_id);
+// POST /v1/wechat/mini_program/login {"code"} → the js_code.
+StatusOr<std::string> ParseMiniProgramLogin(std::string_view body);
+StatusOr<domain::MiniProgramPhoneInput> ParseMiniProgramPhone(std::string_view body);
+// Never carries the session_key.
+json::object ToJson(const domain::MiniProgramLoginResult& res);
+json::object ToJson(const domain::MiniProgramPhoneResult& res);
 json::object ToJson(const ImportSummary& s);
 json::object SessionJson(const domain::Session& s, bool with_token);
 json::object ToJson(const domain::IngestResult& r);

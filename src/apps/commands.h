@@ -21,6 +21,7 @@ struct ServeConfig {
   server::ServerOptions http;
   std::string console_dir;  // empty: the built-in default locations
   std::string port_file;    // written with the bound port once listening
+  std::string wechat_api_base = "https://api.weixin.qq.com";  // WeChat's API origin
 };
 
 // `siyu serve`: runs until SIGTERM/SIGINT, then drains and commits. Returns the exit code.

@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
     cmd->add_option("--io-threads", cfg.http.io_threads, "network threads")->capture_default_str();
     cmd->add_option("--console", cfg.console_dir, "directory of the built console");
     cmd->add_option("--port-file", cfg.port_file, "write the bound port to this file");
+    cmd->add_option("--wechat-api-base", cfg.wechat_api_base,
+                    "origin of WeChat's API (tests point it at a stand-in)")
+        ->capture_default_str();
     cmd->add_flag("!--no-access-log", cfg.http.access_log, "do not log each request");
   };
 

@@ -46,7 +46,7 @@ void Server::Stop() {
 
 StatusOr<std::unique_ptr<Server>> Server::Start(const ServeConfig& cfg) {
   auto im = std::make_unique<Impl>();
-  auto engine = engine::Engine::Open(cfg.store);
+  auto engine = engine::Engine::Open(cfg.store, cfg.wechat_api_base);
   if (!engine.ok()) {
     return Status(engine.status().code(), "cannot open the store: " + engine.status().message());
   }

@@ -42,6 +42,7 @@ namespace siyu {
   X(kWechatRiskyUser, "WECHAT_RISKY_USER", 403)           \
   X(kWechatRateLimited, "WECHAT_RATE_LIMITED", 429)       \
   X(kWechatApiError, "WECHAT_API_ERROR", 502)             \
+  X(kUpstreamUnavailable, "UPSTREAM_UNAVAILABLE", 502)    \
   X(kInternal, "INTERNAL", 500)
 
 enum class ErrorCode {

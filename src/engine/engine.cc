@@ -2,18 +2,21 @@
 
 namespace siyu::engine {
 
-Engine::Engine(std::unique_ptr<store::Store> store)
+Engine::Engine(std::unique_ptr<store::Store> store, std::string wechat_api_base)
     : store_(std::move(store)),
       tenancy_(*store_),
       channels_(*store_),
       people_(*store_),
       orders_(*store_),
       events_(*store_),
-      wechat_(*store_, events_) {}
+      wechat_(*store_, events_),
+      mini_program_(*store_, wechat_, std::move(wechat_api_base)) {}
 
-StatusOr<std::unique_ptr<Engine>> Engine::Open(const store::Options& options) {
+StatusOr<std::unique_ptr<Engine>> Engine::Open(const store::Options& options,
+                                               std::string wechat_api_base) {
+  while (wechat_api_base.ends_with('/')) wechat_api_base.pop_back();
   ASSIGN_OR_RETURN(auto store, store::Store::Open(options));
-  return std::unique_ptr<Engine>(new Engine(std::move(store)));
+  return std::unique_ptr<Engine>(new Engine(std::move(store), std::move(wechat_api_base)));
 }
 
 }  // namespace siyu::engine

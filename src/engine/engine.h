@@ -6,6 +6,7 @@
 
 #include "domain/channels/channels.h"
 #include "domain/events/events.h"
+#include "domain/inbound/miniprogram_login.h"
 #include "domain/inbound/wechat_inbound.h"
 #include "domain/orders/orders.h"
 #include "domain/people/people.h"
@@ -16,7 +17,10 @@ namespace siyu::engine {
 
 class Engine {
  public:
-  static StatusOr<std::unique_ptr<Engine>> Open(const store::Options& options);
+  // `wechat_api_base`: the origin of WeChat's API that outbound calls go to.
+  static StatusOr<std::unique_ptr<Engine>> Open(
+      const store::Options& options,
+      std::string wechat_api_base = std::string(domain::kDefaultWechatApiBase));
 
   store::Store& store() { return *store_; }
   domain::Tenancy& tenancy() { return tenancy_; }
@@ -25,12 +29,13 @@ class Engine {
   domain::Orders& orders() { return orders_; }
   domain::Events& events() { return events_; }
   domain::WechatInbound& wechat() { return wechat_; }
+  domain::MiniProgramLogin& mini_program() { return mini_program_; }
 
   // Commits queued writes and stops the store. Idempotent.
   void Shutdown() { store_->Shutdown(); }
 
  private:
-  explicit Engine(std::unique_ptr<store::Store> store);
+  Engine(std::unique_ptr<store::Store> store, std::string wechat_api_base);
   std::unique_ptr<store::Store> store_;
   domain::Tenancy tenancy_;
   domain::Channels channels_;
@@ -38,6 +43,7 @@ class Engine {
   domain::Orders orders_;
   domain::Events events_;
   domain::WechatInbound wechat_;
+  domain::MiniProgramLogin mini_program_;
 };
 
 }  // namespace siyu::engine

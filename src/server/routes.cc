@@ -408,6 +408,20 @@ HttpOut ListWechatApps(Ctx& c) {
   return Items(items);
 }
 
+HttpOut MiniProgramLogin(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(std::string code, api::ParseMiniProgramLogin(c.in.body));
+  TRY_ASSIGN(domain::MiniProgramLoginResult r, c.engine.mini_program().Login(c.tenant(), code));
+  return Json(200, api::ToJson(r));
+}
+
+HttpOut MiniProgramPhone(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(domain::MiniProgramPhoneInput in, api::ParseMiniProgramPhone(c.in.body));
+  TRY_ASSIGN(domain::MiniProgramPhoneResult r, c.engine.mini_program().LinkPhone(c.tenant(), in));
+  return Json(200, api::ToJson(r));
+}
+
 HttpOut Import(Ctx& c) {
   api::ImportOptions opt;
   for (const auto& [k, v] : c.query) {
@@ -468,6 +482,9 @@ const Route kRoutes[] = {
     {"POST", "/v1/imports/{kind}", Access::kIngest, Import, Body::kCsv},
     {"GET", "/v1/wechat/apps", Access::kAdmin, ListWechatApps},
     {"PUT", "/v1/wechat/apps/{kind}", Access::kAdmin, PutWechatApp},
+    // A brand's mini-program backend relays its users' wx.login codes and encrypted data.
+    {"POST", "/v1/wechat/mini_program/login", Access::kIngest, MiniProgramLogin},
+    {"POST", "/v1/wechat/mini_program/phone", Access::kIngest, MiniProgramPhone},
     // WeChat's servers call these; the signature over the body is the credential.
     {"GET", "/v1/wechat/{kind}/{tenant}/callback", Access::kPublic, WechatVerify},
     {"POST", "/v1/wechat/{kind}/{tenant}/callback", Access::kPublic, WechatCallback, Body::kXml},

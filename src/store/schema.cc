@@ -175,6 +175,21 @@ CREATE TABLE wechat_apps (
   PRIMARY KEY (tenant_id, kind)
 );
 )SQL"},
+      // Mini-program login: the app secret that jscode2session needs (NULL for callback apps),
+      // and the sessions handed to mini-program clients. A client holds only the opaque token;
+      // the table keeps its SHA-256 and the session_key WeChat returned, which never leaves it.
+      {5, "mini_program_sessions", R"SQL(
+ALTER TABLE wechat_apps ADD COLUMN secret TEXT;
+CREATE TABLE mp_sessions (
+  tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+  token_hash TEXT NOT NULL,
+  openid TEXT NOT NULL,
+  session_key TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, token_hash)
+);
+)SQL"},
   };
   return kMigrations;
 }

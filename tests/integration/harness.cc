@@ -201,12 +201,13 @@ Credentials Bootstrap(const TestStore& store, const std::string& tenant,
   return c;
 }
 
-ServerProcess::ServerProcess(const TestStore& store)
+ServerProcess::ServerProcess(const TestStore& store, const std::vector<std::string>& extra_args)
     : port_file_(store.work_dir() + "/port"), log_file_(store.work_dir() + "/server.log") {
   args_ = {SIYU_BINARY, "serve"};
   for (const auto& a : store.StoreArgs()) args_.push_back(a);
   for (const auto& a : {"--port", "0", "--port-file"}) args_.emplace_back(a);
   args_.push_back(port_file_);
+  for (const auto& a : extra_args) args_.push_back(a);
 }
 
 ServerProcess::~ServerProcess() {
@@ -606,7 +607,7 @@ void BackendTest::SetUp() {
   store_ = std::make_unique<TestStore>(GetParam());
   boot_ = Bootstrap(*store_, "Brand A", "admin", "correct horse battery " + RandomHex(8));
   BeforeStart();
-  server_ = std::make_unique<ServerProcess>(*store_);
+  server_ = std::make_unique<ServerProcess>(*store_, extra_server_args_);
   server_->Start();
 }
 

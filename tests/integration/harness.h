@@ -80,7 +80,8 @@ struct ExitInfo {
 // `siyu serve` on port 0 with --port-file; restartable on the same store.
 class ServerProcess {
  public:
-  explicit ServerProcess(const TestStore& store);
+  // `extra_args` are appended to the `siyu serve` command line.
+  explicit ServerProcess(const TestStore& store, const std::vector<std::string>& extra_args = {});
   ~ServerProcess();  // SIGKILLs a running server
 
   void Start();  // returns once the port file exists and /healthz answers
@@ -182,6 +183,7 @@ class BackendTest : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<TestStore> store_;
   std::unique_ptr<ServerProcess> server_;
   Credentials boot_;
+  std::vector<std::string> extra_server_args_;  // set in BeforeStart() to pass more flags
 };
 
 #define SIYU_BACKEND_SUITE(Suite)                                                      \

@@ -66,6 +66,8 @@ const std::set<std::string>& CoveredRoutes() {
       "POST /v1/imports/{kind}",
       "GET /v1/wechat/apps",
       "PUT /v1/wechat/apps/{kind}",
+      "POST /v1/wechat/mini_program/login",
+      "POST /v1/wechat/mini_program/phone",
       "GET /v1/wechat/{kind}/{tenant}/callback",
       "POST /v1/wechat/{kind}/{tenant}/callback",
   };
@@ -156,6 +158,11 @@ TEST_P(IsolationTest, EveryRoute) {
              json::serialize(
                  value{{"app_id", "wxBcorp"}, {"token", "btoken"}, {"encoding_aes_key", wx_key}})),
       200));
+  // B also has a mini-program; A has none.
+  ASSERT_TRUE(
+      HasStatus(b.Send("PUT", "/v1/wechat/apps/mini_program",
+                       json::serialize(value{{"app_id", "wxBmini"}, {"secret", "bsecret"}})),
+                200));
   auto a_crypto = wechat::CallbackCrypto::Create("atoken", wx_key, "wxAcorp");
   ASSERT_TRUE(a_crypto.ok());
 
@@ -538,6 +545,20 @@ TEST_P(IsolationTest, EveryRoute) {
         200));
     EXPECT_NE(b.Get("/v1/wechat/apps").body.find("wxBcorp"), std::string::npos)
         << "A's configuration replaced B's";
+  };
+  cases["POST /v1/wechat/mini_program/login"] = [&] {
+    // B's mini-program app is not A's: A has none, and WeChat is never called with B's secret.
+    EXPECT_TRUE(IsError(a.Post("/v1/wechat/mini_program/login", value{{"code", "acode"}}), 404,
+                        "NOT_FOUND"));
+  };
+  cases["POST /v1/wechat/mini_program/phone"] = [&] {
+    // A session token is looked up in the caller's tenant only (the cross-tenant replay of a real
+    // session is in miniprogram_test.cc).
+    EXPECT_TRUE(
+        IsError(a.Post("/v1/wechat/mini_program/phone", value{{"session", "mps_notasession"},
+                                                              {"encrypted_data", "AAAA"},
+                                                              {"iv", "AAAAAAAAAAAAAAAAAAAAAA=="}}),
+                404, "NOT_FOUND", "session"));
   };
   const std::string b_callback = "/v1/wechat/wecom/" + std::to_string(tenant_b) + "/callback";
   cases["GET /v1/wechat/{kind}/{tenant}/callback"] = [&] {

@@ -17,10 +17,17 @@ namespace {
 
 Status UnknownKind(std::string_view kind) {
   return Status(ErrorCode::kNotFound, "no WeChat app kind '" + std::string(kind.substr(0, 32)) +
+                                          "'; use wecom, official_account or mini_program");
+}
+
+Status UnknownCallbackKind(std::string_view kind) {
+  return Status(ErrorCode::kNotFound, "no WeChat callback kind '" +
+                                          std::string(kind.substr(0, 32)) +
                                           "'; use wecom or official_account");
 }
 
 bool IsKind(std::string_view k) { return k == kWeCom || k == kOfficialAccount; }
+bool IsAppKind(std::string_view k) { return IsKind(k) || k == kMiniProgram; }
 
 // The event id for one fact of one callback: stable across WeChat's retries of it.
 std::string EventId(std::string_view source, const std::string& dedup_key,
@@ -37,10 +44,19 @@ bool IsExternalContact(const std::string& id) {
 }  // namespace
 
 StatusOr<WechatApp> WechatInbound::PutApp(int64_t tenant_id, const WechatApp& in) {
-  if (!IsKind(in.kind)) return UnknownKind(in.kind);
-  auto crypto = wechat::CallbackCrypto::Create(in.token, in.encoding_aes_key, in.app_id);
-  if (!crypto.ok()) return crypto.status();
+  if (!IsAppKind(in.kind)) return UnknownKind(in.kind);
   WechatApp app = in;
+  if (in.kind == kMiniProgram) {
+    if (!in.secret || in.secret->empty()) {
+      return Status(ErrorCode::kMissingField, "a mini_program app needs its secret", "secret");
+    }
+    app.token.clear();
+    app.encoding_aes_key.clear();
+  } else {
+    auto crypto = wechat::CallbackCrypto::Create(in.token, in.encoding_aes_key, in.app_id);
+    if (!crypto.ok()) return crypto.status();
+    app.secret.reset();
+  }
   app.updated_at = NowMs();
   RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
     ASSIGN_OR_RETURN(Rows r, c.Query("SELECT created_at FROM wechat_apps WHERE tenant_id = ? AND "
@@ -50,10 +66,12 @@ StatusOr<WechatApp> WechatInbound::PutApp(int64_t tenant_id, const WechatApp& in
     return c
         .Exec(
             "INSERT INTO wechat_apps (tenant_id, kind, app_id, token, encoding_aes_key, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, kind) "
-            "DO UPDATE SET app_id = excluded.app_id, token = excluded.token, "
-            "encoding_aes_key = excluded.encoding_aes_key, updated_at = excluded.updated_at",
-            {tenant_id, app.kind, app.app_id, app.token, app.encoding_aes_key, app.created_at,
+            "secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+            "(tenant_id, kind) DO UPDATE SET app_id = excluded.app_id, token = excluded.token, "
+            "encoding_aes_key = excluded.encoding_aes_key, secret = excluded.secret, "
+            "updated_at = excluded.updated_at",
+            {tenant_id, app.kind, app.app_id, app.token, app.encoding_aes_key,
+             app.secret ? store::Value(*app.secret) : store::Value(nullptr), app.created_at,
              app.updated_at})
         .status();
   }));
@@ -63,12 +81,16 @@ StatusOr<WechatApp> WechatInbound::PutApp(int64_t tenant_id, const WechatApp& in
 StatusOr<std::vector<WechatApp>> WechatInbound::ListApps(int64_t tenant_id) {
   std::vector<WechatApp> out;
   RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
-    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT kind, app_id, token, encoding_aes_key, created_at, "
-                                     "updated_at FROM wechat_apps WHERE tenant_id = ? ORDER BY "
-                                     "kind",
+    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT kind, app_id, token, encoding_aes_key, secret, "
+                                     "created_at, updated_at FROM wechat_apps WHERE tenant_id = ? "
+                                     "ORDER BY kind",
                                      {tenant_id}));
     for (const auto& row : r) {
-      out.push_back({row.Text(0), row.Text(1), row.Text(2), row.Text(3), row.Int(4), row.Int(5)});
+      WechatApp a{row.Text(0), row.Text(1), row.Text(2), row.Text(3), std::nullopt};
+      if (!row.IsNull(4)) a.secret = row.Text(4);
+      a.created_at = row.Int(5);
+      a.updated_at = row.Int(6);
+      out.push_back(std::move(a));
     }
     return Status::Ok();
   }));
@@ -76,7 +98,7 @@ StatusOr<std::vector<WechatApp>> WechatInbound::ListApps(int64_t tenant_id) {
 }
 
 StatusOr<WechatApp> WechatInbound::App(int64_t tenant_id, std::string_view kind) {
-  if (!IsKind(kind)) return UnknownKind(kind);
+  if (!IsAppKind(kind)) return UnknownKind(kind);
   ASSIGN_OR_RETURN(auto apps, ListApps(tenant_id));
   for (auto& a : apps) {
     if (a.kind == kind) return a;
@@ -101,6 +123,7 @@ StatusOr<bool> WechatInbound::StateExists(int64_t tenant_id, const std::string& 
 
 StatusOr<std::string> WechatInbound::VerifyUrl(int64_t tenant_id, std::string_view kind,
                                                const CallbackQuery& q) {
+  if (!IsKind(kind)) return UnknownCallbackKind(kind);
   ASSIGN_OR_RETURN(WechatApp app, App(tenant_id, kind));
   if (kind == kOfficialAccount) {
     // Official accounts verify the URL in plain mode and expect echostr back unchanged.
@@ -114,6 +137,7 @@ StatusOr<std::string> WechatInbound::VerifyUrl(int64_t tenant_id, std::string_vi
 
 StatusOr<CallbackOutcome> WechatInbound::Handle(int64_t tenant_id, std::string_view kind,
                                                 const CallbackQuery& q, std::string_view body) {
+  if (!IsKind(kind)) return UnknownCallbackKind(kind);
   ASSIGN_OR_RETURN(WechatApp app, App(tenant_id, kind));
   std::string xml;
   if (kind == kOfficialAccount && q.encrypt_type != "aes") {

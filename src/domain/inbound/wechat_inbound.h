@@ -24,12 +24,15 @@ namespace siyu::domain {
 
 inline constexpr std::string_view kWeCom = "wecom";
 inline constexpr std::string_view kOfficialAccount = "official_account";
+// Configured like the others but never calls back: siyu calls it (see miniprogram_login.h).
+inline constexpr std::string_view kMiniProgram = "mini_program";
 
 struct WechatApp {
-  std::string kind;    // "wecom" | "official_account"
-  std::string app_id;  // corp id / official account app id (the receiveid)
-  std::string token;
-  std::string encoding_aes_key;
+  std::string kind;    // "wecom" | "official_account" | "mini_program"
+  std::string app_id;  // corp id / official account app id (the receiveid) / mini-program app id
+  std::string token;   // callback apps only (empty for mini_program)
+  std::string encoding_aes_key;       // callback apps only (empty for mini_program)
+  std::optional<std::string> secret;  // mini_program only: the AppSecret for jscode2session
   int64_t created_at = 0;
   int64_t updated_at = 0;
 };
@@ -57,6 +60,8 @@ class WechatInbound {
   // Creates or replaces the tenant's app of `kind`; the key is checked before it is stored.
   StatusOr<WechatApp> PutApp(int64_t tenant_id, const WechatApp& app);
   StatusOr<std::vector<WechatApp>> ListApps(int64_t tenant_id);
+  // The tenant's app of `kind` (any kind), NOT_FOUND when it is not configured.
+  StatusOr<WechatApp> App(int64_t tenant_id, std::string_view kind);
 
   // URL verification (GET): the text to echo.
   StatusOr<std::string> VerifyUrl(int64_t tenant_id, std::string_view kind, const CallbackQuery& q);
@@ -65,7 +70,6 @@ class WechatInbound {
                                    std::string_view body);
 
  private:
-  StatusOr<WechatApp> App(int64_t tenant_id, std::string_view kind);
   StatusOr<bool> StateExists(int64_t tenant_id, const std::string& state);
 
   store::Store& store_;

@@ -1,0 +1,53 @@
+#include "common/outbound_http.h"
+
+#include <curl/curl.h>
+
+#include <mutex>
+
+namespace siyu {
+
+namespace {
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+size_t Collect(char* data, size_t size, size_t n, void* user) {
+  auto* out = static_cast<std::string*>(user);
+  size_t len = size * n;
+  if (out->size() + len > OutboundHttp::kMaxBody) return 0;  // aborts the transfer
+  out->append(data, len);
+  return len;
+}
+
+}  // namespace
+
+StatusOr<HttpResponse> OutboundHttp::Get(const std::string& url) const {
+  GlobalInit();
+  CURL* h = curl_easy_init();
+  if (!h) return Status(ErrorCode::kUpstreamUnavailable, "cannot create an HTTP client handle");
+  HttpResponse resp;
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Collect);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp.body);
+  CURLcode rc = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(h);
+  if (rc != CURLE_OK) {
+    // curl_easy_strerror names the failure without echoing the URL.
+    return Status(ErrorCode::kUpstreamUnavailable,
+                  std::string("upstream request failed: ") + curl_easy_strerror(rc));
+  }
+  resp.status = static_cast<int>(status);
+  return resp;
+}
+
+}  // namespace siyu
