@@ -156,13 +156,19 @@ class Session : public std::enable_shared_from_this<Session> {
     WriteError(Status(ErrorCode::kBadRequest, "malformed HTTP request: " + ec.message()));
   }
 
+  // Answers a request that could not be read (limits, timeouts, malformed HTTP) and closes.
   void WriteError(const Status& s) {
     HttpOut out = srv_->errors(s);
     out.route = "(http)";
-    HttpIn in;
-    in.request_id = RandomBase62(16);
+    std::string request_id = RandomBase62(16);
+    Metrics::Global().CountRequest(out.route, "OTHER", out.status, 0);
+    if (srv_->opt.access_log) {
+      spdlog::info(
+          R"json({{"type":"access","rid":"{}","route":"(http)","status":{},"error":"{}"}})json",
+          request_id, out.status, ErrorCodeName(s.code()));
+    }
     srv_->inflight++;
-    Write(std::move(out), in.request_id, false);
+    Write(std::move(out), request_id, false);
   }
 
   void OnRead(beast::error_code ec) {
