@@ -19,6 +19,12 @@ const routes = [
       { path: 'channels/report', name: 'channel-report', component: () => import('./views/ChannelReportView.vue'), meta: { title: 'nav.channelReport' } },
       { path: 'people', name: 'people', component: () => import('./views/PeopleView.vue'), meta: { title: 'nav.people' } },
       { path: 'people/:id', name: 'person', component: () => import('./views/PersonView.vue'), meta: { title: 'nav.person' } },
+      {
+        path: 'identity/quarantine',
+        name: 'identity-quarantine',
+        component: () => import('./views/IdentityQuarantineView.vue'),
+        meta: { title: 'identity.navTitle' },
+      },
       { path: 'orders', name: 'orders', component: () => import('./views/OrdersView.vue'), meta: { title: 'nav.orders' } },
       { path: 'api-keys', name: 'api-keys', component: () => import('./views/ApiKeysView.vue'), meta: { title: 'nav.apiKeys' } },
       { path: ':pathMatch(.*)*', name: 'not-found', component: () => import('./views/NotFoundView.vue') },

@@ -1,5 +1,6 @@
 #include "api/codec.h"
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 
 namespace siyu::api {
@@ -116,6 +117,35 @@ StatusOr<domain::NewChannel> ParseNewChannel(std::string_view body) {
                         "touchpoint must be official_account, mini_program, wecom or group");
   }
   return in;
+}
+
+StatusOr<domain::CodeRequest> ParseCodeRequest(std::string_view body) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  domain::CodeRequest req;
+  std::string kind = r.String("kind", 1, 32);
+  if (const json::array* users = r.OptArray("users", 1, domain::kMaxCodeUsers)) {
+    req.options.users.emplace();
+    for (size_t i = 0; i < users->size(); ++i) {
+      const std::string field = "users[" + std::to_string(i) + "]";
+      if (!(*users)[i].is_string()) {
+        r.Fail(InvalidField(field, field + " must be a string (a WeCom member user id)"));
+        break;
+      }
+      req.options.users->emplace_back((*users)[i].as_string());
+    }
+  }
+  req.options.skip_verify = r.OptBool("skip_verify");
+  req.options.page = r.OptString("page", 1, 128);
+  req.options.url = r.OptString("url", 1, domain::kMaxLinkUrl);
+  req.refresh = r.OptBool("refresh").value_or(false);
+  RETURN_IF_ERROR(r.Finish());
+  auto parsed = domain::ParseCodeKind(kind);
+  if (!parsed) {
+    return InvalidField("kind", "kind must be wecom_contact_way, oa_qrcode, mp_code or link");
+  }
+  req.kind = *parsed;
+  return req;
 }
 
 StatusOr<domain::PersonUpsert> ParsePersonUpsert(std::string_view body, int64_t now_ms) {
@@ -240,6 +270,57 @@ json::object ToJson(const domain::Channel& c) {
   return o;
 }
 
+json::object ToJson(const domain::ChannelCode& c) {
+  auto opt = [](const std::string& s) { return s.empty() ? json::value(nullptr) : json::value(s); };
+  json::object o;
+  o["channel_id"] = c.channel_id;
+  o["kind"] = domain::CodeKindName(c.kind);
+  o["made"] = c.made;
+  json::object payload;
+  for (const auto& [name, value] : c.payload) payload[name] = value;
+  o["payload"] = std::move(payload);
+  if (!c.made) return o;
+  json::object options;
+  if (c.options.users) {
+    json::array users;
+    for (const auto& u : *c.options.users) users.emplace_back(u);
+    options["users"] = std::move(users);
+  }
+  if (c.options.skip_verify) options["skip_verify"] = *c.options.skip_verify;
+  if (c.options.page) options["page"] = *c.options.page;
+  if (c.options.url) options["url"] = *c.options.url;
+  o["options"] = std::move(options);
+  o["content"] = opt(c.content);
+  o["app_id"] = opt(c.app_id);
+  if (c.kind == domain::CodeKind::kWecomContactWay) {
+    o["config_id"] = c.config_id;
+    o["contact_type"] = c.contact_type;
+    o["qr_code"] = opt(c.image_url);
+  }
+  if (c.kind == domain::CodeKind::kOaQrcode) {
+    o["ticket"] = c.ticket;
+    o["image_url"] = opt(c.image_url);
+  }
+  const std::string base = "/v1/channels/" + std::to_string(c.channel_id) + "/codes/" +
+                           std::string(domain::CodeKindName(c.kind));
+  o["svg"] = base + ".svg";
+  o["png"] = base + ".png";
+  o["created_at"] = c.created_at;
+  o["updated_at"] = c.updated_at;
+  return o;
+}
+
+json::object CodesJson(const domain::Channel& ch, const std::vector<domain::ChannelCode>& codes) {
+  json::object o;
+  o["channel_id"] = ch.id;
+  o["state"] = ch.state;
+  o["touchpoint"] = ch.touchpoint;
+  json::array items;
+  for (const auto& c : codes) items.emplace_back(ToJson(c));
+  o["items"] = std::move(items);
+  return o;
+}
+
 json::object ToJson(const domain::Person& p) {
   json::object o;
   o["id"] = p.id;
@@ -251,6 +332,9 @@ json::object ToJson(const domain::Person& p) {
   o["last_channel_id"] = OptInt(p.last_channel_id);
   o["acquired_at"] = p.acquired_at;
   o["created_at"] = p.created_at;
+  json::array merged;
+  for (int64_t m : p.merged_from) merged.emplace_back(m);
+  o["merged_from"] = std::move(merged);
   return o;
 }
 
@@ -351,6 +435,7 @@ StatusOr<domain::WechatApp> ParseWechatApp(std::string_view body, const std::str
   } else {
     app.token = r.String("token", 3, 32);
     app.encoding_aes_key = r.String("encoding_aes_key", 43, 43);
+    app.secret = r.OptString("secret", 1, 128);
   }
   RETURN_IF_ERROR(r.Finish());
   return app;
@@ -381,7 +466,7 @@ json::object ToJson(const domain::MiniProgramLoginResult& res) {
   o["openid"] = res.openid;
   o["unionid"] = res.unionid ? json::value(*res.unionid) : json::value(nullptr);
   o["session"] = res.session;
-  o["link"] = res.link_pending ? "pending" : "linked";
+  o["link"] = domain::LinkStateName(res.link);
   return o;
 }
 
@@ -389,7 +474,7 @@ json::object ToJson(const domain::MiniProgramPhoneResult& res) {
   json::object o;
   o["person_id"] = res.person_id;
   o["phone"] = res.phone;
-  o["link"] = res.link_pending ? "pending" : "linked";
+  o["link"] = domain::LinkStateName(res.link);
   return o;
 }
 
@@ -403,6 +488,7 @@ json::object ToJson(const domain::WechatApp& app, int64_t tenant_id) {
   } else {
     o["token_hint"] = hint(app.token);
     o["encoding_aes_key_hint"] = hint(app.encoding_aes_key);
+    o["secret_hint"] = app.secret ? json::value(hint(*app.secret)) : json::value(nullptr);
     o["callback_path"] = "/v1/wechat/" + app.kind + "/" + std::to_string(tenant_id) + "/callback";
   }
   o["created_at"] = app.created_at;
@@ -449,7 +535,7 @@ json::object ToJson(const domain::IngestResult& r) {
     o["status"] = domain::EventOutcomeName(e.outcome);
     if (e.outcome == domain::EventOutcome::kAccepted) {
       o["person_id"] = e.person_id;
-      if (e.link_pending) o["link"] = "pending";
+      if (e.link != domain::LinkState::kLinked) o["link"] = domain::LinkStateName(e.link);
     } else if (e.outcome == domain::EventOutcome::kRejected) {
       o["code"] = ErrorCodeName(e.error.code());
       o["message"] = e.error.message();
@@ -530,6 +616,137 @@ json::object EventCatalogueJson() {
   o["custom"] = std::move(custom);
   o["touchpoints"] = std::move(touchpoints);
   o["limits"] = std::move(limits);
+  return o;
+}
+
+// ---- identity ----------------------------------------------------------------------------------
+
+namespace {
+
+// 1-200 characters of reason, no control characters (they go to the audit log as written).
+std::string ReadReason(FieldReader& r, bool required) {
+  std::optional<std::string> reason;
+  if (required) {
+    reason = r.String("reason", 1, 200);
+  } else {
+    reason = r.OptString("reason", 1, 200);
+  }
+  if (r.ok() && reason && std::any_of(reason->begin(), reason->end(), [](char ch) {
+        return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f;
+      })) {
+    r.Fail(InvalidField("reason", "reason must not contain control characters"));
+  }
+  return reason.value_or("");
+}
+
+}  // namespace
+
+StatusOr<LinkInput> ParseLinkInput(std::string_view body) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  std::string a = r.String("id_a", 1, 300);
+  std::string b = r.String("id_b", 1, 300);
+  std::string reason = ReadReason(r, false);
+  RETURN_IF_ERROR(r.Finish());
+  LinkInput in;
+  ASSIGN_OR_RETURN(domain::ExternalId ea, domain::ParseExternalId(a, "id_a"));
+  ASSIGN_OR_RETURN(domain::ExternalId eb, domain::ParseExternalId(b, "id_b"));
+  if (ea.canonical == eb.canonical) {
+    return InvalidField("id_b", "id_a and id_b are the same id (" + ea.canonical + ")");
+  }
+  in.id_a = std::move(ea.canonical);
+  in.id_b = std::move(eb.canonical);
+  in.reason = reason.empty() ? "manual link" : std::move(reason);
+  return in;
+}
+
+StatusOr<std::string> ParseReason(std::string_view body) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  std::string reason = ReadReason(r, true);
+  RETURN_IF_ERROR(r.Finish());
+  return reason;
+}
+
+json::object ToJson(const domain::LinkAnswer& a) {
+  json::object o;
+  // "linked": two people were merged; "already_same": the ids were one person already;
+  // "attached": new ids joined a person; "quarantined": held back for review.
+  std::string_view result = identity::LinkResultName(a.result);
+  if (a.result == identity::LinkResult::kAlreadySame && !a.created_ids.empty()) {
+    result = "attached";
+  }
+  o["result"] = result;
+  o["person_id"] = a.person_id ? json::value(a.person_id) : json::value(nullptr);
+  if (a.merge_id) o["merge_id"] = a.merge_id;
+  if (a.quarantine_id) {
+    o["quarantine_id"] = a.quarantine_id;
+    o["quarantine_reason"] = a.quarantine_reason;
+  }
+  if (!a.created_ids.empty()) {
+    json::array ids;
+    for (const auto& id : a.created_ids) ids.emplace_back(id);
+    o["attached_ids"] = std::move(ids);
+  }
+  return o;
+}
+
+json::object ToJson(const identity::LogEntry& e) {
+  json::object o;
+  o["seq"] = e.seq;
+  o["kind"] = identity::LogKindName(e.kind);
+  o["ts"] = e.ts;
+  o["reason"] = e.reason;
+  o["id_a"] = e.id_a;
+  o["id_b"] = e.id_b;
+  if (e.kind == identity::LogKind::kMerge || e.kind == identity::LogKind::kUnmerge) {
+    o["person_a"] = e.person_a;
+    o["person_b"] = e.person_b;
+  }
+  if (e.target) o["target"] = e.target;
+  if (e.kind == identity::LogKind::kQuarantine) {
+    o["hub_id"] = e.hub_id;
+    json::array people;
+    for (int64_t p : e.people) people.emplace_back(p);
+    o["people"] = std::move(people);
+    o["guard_reason"] = e.guard_reason;
+  }
+  return o;
+}
+
+json::object ToJson(const identity::Quarantine& q) {
+  json::object o;
+  o["quarantine_id"] = q.quarantine_id;
+  o["ts"] = q.ts;
+  o["reason"] = q.reason;
+  o["id_a"] = q.id_a;
+  o["id_b"] = q.id_b;
+  o["hub_id"] = q.hub_id;
+  json::array people;
+  for (int64_t p : q.people) people.emplace_back(p);
+  o["people"] = std::move(people);
+  o["guard_reason"] = q.guard_reason;
+  return o;
+}
+
+json::object ToJson(const domain::PersonIdentity& p) {
+  json::object o;
+  o["person_id"] = p.person_id;
+  json::array origin;
+  for (int64_t id : p.origin_people) origin.emplace_back(id);
+  o["person_rows"] = std::move(origin);
+  json::array ids;
+  for (const auto& id : p.ids) {
+    json::object io;
+    io["id"] = id.id;
+    io["kind"] = id.kind;
+    io["person_row"] = id.origin_person_id;
+    ids.emplace_back(std::move(io));
+  }
+  o["ids"] = std::move(ids);
+  json::array history;
+  for (const auto& e : p.history) history.emplace_back(ToJson(e));
+  o["history"] = std::move(history);
   return o;
 }
 

@@ -10,11 +10,13 @@
 #include "common/json.h"
 #include "domain/analytics/channel_report.h"
 #include "domain/analytics/overview.h"
+#include "domain/channels/channel_codes.h"
 #include "domain/channels/channels.h"
 #include "domain/events/events.h"
 #include "domain/inbound/miniprogram_login.h"
 #include "domain/inbound/wechat_inbound.h"
 #include "domain/orders/orders.h"
+#include "domain/people/identity.h"
 #include "domain/people/people.h"
 #include "domain/tenancy/tenancy.h"
 
@@ -40,6 +42,9 @@ StatusOr<LoginInput> ParseLogin(std::string_view body);
 StatusOr<std::string> ParseTenantName(std::string_view body);
 StatusOr<KeyInput> ParseKeyInput(std::string_view body);
 StatusOr<domain::NewChannel> ParseNewChannel(std::string_view body);
+// POST /v1/channels/{id}/codes {"kind", "users"?, "skip_verify"?, "page"?, "url"?, "refresh"?}:
+// types and sizes here, the options' rules per kind in domain::CheckCodeOptions.
+StatusOr<domain::CodeRequest> ParseCodeRequest(std::string_view body);
 StatusOr<domain::PersonUpsert> ParsePersonUpsert(std::string_view body, int64_t now_ms);
 StatusOr<domain::NewOrder> ParseNewOrder(std::string_view body, int64_t now_ms);
 StatusOr<RefundInput> ParseRefund(std::string_view body, int64_t now_ms);
@@ -52,6 +57,10 @@ json::object ToJson(const domain::Tenant& t);
 json::object ToJson(const domain::Operator& o);
 json::object ToJson(const domain::ApiKey& k);
 json::object ToJson(const domain::Channel& c);
+// A channel code; `svg` and `png` are the paths of its images once it is made.
+json::object ToJson(const domain::ChannelCode& c);
+// GET /v1/channels/{id}/codes: the channel's state and touchpoint, and every code it can have.
+json::object CodesJson(const domain::Channel& ch, const std::vector<domain::ChannelCode>& codes);
 json::object ToJson(const domain::Person& p);
 json::object ToJson(const domain::Order& o);
 json::object ToJson(const domain::Overview& ov);
@@ -71,5 +80,20 @@ json::object ToJson(const domain::IngestResult& r);
 json::object ToJson(const domain::StoredEvent& e);
 // GET /v1/events/catalogue: the standard types, the custom type rule and the ingest limits.
 json::object EventCatalogueJson();
+
+// ---- identity ----------------------------------------------------------------------------------
+
+struct LinkInput {
+  std::string id_a, id_b;  // canonical
+  std::string reason;
+};
+// POST /v1/identity/links: {"id_a", "id_b", "reason"?}; the ids in any accepted spelling.
+StatusOr<LinkInput> ParseLinkInput(std::string_view body);
+// {"reason"} of unmerge / approve / reject (1-200 characters).
+StatusOr<std::string> ParseReason(std::string_view body);
+json::object ToJson(const domain::LinkAnswer& a);
+json::object ToJson(const identity::LogEntry& e);
+json::object ToJson(const identity::Quarantine& q);
+json::object ToJson(const domain::PersonIdentity& p);
 
 }  // namespace siyu::api

@@ -14,7 +14,7 @@ class CsvImportTest : public domain::testing::StoreFixture {
     StoreFixture::SetUp();
     tenant_ = NewTenant("导入品牌");
     other_ = NewTenant("other");
-    people_ = std::make_unique<domain::People>(db());
+    people_ = std::make_unique<domain::People>(db(), identity());
     orders_ = std::make_unique<domain::Orders>(db());
     domain::Channels channels(db());
     auto ch = channels.Create(tenant_, {"门店", "offline", "wecom", 0});

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "domain/people/identity.h"
 #include "server/http_server.h"
 #include "store/store.h"
 
@@ -22,7 +23,12 @@ struct ServeConfig {
   std::string console_dir;  // empty: the built-in default locations
   std::string port_file;    // written with the bound port once listening
   std::string wechat_api_base = "https://api.weixin.qq.com";  // WeChat's API origin
+  domain::IdentityOptions identity;
 };
+
+// `siyu admin verify`: rebuilds every tenant's identity graph from the store twice over and checks
+// them, their invariants and people.canonical_id. Prints a JSON summary; 0 when all agree.
+int Verify(const store::Options& store, const domain::IdentityOptions& identity);
 
 // `siyu serve`: runs until SIGTERM/SIGINT, then drains and commits. Returns the exit code.
 int Serve(const ServeConfig& cfg);

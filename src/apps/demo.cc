@@ -711,6 +711,10 @@ std::optional<std::vector<std::string>> EnsureChannels(const Target& to, const B
     auto ch = Body(created, "POST /v1/channels", err);
     if (!ch) return std::nullopt;
     states[i] = ch->at("state").as_string().c_str();
+    // Its link code (渠道码), which siyu renders without WeChat: the console shows its QR code.
+    const std::string codes = "/v1/channels/" + ToJson(ch->at("id")) + "/codes";
+    auto code = c->Post(codes, R"({"kind":"link","url":"https://m.example.com/landing"})");
+    if (!Check(code, "POST /v1/channels/{id}/codes", err)) return std::nullopt;
   }
   return states;
 }
@@ -883,7 +887,95 @@ struct BrandSummary {
   int64_t loaded_people = 0, scan_only = 0, orders = 0;
   int64_t people = 0;  // counted after the load
   int64_t events = 0, events_new = 0, events_duplicate = 0;
+  int64_t merges = 0, quarantined = 0, unmerged = 0;
+  int64_t persons = 0;  // people as the console counts them after merges
 };
+
+// Identity (OneID): customers the brand met twice. Every 40th loaded person bound a membership
+// from a second account that siyu knew as another person (a `member_bound` event carrying both
+// ids and the member number merges them); a store's shared checkout phone was registered for five
+// customers (the guard lets it tie three people and holds the rest for review); and customer
+// service found one merged pair to be a couple sharing a card, so that merge is undone. Idempotent:
+// a resumed load finds the events stored, the links decided and the merge already undone.
+bool LinkIdentities(const Target& to, const Plan& plan, uint64_t seed, LoadError& err,
+                    BrandSummary& sum) {
+  auto c = to.Client();
+  const size_t n = plan.people.size();
+  json::array events;
+  std::vector<size_t> firsts;
+  for (size_t i = 0; i + 1 < n; i += 40) {
+    const PlannedPerson& a = plan.people[i];
+    const PlannedPerson& b = plan.people[i + 1];
+    if (a.external_id == b.external_id) continue;
+    json::object e;
+    e["event_id"] = fmt::format("demo-{}-member-{}", seed, i);
+    e["type"] = "member_bound";
+    e["ids"] = json::array{json::value(a.external_id), json::value(b.external_id),
+                           json::value(fmt::format("member_no:DM{:06}", i))};
+    e["ts"] = std::max(a.acquired_at, b.acquired_at) + 3'600'000;
+    e["touchpoint"] = "mini_program";
+    e["properties"] = json::object{{"member_no", fmt::format("DM{:06}", i)}, {"level", "银卡"}};
+    events.emplace_back(std::move(e));
+    firsts.push_back(i);
+  }
+  int64_t first_merge_person = 0;
+  for (size_t pos = 0; pos < events.size(); pos += kEventBatch) {
+    json::array batch(
+        events.begin() + static_cast<std::ptrdiff_t>(pos),
+        events.begin() + static_cast<std::ptrdiff_t>(std::min(events.size(), pos + kEventBatch)));
+    auto r = c->Post("/v1/events", ToJson(json::object{{"events", std::move(batch)}}));
+    if (!Check(r, "POST /v1/events (member_bound)", err)) return false;
+    auto answer = Body(r, "POST /v1/events", err);
+    if (!answer) return false;
+    for (const auto& res : answer->at("results").as_array()) {
+      const auto& o = res.as_object();
+      if (o.at("status").as_string() == "rejected") {
+        err.Set("POST /v1/events refused a member_bound event: " + ToJson(res));
+        return false;
+      }
+      if (o.contains("link") && o.at("link").as_string() == "merged") ++sum.merges;
+      if (!first_merge_person && o.contains("person_id")) {
+        first_merge_person = o.at("person_id").to_number<int64_t>();
+      }
+    }
+  }
+  // The shared phone, linked by the store staff to five customers.
+  for (size_t k = 0; k < 5 && 2 + k * 97 < n; ++k) {
+    json::object link{{"id_a", "phone:+8613900000000"},
+                      {"id_b", plan.people[2 + k * 97].external_id},
+                      {"reason", "门店收银台登记"}};
+    auto r = c->Post("/v1/identity/links", ToJson(link));
+    if (!Check(r, "POST /v1/identity/links", err)) return false;
+    auto answer = Body(r, "POST /v1/identity/links", err);
+    if (!answer) return false;
+    const auto result = answer->at("result").as_string();
+    if (result == "linked") ++sum.merges;
+    if (result == "quarantined") ++sum.quarantined;
+  }
+  // Customer service splits the first member merge again.
+  if (first_merge_person) {
+    auto r = c->Get("/v1/people/" + std::to_string(first_merge_person) + "/identity");
+    if (!Check(r, "GET /v1/people/{id}/identity", err)) return false;
+    auto who = Body(r, "GET /v1/people/{id}/identity", err);
+    if (!who) return false;
+    for (const auto& e : who->at("history").as_array()) {
+      const auto& o = e.as_object();
+      if (o.at("kind").as_string() != "merge") continue;
+      auto u = c->Post(
+          "/v1/identity/merges/" + std::to_string(o.at("seq").to_number<int64_t>()) + "/unmerge",
+          ToJson(json::object{{"reason", "客服核实：夫妻两人共用一张会员卡"}}));
+      if (u.status == 200) ++sum.unmerged;
+      if (u.status != 409 && !Check(u, "POST /v1/identity/merges/{id}/unmerge", err)) {
+        return false;
+      }
+      break;
+    }
+  }
+  auto persons = CountPeople(to, err);
+  if (!persons) return false;
+  sum.persons = *persons;
+  return true;
+}
 
 // One brand: its channels, people with their orders and refunds, then their events; and a check
 // that the events attached to the people instead of creating others.
@@ -897,15 +989,24 @@ bool LoadBrand(const Target& to, const BrandSpec& brand, const Plan& plan, int d
             << kEventBatch << ", " << events.scan_only << " of them from people who only scanned\n";
   EventCounts counts;
   if (!LoadEvents(to, events, *states, seed, label, abort, err, counts)) return false;
-  auto people = CountPeople(to, err);
-  if (!people) return false;
   sum.loaded_people = static_cast<int64_t>(plan.people.size());
   sum.scan_only = events.scan_only;
   sum.orders = plan.orders;
-  sum.people = *people;
   sum.events = static_cast<int64_t>(events.events.size());
   sum.events_new = counts.accepted;
   sum.events_duplicate = counts.duplicates;
+  if (!LinkIdentities(to, plan, seed, err, sum)) return false;
+  // The identity graph checked against the store; its person rows are everyone loaded.
+  auto r = to.Client()->Post("/v1/identity/verify", "{}");
+  if (!Check(r, "POST /v1/identity/verify", err)) return false;
+  auto verified = Body(r, "POST /v1/identity/verify", err);
+  if (!verified) return false;
+  if (!verified->at("ok").as_bool()) {
+    err.Set(std::string(label) +
+            ": the identity graph disagrees with the store: " + ToJson(*verified));
+    return false;
+  }
+  sum.people = verified->at("person_rows").to_number<int64_t>();
   if (sum.people != sum.loaded_people + sum.scan_only) {
     err.Set(
         fmt::format("{} has {} people after the load, not the {} loaded plus the {} who only "
@@ -1066,7 +1167,9 @@ int Demo(const DemoConfig& cfg) {
               << " s: " << kBrand << " has " << sum.people << " people (" << sum.loaded_people
               << " loaded + " << sum.scan_only << " who only scanned a code), " << sum.orders
               << " orders, " << sum.events << " events (" << sum.events_new << " new, "
-              << sum.events_duplicate << " already stored)\n";
+              << sum.events_duplicate << " already stored); identity: " << sum.merges << " merges, "
+              << sum.quarantined << " links held for review, " << sum.unmerged << " merge undone, "
+              << sum.persons << " people after merges\n";
     creds->loaded = true;
     if (Status s = WriteCredentials(creds_path, *creds); !s.ok()) {
       std::cerr << "siyu demo: " << s.message() << "\n";

@@ -38,6 +38,10 @@ int main(int argc, char** argv) {
                     "origin of WeChat's API (tests point it at a stand-in)")
         ->capture_default_str();
     cmd->add_flag("!--no-access-log", cfg.http.access_log, "do not log each request");
+    cmd->add_option("--max-people-per-id", cfg.identity.max_people_per_id,
+                    "identity guard: a link through an id tying more people than this is "
+                    "quarantined for review (0: no guard)")
+        ->capture_default_str();
   };
 
   auto* serve_cmd = app.add_subcommand("serve", "run the HTTP API and the web console");
@@ -85,6 +89,15 @@ int main(int argc, char** argv) {
   boot->add_option("--password", password, "admin password (default: generated)");
   boot->add_flag("--json", as_json, "print the result as JSON");
 
+  domain::IdentityOptions verify_identity;
+  auto* verify = admin->add_subcommand(
+      "verify", "check the identity graphs rebuilt from the store against people.canonical_id");
+  add_store(verify);
+  verify
+      ->add_option("--max-people-per-id", verify_identity.max_people_per_id,
+                   "the guard the server runs with")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
 
   if (*serve_cmd) {
@@ -107,6 +120,7 @@ int main(int argc, char** argv) {
     import.store = store_options();
     return apps::Import(import);
   }
+  if (*verify) return apps::Verify(store_options(), verify_identity);
   if (*boot) return apps::Bootstrap(store_options(), tenant, username, password, as_json);
   return 2;
 }

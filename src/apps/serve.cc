@@ -1,5 +1,6 @@
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -46,7 +47,7 @@ void Server::Stop() {
 
 StatusOr<std::unique_ptr<Server>> Server::Start(const ServeConfig& cfg) {
   auto im = std::make_unique<Impl>();
-  auto engine = engine::Engine::Open(cfg.store, cfg.wechat_api_base);
+  auto engine = engine::Engine::Open(cfg.store, cfg.wechat_api_base, cfg.identity);
   if (!engine.ok()) {
     return Status(engine.status().code(), "cannot open the store: " + engine.status().message());
   }
@@ -57,7 +58,8 @@ StatusOr<std::unique_ptr<Server>> Server::Start(const ServeConfig& cfg) {
   } else {
     spdlog::warn("console not served: {}", console.status().message());
   }
-  im->api = std::make_unique<server::Api>(*im->engine, im->console ? &*im->console : nullptr);
+  im->api = std::make_unique<server::Api>(*im->engine, im->console ? &*im->console : nullptr,
+                                          cfg.wechat_api_base);
   im->http = std::make_unique<server::HttpServer>(
       cfg.http, [api = im->api.get()](const server::HttpIn& in) { return api->Dispatch(in); },
       &server::Api::Error);
@@ -91,6 +93,37 @@ int Serve(const ServeConfig& cfg) {
   (*srv)->Stop();
   spdlog::info("siyu: stopped");
   return 0;
+}
+
+int Verify(const store::Options& store, const domain::IdentityOptions& identity) {
+  auto start = std::chrono::steady_clock::now();
+  auto engine = engine::Engine::Open(store, std::string(domain::kDefaultWechatApiBase), identity);
+  if (!engine.ok()) {
+    std::cerr << "siyu: cannot open the store: " << engine.status().ToString() << "\n";
+    return 1;
+  }
+  Status s = (*engine)->identity().Verify(std::nullopt);
+  json::object o;
+  o["ok"] = s.ok();
+  if (!s.ok()) o["error"] = s.message();
+  json::array tenants;
+  for (const auto& st : (*engine)->identity().Stats()) {
+    json::object t;
+    t["tenant_id"] = st.tenant_id;
+    t["people"] = st.graph.people;
+    t["ids"] = st.graph.ids;
+    t["persons"] = st.graph.components;
+    t["active_merges"] = st.graph.active_merges;
+    t["log_entries"] = st.graph.log_events;
+    t["pending_quarantines"] = st.graph.pending_quarantines;
+    t["graph_bytes"] = st.graph.bytes_total();
+    tenants.emplace_back(std::move(t));
+  }
+  o["tenants"] = std::move(tenants);
+  o["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << ToJson(o) << "\n";
+  (*engine)->Shutdown();
+  return s.ok() ? 0 : 1;
 }
 
 int Bootstrap(const store::Options& store, const std::string& tenant, const std::string& username,

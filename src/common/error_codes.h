@@ -43,6 +43,13 @@ namespace siyu {
   X(kWechatRateLimited, "WECHAT_RATE_LIMITED", 429)       \
   X(kWechatApiError, "WECHAT_API_ERROR", 502)             \
   X(kUpstreamUnavailable, "UPSTREAM_UNAVAILABLE", 502)    \
+  X(kAlreadyDecided, "ALREADY_DECIDED", 409)              \
+  X(kWechatNotConfigured, "WECHAT_NOT_CONFIGURED", 422)   \
+  X(kWechatSecretRejected, "WECHAT_SECRET_REJECTED", 422) \
+  X(kWechatIpNotAllowed, "WECHAT_IP_NOT_ALLOWED", 422)    \
+  X(kWechatNoPermission, "WECHAT_NO_PERMISSION", 422)     \
+  X(kWechatInvalidUsers, "WECHAT_INVALID_USERS", 422)     \
+  X(kWechatInvalidPage, "WECHAT_INVALID_PAGE", 422)       \
   X(kInternal, "INTERNAL", 500)
 
 enum class ErrorCode {

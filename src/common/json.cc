@@ -145,8 +145,24 @@ int64_t FieldReader::Int(std::string_view key, int64_t min, int64_t max, ErrorCo
   return OptInt(key, min, max, range_code).value_or(0);
 }
 
+std::optional<bool> FieldReader::OptBool(std::string_view key) {
+  const json::value* v = Find(key, false);
+  if (!v) return std::nullopt;
+  if (!v->is_bool()) {
+    Fail(InvalidField(Path(key), "field '" + Path(key) + "' must be true or false"));
+    return std::nullopt;
+  }
+  return v->as_bool();
+}
+
 const json::array* FieldReader::Array(std::string_view key, size_t min_size, size_t max_size) {
-  const json::value* v = Find(key, true);
+  if (!Find(key, true)) return nullptr;
+  seen_.pop_back();
+  return OptArray(key, min_size, max_size);
+}
+
+const json::array* FieldReader::OptArray(std::string_view key, size_t min_size, size_t max_size) {
+  const json::value* v = Find(key, false);
   if (!v) return nullptr;
   std::string path = Path(key);
   if (!v->is_array()) {

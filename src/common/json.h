@@ -37,8 +37,11 @@ class FieldReader {
               ErrorCode range_code = ErrorCode::kInvalidField);
   std::optional<int64_t> OptInt(std::string_view key, int64_t min, int64_t max,
                                 ErrorCode range_code = ErrorCode::kInvalidField);
+  std::optional<bool> OptBool(std::string_view key);
   // An array of [min_size, max_size] elements, or nullptr after an error.
   const json::array* Array(std::string_view key, size_t min_size, size_t max_size);
+  // The same, absent or null allowed (nullptr, no error).
+  const json::array* OptArray(std::string_view key, size_t min_size, size_t max_size);
   // Element `i` of an array read above, as an object reader; type errors are recorded here.
   const json::object* ObjectAt(const json::array& arr, std::string_view key, size_t i);
 

@@ -2,21 +2,27 @@
 
 namespace siyu::engine {
 
-Engine::Engine(std::unique_ptr<store::Store> store, std::string wechat_api_base)
+Engine::Engine(std::unique_ptr<store::Store> store, std::string wechat_api_base,
+               domain::IdentityOptions identity)
     : store_(std::move(store)),
+      identity_(*store_, identity),
       tenancy_(*store_),
       channels_(*store_),
-      people_(*store_),
+      people_(*store_, identity_),
       orders_(*store_),
-      events_(*store_),
+      events_(*store_, identity_),
       wechat_(*store_, events_),
-      mini_program_(*store_, wechat_, std::move(wechat_api_base)) {}
+      mini_program_(*store_, identity_, wechat_, std::move(wechat_api_base)) {}
 
 StatusOr<std::unique_ptr<Engine>> Engine::Open(const store::Options& options,
-                                               std::string wechat_api_base) {
+                                               std::string wechat_api_base,
+                                               domain::IdentityOptions identity) {
   while (wechat_api_base.ends_with('/')) wechat_api_base.pop_back();
   ASSIGN_OR_RETURN(auto store, store::Store::Open(options));
-  return std::unique_ptr<Engine>(new Engine(std::move(store), std::move(wechat_api_base)));
+  std::unique_ptr<Engine> engine(
+      new Engine(std::move(store), std::move(wechat_api_base), identity));
+  RETURN_IF_ERROR(engine->identity_.LoadAll());
+  return engine;
 }
 
 }  // namespace siyu::engine

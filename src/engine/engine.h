@@ -9,6 +9,7 @@
 #include "domain/inbound/miniprogram_login.h"
 #include "domain/inbound/wechat_inbound.h"
 #include "domain/orders/orders.h"
+#include "domain/people/identity.h"
 #include "domain/people/people.h"
 #include "domain/tenancy/tenancy.h"
 #include "store/store.h"
@@ -17,14 +18,17 @@ namespace siyu::engine {
 
 class Engine {
  public:
-  // `wechat_api_base`: the origin of WeChat's API that outbound calls go to.
+  // `wechat_api_base`: the origin of WeChat's API that outbound calls go to. Builds every
+  // tenant's identity graph from the store before returning.
   static StatusOr<std::unique_ptr<Engine>> Open(
       const store::Options& options,
-      std::string wechat_api_base = std::string(domain::kDefaultWechatApiBase));
+      std::string wechat_api_base = std::string(domain::kDefaultWechatApiBase),
+      domain::IdentityOptions identity = {});
 
   store::Store& store() { return *store_; }
   domain::Tenancy& tenancy() { return tenancy_; }
   domain::Channels& channels() { return channels_; }
+  domain::Identity& identity() { return identity_; }
   domain::People& people() { return people_; }
   domain::Orders& orders() { return orders_; }
   domain::Events& events() { return events_; }
@@ -35,8 +39,10 @@ class Engine {
   void Shutdown() { store_->Shutdown(); }
 
  private:
-  Engine(std::unique_ptr<store::Store> store, std::string wechat_api_base);
+  Engine(std::unique_ptr<store::Store> store, std::string wechat_api_base,
+         domain::IdentityOptions identity);
   std::unique_ptr<store::Store> store_;
+  domain::Identity identity_;
   domain::Tenancy tenancy_;
   domain::Channels channels_;
   domain::People people_;

@@ -10,6 +10,7 @@
 #include "common/time.h"
 #include "domain/analytics/channel_report.h"
 #include "domain/analytics/overview.h"
+#include "domain/channels/qr_image.h"
 
 namespace siyu::server {
 
@@ -36,6 +37,7 @@ struct Ctx {
   std::vector<std::string> params;
   std::vector<std::pair<std::string, std::string>> query;
   int64_t now = 0;
+  domain::ChannelCodes* codes = nullptr;
 
   std::optional<std::string> Query(std::string_view name) const {
     for (const auto& [k, v] : query) {
@@ -213,6 +215,65 @@ HttpOut GetChannel(Ctx& c) {
   return Json(200, api::ToJson(ch));
 }
 
+HttpOut MakeChannelCode(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "channel"));
+  TRY_ASSIGN(domain::CodeRequest req, api::ParseCodeRequest(c.in.body));
+  TRY_ASSIGN(auto res, c.codes->Make(c.tenant(), id, req));
+  return Json(res.second ? 201 : 200, api::ToJson(res.first));
+}
+
+HttpOut ListChannelCodes(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "channel"));
+  TRY_ASSIGN(domain::Channel ch, c.engine.channels().Get(c.tenant(), id));
+  TRY_ASSIGN(auto codes, c.codes->List(c.tenant(), id));
+  return Json(200, api::CodesJson(ch, codes));
+}
+
+// `{kind}` is a code's JSON; `{kind}.svg` and `{kind}.png` are its image.
+HttpOut GetChannelCode(Ctx& c) {
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "channel"));
+  std::string name = c.params.at(1);
+  std::optional<domain::ImageFormat> format;
+  if (name.ends_with(".svg")) {
+    format = domain::ImageFormat::kSvg;
+  } else if (name.ends_with(".png")) {
+    format = domain::ImageFormat::kPng;
+  }
+  if (format) name.resize(name.size() - 4);
+  auto kind = domain::ParseCodeKind(name);
+  if (!kind) {
+    return Api::Error(Status(ErrorCode::kNotFound,
+                             "no code '" + c.params.at(1).substr(0, 64) +
+                                 "'; use wecom_contact_way, oa_qrcode, mp_code or link, with "
+                                 ".svg or .png for its image"));
+  }
+  if (!format) {
+    TRY(CheckQuery(c, {}));
+    TRY_ASSIGN(domain::ChannelCode code, c.codes->Get(c.tenant(), id, *kind));
+    return Json(200, api::ToJson(code));
+  }
+  int64_t scale = domain::kQrDefaultScale;
+  if (*format == domain::ImageFormat::kPng) {
+    TRY(CheckQuery(c, {"scale"}));
+    TRY_ASSIGN(scale, QueryInt(c, "scale", domain::kQrDefaultScale, 1, domain::kQrMaxScale));
+  } else {
+    TRY(CheckQuery(c, {}));
+  }
+  TRY_ASSIGN(domain::CodeImage img,
+             c.codes->Image(c.tenant(), id, *kind, *format, static_cast<int>(scale)));
+  HttpOut out;
+  out.body = std::move(img.body);
+  out.content_type = std::move(img.content_type);
+  out.headers.emplace_back(
+      "Content-Disposition",
+      "inline; filename=\"channel-" + std::to_string(id) + "-" + name + "." + img.extension + "\"");
+  // A code belongs to one tenant: no shared caches.
+  out.headers.emplace_back("Cache-Control", "private, no-cache");
+  return out;
+}
+
 HttpOut UpsertPerson(Ctx& c) {
   TRY_ASSIGN(domain::PersonUpsert in, api::ParsePersonUpsert(c.in.body, c.now));
   TRY_ASSIGN(auto res, c.engine.people().Upsert(c.tenant(), in));
@@ -257,12 +318,15 @@ HttpOut ListOrders(Ctx& c) {
   TRY(CheckQuery(c, {"person_id", "limit", "after"}));
   TRY_ASSIGN(int64_t limit, QueryInt(c, "limit", 50, 1, 500));
   TRY_ASSIGN(int64_t after, QueryInt(c, "after", 0, 0, INT64_MAX));
-  std::optional<int64_t> person;
+  // A person's orders are those of every person row merged into it.
+  std::optional<std::vector<int64_t>> people;
   if (c.Query("person_id")) {
-    TRY_ASSIGN(person, QueryInt(c, "person_id", 0, 1, INT64_MAX));
+    TRY_ASSIGN(int64_t person, QueryInt(c, "person_id", 0, 1, INT64_MAX));
+    auto& identity = c.engine.identity();
+    people = identity.ComponentOf(c.tenant(), identity.CanonicalOf(c.tenant(), person));
   }
   TRY_ASSIGN(domain::OrderPage page,
-             c.engine.orders().List(c.tenant(), person, after, static_cast<int>(limit)));
+             c.engine.orders().List(c.tenant(), people, after, static_cast<int>(limit)));
   json::array items;
   for (const auto& o : page.items) items.emplace_back(api::ToJson(o));
   return Items(items, page.next_after, true);
@@ -357,6 +421,97 @@ HttpOut PersonTimeline(Ctx& c) {
   json::object o;
   o["items"] = std::move(items);
   o["next_before"] = page.next_before ? json::value(*page.next_before) : json::value(nullptr);
+  return Json(200, o);
+}
+
+// ---- identity ----------------------------------------------------------------------------------
+
+HttpOut ResolveId(Ctx& c) {
+  TRY(CheckQuery(c, {"id"}));
+  auto raw = c.Query("id");
+  if (!raw) {
+    return Api::Error(Status(ErrorCode::kInvalidQuery,
+                             "give the id to resolve as ?id=<kind>:<value> (e.g. "
+                             "?id=unionid:o6_bmasdasdsad6_2sgVt7hMZOPfL)",
+                             "id"));
+  }
+  auto id = domain::ParseExternalId(*raw, "id");
+  if (!id.ok()) return Api::Error(Status(ErrorCode::kInvalidQuery, id.status().message(), "id"));
+  TRY_ASSIGN(auto who, c.engine.identity().Resolve(c.tenant(), id->canonical));
+  json::object o;
+  o["id"] = id->canonical;
+  o["person_id"] = who.first;
+  o["person_row"] = who.second;
+  return Json(200, o);
+}
+
+HttpOut PersonIdentity(Ctx& c) {
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "person"));
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(domain::PersonIdentity p, c.engine.identity().Describe(c.tenant(), id));
+  return Json(200, api::ToJson(p));
+}
+
+HttpOut LinkIds(Ctx& c) {
+  TRY_ASSIGN(api::LinkInput in, api::ParseLinkInput(c.in.body));
+  TRY_ASSIGN(domain::LinkAnswer a,
+             c.engine.identity().Link(c.tenant(), in.id_a, in.id_b, in.reason));
+  return Json(200, api::ToJson(a));
+}
+
+HttpOut UnmergePeople(Ctx& c) {
+  TRY_ASSIGN(int64_t merge_id, PathId(c, 0, "merge"));
+  TRY_ASSIGN(std::string reason, api::ParseReason(c.in.body));
+  TRY_ASSIGN(domain::UnmergeAnswer a,
+             c.engine.identity().Unmerge(c.tenant(), static_cast<uint64_t>(merge_id), reason));
+  json::object o;
+  o["seq"] = a.seq;
+  o["person_a"] = a.person_a;
+  o["person_b"] = a.person_b;
+  return Json(200, o);
+}
+
+HttpOut ListQuarantine(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  json::array items;
+  for (const auto& q : c.engine.identity().Quarantined(c.tenant()))
+    items.emplace_back(api::ToJson(q));
+  return Items(items);
+}
+
+HttpOut ApproveQuarantine(Ctx& c) {
+  TRY_ASSIGN(int64_t qid, PathId(c, 0, "quarantined link"));
+  TRY_ASSIGN(std::string reason, api::ParseReason(c.in.body));
+  TRY_ASSIGN(domain::LinkAnswer a,
+             c.engine.identity().Approve(c.tenant(), static_cast<uint64_t>(qid), reason));
+  return Json(200, api::ToJson(a));
+}
+
+HttpOut RejectQuarantine(Ctx& c) {
+  TRY_ASSIGN(int64_t qid, PathId(c, 0, "quarantined link"));
+  TRY_ASSIGN(std::string reason, api::ParseReason(c.in.body));
+  TRY(c.engine.identity().Reject(c.tenant(), static_cast<uint64_t>(qid), reason));
+  json::object o;
+  o["quarantine_id"] = qid;
+  o["result"] = "rejected";
+  return Json(200, o);
+}
+
+HttpOut VerifyIdentity(Ctx& c) {
+  // The live graph of the caller's tenant against one rebuilt from the store, its invariants and
+  // people.canonical_id. A difference is a finding about the data, reported, not a failed call.
+  Status s = c.engine.identity().Verify(c.tenant());
+  json::object o;
+  o["ok"] = s.ok();
+  if (!s.ok()) o["error"] = s.message();
+  for (const auto& st : c.engine.identity().Stats()) {
+    if (st.tenant_id != c.tenant()) continue;
+    o["ids"] = st.graph.ids;
+    o["person_rows"] = st.graph.people;
+    o["persons"] = st.graph.components;
+    o["active_merges"] = st.graph.active_merges;
+    o["pending_quarantines"] = st.graph.pending_quarantines;
+  }
   return Json(200, o);
 }
 
@@ -467,10 +622,21 @@ const Route kRoutes[] = {
     {"POST", "/v1/channels", Access::kWrite, CreateChannel},
     {"GET", "/v1/channels", Access::kRead, ListChannels},
     {"GET", "/v1/channels/{id}", Access::kRead, GetChannel},
+    {"POST", "/v1/channels/{id}/codes", Access::kWrite, MakeChannelCode},
+    {"GET", "/v1/channels/{id}/codes", Access::kRead, ListChannelCodes},
+    {"GET", "/v1/channels/{id}/codes/{kind}", Access::kRead, GetChannelCode},
     {"POST", "/v1/people", Access::kIngest, UpsertPerson},
     {"GET", "/v1/people", Access::kRead, ListPeople},
     {"GET", "/v1/people/{id}", Access::kRead, GetPerson},
     {"GET", "/v1/people/{id}/timeline", Access::kRead, PersonTimeline},
+    {"GET", "/v1/people/{id}/identity", Access::kRead, PersonIdentity},
+    {"GET", "/v1/identity/resolve", Access::kRead, ResolveId},
+    {"POST", "/v1/identity/links", Access::kWrite, LinkIds},
+    {"POST", "/v1/identity/merges/{id}/unmerge", Access::kWrite, UnmergePeople},
+    {"GET", "/v1/identity/quarantine", Access::kRead, ListQuarantine},
+    {"POST", "/v1/identity/quarantine/{id}/approve", Access::kWrite, ApproveQuarantine},
+    {"POST", "/v1/identity/quarantine/{id}/reject", Access::kWrite, RejectQuarantine},
+    {"POST", "/v1/identity/verify", Access::kAdmin, VerifyIdentity},
     {"POST", "/v1/orders", Access::kIngest, CreateOrder},
     {"GET", "/v1/orders", Access::kRead, ListOrders},
     {"GET", "/v1/orders/{order_no}", Access::kRead, GetOrder},
@@ -589,7 +755,12 @@ bool Match(std::string_view pattern, const std::vector<std::string_view>& parts,
 
 }  // namespace
 
-Api::Api(engine::Engine& engine, const StaticFiles* console) : engine_(engine), console_(console) {}
+Api::Api(engine::Engine& engine, const StaticFiles* console, std::string wechat_api_base)
+    : engine_(engine),
+      console_(console),
+      wechat_api_(std::make_unique<domain::WechatApi>(std::move(wechat_api_base))),
+      codes_(std::make_unique<domain::ChannelCodes>(engine.store(), engine.channels(),
+                                                    engine.wechat(), *wechat_api_)) {}
 
 HttpOut Api::Error(const Status& s) {
   HttpOut out;
@@ -639,7 +810,7 @@ HttpOut Api::Dispatch(const HttpIn& in) {
     return out;
   }
 
-  Ctx c{engine_, in, {}, {}, std::move(params), {}, NowMs()};
+  Ctx c{engine_, in, {}, {}, std::move(params), {}, NowMs(), codes_.get()};
   auto finish = [&](HttpOut out) {
     out.route = std::string(route->pattern);
     return out;

@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "domain/channels/channel_codes.h"
+#include "domain/inbound/wechat_api.h"
 #include "engine/engine.h"
 #include "server/http_server.h"
 #include "server/static_files.h"
@@ -15,13 +17,18 @@ namespace siyu::server {
 
 class Api {
  public:
-  Api(engine::Engine& engine, const StaticFiles* console);
+  // `wechat_api_base`: where calls to WeChat go (siyu serve --wechat-api-base).
+  Api(engine::Engine& engine, const StaticFiles* console,
+      std::string wechat_api_base = std::string(domain::kDefaultWechatApiBase));
   HttpOut Dispatch(const HttpIn& in);
   static HttpOut Error(const Status& s);
 
  private:
   engine::Engine& engine_;
   const StaticFiles* console_;
+  // Channel codes call WeChat with tokens cached for the process's lifetime.
+  std::unique_ptr<domain::WechatApi> wechat_api_;
+  std::unique_ptr<domain::ChannelCodes> codes_;
 };
 
 }  // namespace siyu::server

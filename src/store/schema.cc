@@ -190,6 +190,54 @@ CREATE TABLE mp_sessions (
   PRIMARY KEY (tenant_id, token_hash)
 );
 )SQL"},
+      // Identity (docs/decisions/0005): a person row is an origin person; merges do not move its
+      // rows but set `canonical_id` (NULL: the person is its own canonical person) on every member
+      // of the merged component. `identity_log` is the graph's append-only log — merges,
+      // unmerges, quarantines and their approvals or rejections — in the order the tenant's graph
+      // numbered them (`seq`); the graph is rebuilt from `person_ids` and this log at start-up.
+      {6, "identity", R"SQL(
+ALTER TABLE people ADD COLUMN canonical_id BIGINT;
+CREATE INDEX people_canonical ON people(tenant_id, canonical_id);
+CREATE TABLE identity_log (
+  tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+  seq BIGINT NOT NULL,
+  kind TEXT NOT NULL,
+  ts BIGINT NOT NULL,
+  reason TEXT NOT NULL,
+  id_a TEXT NOT NULL,
+  id_b TEXT NOT NULL,
+  person_a BIGINT NOT NULL,
+  person_b BIGINT NOT NULL,
+  target BIGINT NOT NULL,
+  hub_id TEXT NOT NULL,
+  people TEXT NOT NULL,
+  guard_reason TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, seq)
+);
+)SQL"},
+      // Channel codes (渠道码): per channel and kind, the code made at WeChat (or the link made
+      // locally) with what identifies it there — a contact way's config_id, without which it can
+      // never be edited or deleted; an official-account QR code's ticket — and the image WeChat
+      // rendered, base64 (PostgreSQL TEXT holds no NUL bytes). `options` is the operator's JSON.
+      {7, "channel_codes", R"SQL(
+CREATE TABLE channel_codes (
+  tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+  channel_id BIGINT NOT NULL REFERENCES channels(id),
+  kind TEXT NOT NULL,
+  options TEXT NOT NULL,
+  content TEXT,
+  app_id TEXT,
+  config_id TEXT,
+  contact_type INTEGER,
+  ticket TEXT,
+  image_url TEXT,
+  image_type TEXT,
+  image TEXT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, channel_id, kind)
+);
+)SQL"},
   };
   return kMigrations;
 }

@@ -52,6 +52,7 @@ struct Store::Impl {
   bool stopped = false;
   std::thread writer;
   std::unique_ptr<Conn> wconn;
+  uint64_t write_numbers = 0;
 
   std::mutex pool_mu;
   std::vector<std::unique_ptr<Conn>> idle;
@@ -94,8 +95,16 @@ Status Store::Start() {
         return;
       }
       std::vector<Status> results(batch.size());
+      // The rollback hooks of the writes that succeeded: run if the commit fails.
+      std::vector<std::function<void(Conn&)>> kept_hooks;
+      auto run_hooks = [&conn](std::vector<std::function<void(Conn&)>>& hooks) {
+        for (auto it = hooks.rbegin(); it != hooks.rend(); ++it) (*it)(conn);
+        hooks.clear();
+      };
       bool single = batch.size() == 1;
       for (size_t i = 0; i < batch.size(); ++i) {
+        conn.rollback_hooks_.clear();
+        conn.write_number_ = ++im.write_numbers;
         if (!single) {
           Status sp = conn.ExecScript("SAVEPOINT w");
           if (!sp.ok()) {
@@ -109,21 +118,29 @@ Status Store::Start() {
         } catch (const std::exception& e) {
           r = Internal(std::string("write failed: ") + e.what());
         }
+        std::vector<std::function<void(Conn&)>> hooks = std::move(conn.rollback_hooks_);
+        conn.rollback_hooks_.clear();
         if (!single) {
           if (!r.ok()) (void)conn.ExecScript("ROLLBACK TO SAVEPOINT w");
           (void)conn.ExecScript("RELEASE SAVEPOINT w");
+          if (!r.ok()) run_hooks(hooks);
+        }
+        if (r.ok() || single) {
+          for (auto& h : hooks) kept_hooks.push_back(std::move(h));
         }
         results[i] = std::move(r);
       }
       Status commit;
       if (single && !results[0].ok()) {
         commit = conn.ExecScript("ROLLBACK");
+        run_hooks(kept_hooks);
       } else {
         commit = conn.ExecScript("COMMIT");
       }
       if (!commit.ok()) {
         spdlog::error("store: commit failed: {}", commit.ToString());
         (void)conn.ExecScript("ROLLBACK");
+        run_hooks(kept_hooks);
         if (batch.size() > 1) {
           // Retry each write alone so one bad write cannot fail its neighbours.
           for (auto& p : batch) {

@@ -55,6 +55,20 @@ class Conn {
   virtual Status ExecScript(std::string_view sql) = 0;
   // True when the last error means the connection is gone and must be reopened.
   virtual bool broken() const = 0;
+
+  // Inside a write: `fn` runs (on the writer, with this connection) if the write's changes are
+  // discarded — the write failed, or the transaction holding it did not commit — before any other
+  // write runs. For in-memory state a write changes ahead of its commit (the identity graph): the
+  // hook puts it back in line with the store.
+  void OnRollback(std::function<void(Conn&)> fn) { rollback_hooks_.push_back(std::move(fn)); }
+  // Inside a write: a number that differs from one write to the next (hooks registered once per
+  // write compare it).
+  uint64_t write_number() const { return write_number_; }
+
+ private:
+  friend class Store;
+  std::vector<std::function<void(Conn&)>> rollback_hooks_;
+  uint64_t write_number_ = 0;
 };
 
 struct Options {

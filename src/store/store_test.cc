@@ -148,6 +148,40 @@ TEST_P(StoreTest, FailedWriteIsUndoneAndNeighboursCommit) {
   EXPECT_EQ(CountTenants(), 8);
 }
 
+TEST_P(StoreTest, RollbackHooksRunOnlyForWritesThatDidNotCommit) {
+  // 16 concurrent writes (so some share a group commit): the odd ones fail after registering a
+  // hook, the even ones succeed. Exactly the failed writes' hooks run, each once, on a connection
+  // that sees the store as it is without them, and before the write's caller hears back.
+  std::atomic<int> hooks_run{0};
+  std::vector<std::atomic<int>> ran(16);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 16; ++t) {
+    ts.emplace_back([&, t] {
+      uint64_t number = 0;
+      Status s = store_->Write([&](Conn& c) -> Status {
+        number = c.write_number();
+        RETURN_IF_ERROR(InsertTenant(c, "h" + std::to_string(t)));
+        c.OnRollback([&, t](Conn& conn) {
+          ++ran[t];
+          ++hooks_run;
+          auto rows =
+              conn.Query("SELECT COUNT(*) FROM tenants WHERE name = ?", {"h" + std::to_string(t)});
+          EXPECT_TRUE(rows.ok());
+          if (rows.ok()) EXPECT_EQ(rows->at(0).Int(0), 0) << "the hook saw the undone row";
+        });
+        if (t % 2 == 1) return Status(ErrorCode::kInvalidField, "rejected after a write", "x");
+        return Status::Ok();
+      });
+      EXPECT_NE(number, 0u);
+      EXPECT_EQ(s.ok(), t % 2 == 0);
+      EXPECT_EQ(ran[t].load(), t % 2) << "write " << t;
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(hooks_run.load(), 8);
+  EXPECT_EQ(CountTenants(), 8);
+}
+
 TEST_P(StoreTest, ConstraintViolationIsReportedNotFatal) {
   Status s = store_->Write([&](Conn& c) {
     return c

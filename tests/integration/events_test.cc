@@ -166,25 +166,56 @@ TEST_P(EventsTest, BatchAnswersPerItemAndResendingIsIdempotent) {
   EXPECT_EQ(AllPages(api, "/v1/people", 100).size(), people);
 }
 
-TEST_P(EventsTest, ResolutionAttachesIdsAndReportsPendingLinks) {
+TEST_P(EventsTest, ResolutionAttachesIdsMergesPeopleAndUnmergeSplitsThem) {
   Api api = AdminApi();
   Reply r = api.Post("/v1/events",
                      Batch({View("a", {"unionid:alice"}, t0_), View("b", {"unionid:bob"}, t0_)}));
   ASSERT_TRUE(HasStatus(r, 200));
   const int64_t alice = r.Int("/results/0/person_id"), bob = r.Int("/results/1/person_id");
-  ASSERT_NE(alice, bob);
+  ASSERT_LT(alice, bob);
   r = api.Post("/v1/events",
                Batch({View("c", {"phone:138 0013 8000", "unionid:alice"}, t0_ + 1),
                       View("d", {"unionid:bob", "unionid:alice", "openid:wxapp:ob"}, t0_ + 2)}));
   ASSERT_TRUE(HasStatus(r, 200));
   EXPECT_EQ(r.Int("/results/0/person_id"), alice);
   EXPECT_FALSE(r.At("/results/0").as_object().contains("link"));
-  EXPECT_EQ(r.Int("/results/1/person_id"), bob) << "the first id's person";
-  EXPECT_EQ(r.Str("/results/1/link"), "pending");
+  // The event says bob and alice are one person: merged into the older row.
+  EXPECT_EQ(r.Int("/results/1/person_id"), alice);
+  EXPECT_EQ(r.Str("/results/1/link"), "merged");
   EXPECT_EQ(PersonId(api, "phone:%2B8613800138000"), alice);
-  EXPECT_EQ(PersonId(api, "unionid:alice"), alice) << "no merge";
+  EXPECT_EQ(PersonId(api, "openid:wxapp:ob"), alice);
+  auto people = AllPages(api, "/v1/people", 100);
+  ASSERT_EQ(people.size(), 1u);
+  EXPECT_EQ(people[0].at("merged_from").as_array().size(), 1u);
+  EXPECT_EQ(people[0].at("external_ids").as_array().size(), 4u);
+  EXPECT_EQ(WholeTimeline(api, bob, 10).size(), 4u) << "bob's row shows the merged timeline";
+
+  Reply who = api.Get("/v1/people/" + std::to_string(bob) + "/identity");
+  ASSERT_TRUE(HasStatus(who, 200));
+  EXPECT_EQ(who.Int("/person_id"), alice);
+  ASSERT_EQ(who.At("/history").as_array().size(), 1u) << who.body;
+  EXPECT_EQ(who.Str("/history/0/kind"), "merge");
+  EXPECT_EQ(who.Str("/history/0/reason"), "event product_view d");
+  const int64_t merge_id = who.Int("/history/0/seq");
+  Reply resolved = api.Get("/v1/identity/resolve?id=openid:wxapp:ob");
+  ASSERT_TRUE(HasStatus(resolved, 200));
+  EXPECT_EQ(resolved.Int("/person_id"), alice);
+  EXPECT_EQ(resolved.Int("/person_row"), bob) << "ids stay with the row they came with";
+
+  // Unmerge: exactly the two people again, each with its own ids and events.
+  Reply split = api.Post("/v1/identity/merges/" + std::to_string(merge_id) + "/unmerge",
+                         value{{"reason", "两个人"}});
+  ASSERT_TRUE(HasStatus(split, 200)) << split.body;
   EXPECT_EQ(PersonId(api, "openid:wxapp:ob"), bob);
+  EXPECT_EQ(PersonId(api, "unionid:alice"), alice);
   EXPECT_EQ(AllPages(api, "/v1/people", 100).size(), 2u);
+  EXPECT_EQ(WholeTimeline(api, bob, 10).size(), 2u);
+  EXPECT_TRUE(IsError(api.Post("/v1/identity/merges/" + std::to_string(merge_id) + "/unmerge",
+                               value{{"reason", "again"}}),
+                      409, "ALREADY_DECIDED", "merge_id"));
+  Reply verify = api.Post("/v1/identity/verify", value(json::object{}));
+  ASSERT_TRUE(HasStatus(verify, 200));
+  EXPECT_TRUE(verify.At("/ok").as_bool()) << verify.body;
 
   // A follow through the channel moves the last channel; a page view does not.
   Reply ch2 = api.Post("/v1/channels", value{{"name", "公众号菜单"},

@@ -51,6 +51,9 @@ const std::set<std::string>& CoveredRoutes() {
       "POST /v1/channels",
       "GET /v1/channels",
       "GET /v1/channels/{id}",
+      "POST /v1/channels/{id}/codes",
+      "GET /v1/channels/{id}/codes",
+      "GET /v1/channels/{id}/codes/{kind}",
       "POST /v1/people",
       "GET /v1/people",
       "GET /v1/people/{id}",
@@ -63,6 +66,14 @@ const std::set<std::string>& CoveredRoutes() {
       "POST /v1/events",
       "GET /v1/events/catalogue",
       "GET /v1/people/{id}/timeline",
+      "GET /v1/people/{id}/identity",
+      "GET /v1/identity/resolve",
+      "POST /v1/identity/links",
+      "POST /v1/identity/merges/{id}/unmerge",
+      "GET /v1/identity/quarantine",
+      "POST /v1/identity/quarantine/{id}/approve",
+      "POST /v1/identity/quarantine/{id}/reject",
+      "POST /v1/identity/verify",
       "POST /v1/imports/{kind}",
       "GET /v1/wechat/apps",
       "PUT /v1/wechat/apps/{kind}",
@@ -174,6 +185,10 @@ TEST_P(IsolationTest, EveryRoute) {
   ASSERT_TRUE(HasStatus(bch, 201));
   const int64_t b_channel = bch.Int("/id");
   const std::string b_state = bch.Str("/state");
+  // B's link code (links need no WeChat app).
+  const std::string b_codes = "/v1/channels/" + std::to_string(b_channel) + "/codes";
+  ASSERT_TRUE(HasStatus(
+      b.Post(b_codes, value{{"kind", "link"}, {"url", "https://b.example.com/b-landing"}}), 201));
   Reply bp1 = b.Post(
       "/v1/people",
       value{{"external_id", "unionid:b-only"}, {"channel_state", b_state}, {"acquired_at", t0}});
@@ -205,6 +220,24 @@ TEST_P(IsolationTest, EveryRoute) {
   ASSERT_EQ(be.Int("/accepted"), 2) << be.body;
   EXPECT_EQ(be.Int("/results/0/person_id"), b_person);
   const int64_t b_events_person = be.Int("/results/1/person_id");
+  // B's identity: a merge of its two people, and a shared phone whose fourth person is held in
+  // quarantine (the guard's default is 3 people per id).
+  Reply bm =
+      b.Post("/v1/identity/links",
+             value{{"id_a", "unionid:b-only"}, {"id_b", "unionid:shared"}, {"reason", "B merge"}});
+  ASSERT_TRUE(HasStatus(bm, 200));
+  ASSERT_EQ(bm.Str("/result"), "linked") << bm.body;
+  const int64_t b_merge = bm.Int("/merge_id");
+  int64_t b_quarantine = 0;
+  for (int i = 1; i <= 4; ++i) {
+    std::string who = "unionid:bq" + std::to_string(i);
+    ASSERT_TRUE(HasStatus(b.Post("/v1/people", value{{"external_id", who}}), 201));
+    Reply l = b.Post("/v1/identity/links", value{{"id_a", "phone:13900000001"}, {"id_b", who}});
+    ASSERT_TRUE(HasStatus(l, 200));
+    EXPECT_EQ(l.Str("/result"), i == 1 ? "attached" : i < 4 ? "linked" : "quarantined") << l.body;
+    if (i == 4) b_quarantine = l.Int("/quarantine_id");
+  }
+  ASSERT_NE(b_quarantine, 0);
   Reply b_spare = b.Post("/v1/api-keys", value{{"name", "b spare"}, {"role", "analyst"}});
   ASSERT_TRUE(HasStatus(b_spare, 201));
   const int64_t b_key_id = b_spare.Int("/id");
@@ -230,13 +263,20 @@ TEST_P(IsolationTest, EveryRoute) {
              "/v1/channels/" + std::to_string(b_channel), "/v1/analytics/overview?" + window,
              "/v1/analytics/channels?" + window, "/v1/wechat/apps",
              "/v1/people/" + std::to_string(b_person) + "/timeline",
-             "/v1/people/" + std::to_string(b_events_person) + "/timeline"}) {
+             "/v1/people/" + std::to_string(b_events_person) + "/timeline",
+             "/v1/people/" + std::to_string(b_person) + "/identity", "/v1/identity/quarantine",
+             "/v1/identity/resolve?id=phone:13900000001"}) {
       Reply r = b.Get(path);
       EXPECT_TRUE(HasStatus(r, 200)) << path;
       s += path + " " + r.body + "\n";
     }
     for (const auto& p : AllPages(b, "/v1/people", 500)) s += json::serialize(p) + "\n";
     for (const auto& o : AllPages(b, "/v1/orders", 500)) s += json::serialize(o) + "\n";
+    for (const std::string& path : {b_codes, b_codes + "/link", b_codes + "/link.svg"}) {
+      Reply r = b.Get(path);
+      EXPECT_TRUE(HasStatus(r, 200)) << path;
+      s += path + " " + r.body + "\n";
+    }
     return s;
   };
   const std::string b_before = snapshot_b();
@@ -392,6 +432,28 @@ TEST_P(IsolationTest, EveryRoute) {
   cases["GET /v1/channels/{id}"] = [&] {
     EXPECT_TRUE(IsError(a.Get("/v1/channels/" + std::to_string(b_channel)), 404, "NOT_FOUND"));
   };
+  cases["POST /v1/channels/{id}/codes"] = [&] {
+    // B's channel is no channel of A's, whatever the body asks.
+    EXPECT_TRUE(IsError(
+        a.Post(b_codes,
+               value{{"kind", "link"}, {"url", "https://a.example.com/"}, {"refresh", true}}),
+        404, "NOT_FOUND"));
+    // A's own code carries A's state, and nothing of B's.
+    Reply own = a.Post("/v1/channels/" + std::to_string(ach.Int("/id")) + "/codes",
+                       value{{"kind", "link"}, {"url", "https://a.example.com/landing"}});
+    ASSERT_TRUE(HasStatus(own, 201));
+    EXPECT_NE(own.body.find(ach.Str("/state")), std::string::npos) << own.body;
+    EXPECT_EQ(own.body.find("b-landing"), std::string::npos) << own.body;
+    expect_no_b_rows(own.body, "A's link code");
+  };
+  cases["GET /v1/channels/{id}/codes"] = [&] {
+    EXPECT_TRUE(IsError(a.Get(b_codes), 404, "NOT_FOUND"));
+  };
+  cases["GET /v1/channels/{id}/codes/{kind}"] = [&] {
+    for (const char* kind : {"link", "link.svg", "link.png", "wecom_contact_way.png"}) {
+      EXPECT_TRUE(IsError(a.Get(b_codes + "/" + kind), 404, "NOT_FOUND")) << kind;
+    }
+  };
   cases["POST /v1/people"] = [&] {
     EXPECT_TRUE(IsError(a.Post("/v1/people", value{{"external_id", "unionid:via-b-state"},
                                                    {"channel_state", b_state}}),
@@ -432,6 +494,65 @@ TEST_P(IsolationTest, EveryRoute) {
     ASSERT_EQ(own.At("/items").as_array().size(), 1u) << own.body;
     EXPECT_EQ(own.Str("/items/0/event_id"), "A-EV");
     expect_no_b_rows(own.body, "A's timeline");
+  };
+  cases["GET /v1/people/{id}/identity"] = [&] {
+    for (int64_t id : {b_person, bp2.Int("/person/id"), b_events_person}) {
+      EXPECT_TRUE(
+          IsError(a.Get("/v1/people/" + std::to_string(id) + "/identity"), 404, "NOT_FOUND"));
+    }
+    Reply own = a.Get("/v1/people/" + std::to_string(a_person) + "/identity");
+    ASSERT_TRUE(HasStatus(own, 200));
+    EXPECT_EQ(own.Str("/ids/0/id"), "unionid:a-only");
+    expect_no_b_rows(own.body, "A's person identity");
+  };
+  cases["GET /v1/identity/resolve"] = [&] {
+    for (const char* id : {"unionid:shared", "unionid:bq4", "phone:13900000001"}) {
+      EXPECT_TRUE(IsError(a.Get(std::string("/v1/identity/resolve?id=") + id), 404, "NOT_FOUND"))
+          << id;
+    }
+    Reply own = a.Get("/v1/identity/resolve?id=unionid:a-only");
+    ASSERT_TRUE(HasStatus(own, 200));
+    EXPECT_EQ(own.Int("/person_id"), a_person);
+  };
+  cases["POST /v1/identity/links"] = [&] {
+    // B's ids are strangers in A: linking them makes A's own person, and leaves B's alone.
+    Reply r = a.Post("/v1/identity/links",
+                     value{{"id_a", "unionid:bq1"}, {"id_b", "unionid:bq2"}, {"reason", "A"}});
+    ASSERT_TRUE(HasStatus(r, 200));
+    EXPECT_EQ(r.Str("/result"), "attached") << r.body;
+    EXPECT_NE(r.Int("/person_id"), b_person);
+  };
+  cases["POST /v1/identity/merges/{id}/unmerge"] = [&] {
+    EXPECT_TRUE(IsError(a.Post("/v1/identity/merges/" + std::to_string(b_merge) + "/unmerge",
+                               value{{"reason", "A tries B's merge"}}),
+                        404, "NOT_FOUND", "merge_id"));
+  };
+  cases["GET /v1/identity/quarantine"] = [&] {
+    Reply r = a.Get("/v1/identity/quarantine");
+    ASSERT_TRUE(HasStatus(r, 200));
+    EXPECT_TRUE(r.At("/items").as_array().empty()) << r.body;
+  };
+  cases["POST /v1/identity/quarantine/{id}/approve"] = [&] {
+    EXPECT_TRUE(
+        IsError(a.Post("/v1/identity/quarantine/" + std::to_string(b_quarantine) + "/approve",
+                       value{{"reason", "A"}}),
+                404, "NOT_FOUND", "quarantine_id"));
+  };
+  cases["POST /v1/identity/quarantine/{id}/reject"] = [&] {
+    EXPECT_TRUE(
+        IsError(a.Post("/v1/identity/quarantine/" + std::to_string(b_quarantine) + "/reject",
+                       value{{"reason", "A"}}),
+                404, "NOT_FOUND", "quarantine_id"));
+  };
+  cases["POST /v1/identity/verify"] = [&] {
+    Reply r = a.Post("/v1/identity/verify", value(json::object{}));
+    ASSERT_TRUE(HasStatus(r, 200));
+    EXPECT_TRUE(r.At("/ok").as_bool()) << r.body;
+    EXPECT_EQ(r.Int("/pending_quarantines"), 0) << "B's quarantine counted for A: " << r.body;
+    EXPECT_EQ(r.Int("/active_merges"), 0) << r.body;
+    Reply rb = b.Post("/v1/identity/verify", value(json::object{}));
+    ASSERT_TRUE(HasStatus(rb, 200));
+    EXPECT_EQ(rb.Int("/pending_quarantines"), 1) << rb.body;
   };
   cases["POST /v1/events"] = [&] {
     // B's channel_state is unknown in A; B's ids are strangers in A; B's event_ids are free in A.

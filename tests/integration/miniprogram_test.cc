@@ -259,7 +259,7 @@ TEST_P(MiniProgramTest, LoginLinksOpenidAndUnionidAndKeepsTheSessionKey) {
   EXPECT_EQ(joined.Str("/link"), "linked");
 }
 
-TEST_P(MiniProgramTest, OpenidAndUnionidOfDifferentPeopleAreNotMerged) {
+TEST_P(MiniProgramTest, OpenidAndUnionidOfDifferentPeopleAreMerged) {
   Api api = AdminApi();
   ConfigureApp(api);
   Reply by_openid =
@@ -268,14 +268,18 @@ TEST_P(MiniProgramTest, OpenidAndUnionidOfDifferentPeopleAreNotMerged) {
   Reply by_union = api.Post("/v1/people", value{{"external_id", "unionid:" + kTakenUnion}});
   ASSERT_TRUE(HasStatus(by_union, 201));
   const int64_t x = by_openid.Int("/person/id"), y = by_union.Int("/person/id");
-  ASSERT_NE(x, y);
+  ASSERT_LT(x, y);
+  // WeChat says the openid and the unionid are one user: the people merge into the older row.
   Reply conflict = Login(api, "code_conflict");
   ASSERT_TRUE(HasStatus(conflict, 200));
-  EXPECT_EQ(conflict.Str("/link"), "pending");
+  EXPECT_EQ(conflict.Str("/link"), "merged");
   EXPECT_EQ(conflict.Int("/person_id"), x);
-  EXPECT_EQ(api.Get("/v1/people?external_id=unionid:" + kTakenUnion).Int("/id"), y)
-      << "the unionid moved to another person";
-  EXPECT_EQ(AllPages(api, "/v1/people", 100).size(), 2u);
+  EXPECT_EQ(api.Get("/v1/people?external_id=unionid:" + kTakenUnion).Int("/id"), x);
+  Reply row = api.Get("/v1/identity/resolve?id=unionid:" + kTakenUnion);
+  EXPECT_EQ(row.Int("/person_row"), y) << "the unionid stays with the row it came with";
+  Reply who = api.Get("/v1/people/" + std::to_string(y) + "/identity");
+  EXPECT_EQ(who.Str("/history/0/reason"), "mini-program login") << who.body;
+  EXPECT_EQ(AllPages(api, "/v1/people", 100).size(), 1u);
 }
 
 TEST_P(MiniProgramTest, WechatErrorsMapToErrorCodes) {
@@ -360,7 +364,8 @@ TEST_P(MiniProgramTest, PhoneIsDecryptedWithTheSessionKeyAndLinked) {
   ASSERT_TRUE(HasStatus(ok2, 200));
   EXPECT_EQ(ok2.Int("/person_id"), person);
 
-  // Another user's session with a phone that is already someone's: not merged.
+  // Another user's session with a phone that is already someone's: WeChat vouches that the phone
+  // is this user's, so the two people merge (into the older row).
   Reply login2 = Login(api, "code_plain");
   ASSERT_TRUE(HasStatus(login2, 200));
   const std::string key2_raw = "fedcba9876543210";
@@ -369,9 +374,11 @@ TEST_P(MiniProgramTest, PhoneIsDecryptedWithTheSessionKeyAndLinked) {
                                {"encrypted_data", Seal(key2_raw, iv_raw, PhoneJson(kAppId))},
                                {"iv", Base64(iv_raw)}});
   ASSERT_TRUE(HasStatus(clash, 200));
-  EXPECT_EQ(clash.Int("/person_id"), login2.Int("/person_id"));
-  EXPECT_EQ(clash.Str("/link"), "pending");
+  ASSERT_LT(person, login2.Int("/person_id"));
+  EXPECT_EQ(clash.Int("/person_id"), person);
+  EXPECT_EQ(clash.Str("/link"), "merged");
   EXPECT_EQ(api.Get("/v1/people?external_id=phone:%2B8613800138000").Int("/id"), person);
+  EXPECT_EQ(api.Get("/v1/people/" + std::to_string(login2.Int("/person_id"))).Int("/id"), person);
 
   // Data sealed with another key does not open.
   Reply stale = api.Post("/v1/wechat/mini_program/phone",

@@ -82,6 +82,39 @@ export async function request(method, path, { query, body, auth = true, tenant =
   throw apiError
 }
 
+/** GET a binary resource (an image) with the session's credentials; errors as request(). */
+export async function requestBlob(path, { query, signal } = {}) {
+  const headers = {}
+  if (session.token) headers.Authorization = `Bearer ${session.token}`
+  if (session.tenantId) headers['X-Siyu-Tenant'] = String(session.tenantId)
+  let res
+  try {
+    res = await fetch(buildUrl(path, query), { headers, signal, cache: 'no-store' })
+  } catch (e) {
+    if (e?.name === 'AbortError') throw e
+    throw new ApiError({ status: 0, code: 'NETWORK', message: t('errors.network') })
+  }
+  if (res.ok) return res.blob()
+  let err = null
+  try {
+    err = (await res.json())?.error || null
+  } catch {
+    err = null
+  }
+  const apiError = new ApiError({
+    status: res.status,
+    code: err?.code || `HTTP_${res.status}`,
+    message: err?.message || t('errors.http', { status: res.status }),
+    field: err?.field,
+    requestId: res.headers.get('X-Request-Id'),
+  })
+  if (res.status === 401) {
+    apiError.handled = true
+    if (unauthorizedHandler) unauthorizedHandler(apiError)
+  }
+  throw apiError
+}
+
 export const api = {
   // auth
   login: (username, password) =>
@@ -93,12 +126,30 @@ export const api = {
   // channels
   channels: () => request('GET', '/v1/channels'),
   createChannel: (body) => request('POST', '/v1/channels', { body }),
+  // channel codes (渠道码): a channel's codes, making one, and their images as Blobs
+  channelCodes: (id) => request('GET', `/v1/channels/${encodeURIComponent(id)}/codes`),
+  makeChannelCode: (id, body) =>
+    request('POST', `/v1/channels/${encodeURIComponent(id)}/codes`, { body }),
+  channelCodeImage: (id, kind, format, query) =>
+    requestBlob(`/v1/channels/${encodeURIComponent(id)}/codes/${encodeURIComponent(kind)}.${format}`, { query }),
   // people
   people: ({ limit, after }) => request('GET', '/v1/people', { query: { limit, after } }),
   personByExternalId: (externalId) => request('GET', '/v1/people', { query: { external_id: externalId } }),
   person: (id) => request('GET', `/v1/people/${encodeURIComponent(id)}`),
   timeline: ({ personId, limit, before }) =>
     request('GET', `/v1/people/${encodeURIComponent(personId)}/timeline`, { query: { limit, before } }),
+  // identity (OneID): ids, merges and the links held for review
+  personIdentity: (id) => request('GET', `/v1/people/${encodeURIComponent(id)}/identity`),
+  resolveId: (id) => request('GET', '/v1/identity/resolve', { query: { id } }),
+  linkIds: (body) => request('POST', '/v1/identity/links', { body }),
+  unmerge: (mergeId, body) =>
+    request('POST', `/v1/identity/merges/${encodeURIComponent(mergeId)}/unmerge`, { body }),
+  quarantine: () => request('GET', '/v1/identity/quarantine'),
+  approveQuarantine: (quarantineId, body) =>
+    request('POST', `/v1/identity/quarantine/${encodeURIComponent(quarantineId)}/approve`, { body }),
+  rejectQuarantine: (quarantineId, body) =>
+    request('POST', `/v1/identity/quarantine/${encodeURIComponent(quarantineId)}/reject`, { body }),
+  verifyIdentity: () => request('POST', '/v1/identity/verify', { body: {} }),
   // events
   eventCatalogue: () => request('GET', '/v1/events/catalogue'),
   // orders

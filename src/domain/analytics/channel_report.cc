@@ -33,12 +33,13 @@ StatusOr<ChannelReport> ComputeChannelReport(store::Store& store, int64_t tenant
     }
 
     ASSIGN_OR_RETURN(Rows ev,
-                     c.Query("SELECT channel_id, "
-                             "SUM(CASE WHEN type = 'qr_scanned' THEN 1 ELSE 0 END), "
-                             "COUNT(DISTINCT CASE WHEN type IN ('follow', 'contact_added', "
-                             "'group_joined') THEN person_id END) "
-                             "FROM events WHERE tenant_id = ? AND ts >= ? AND ts < ? AND "
-                             "channel_id IS NOT NULL GROUP BY channel_id",
+                     c.Query("SELECT e.channel_id, "
+                             "SUM(CASE WHEN e.type = 'qr_scanned' THEN 1 ELSE 0 END), "
+                             "COUNT(DISTINCT CASE WHEN e.type IN ('follow', 'contact_added', "
+                             "'group_joined') THEN COALESCE(ep.canonical_id, ep.id) END) "
+                             "FROM events e JOIN people ep ON ep.id = e.person_id "
+                             "WHERE e.tenant_id = ? AND e.ts >= ? AND e.ts < ? AND "
+                             "e.channel_id IS NOT NULL GROUP BY e.channel_id",
                              {tenant_id, from, to}));
     for (const auto& r : ev) {
       ChannelFunnel& f = rows[key(r)];
@@ -55,9 +56,11 @@ StatusOr<ChannelReport> ComputeChannelReport(store::Store& store, int64_t tenant
                               "SUM(CASE WHEN n >= 2 THEN 1 ELSE 0 END) FROM ("
                               "SELECT p.first_channel_id, p.last_channel_id, "
                               "(SELECT COUNT(*) FROM orders o WHERE o.tenant_id = p.tenant_id AND "
-                              "o.person_id = p.id AND o.paid_at < ?) AS n "
+                              "o.person_id IN (SELECT m.id FROM people m WHERE m.tenant_id = "
+                              "p.tenant_id AND (m.id = p.id OR m.canonical_id = p.id)) AND "
+                              "o.paid_at < ?) AS n "
                               "FROM people p WHERE p.tenant_id = ? AND p.acquired_at >= ? AND "
-                              "p.acquired_at < ?) p GROUP BY " +
+                              "p.acquired_at < ? AND p.canonical_id IS NULL) p GROUP BY " +
                               col,
                           {to, tenant_id, from, to}));
     for (const auto& r : ppl) {
@@ -70,7 +73,8 @@ StatusOr<ChannelReport> ComputeChannelReport(store::Store& store, int64_t tenant
     ASSIGN_OR_RETURN(Rows ord, c.Query("SELECT " + col +
                                            ", COUNT(*), COALESCE(SUM(o.total_fen), 0), "
                                            "COALESCE(SUM(o.refunded_fen), 0) FROM orders o "
-                                           "JOIN people p ON p.id = o.person_id WHERE "
+                                           "JOIN people op ON op.id = o.person_id JOIN people p "
+                                           "ON p.id = COALESCE(op.canonical_id, op.id) WHERE "
                                            "o.tenant_id = ? AND o.paid_at >= ? AND o.paid_at < ? "
                                            "AND p.acquired_at >= ? AND p.acquired_at < ? "
                                            "GROUP BY " +

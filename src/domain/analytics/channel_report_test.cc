@@ -24,7 +24,7 @@ class ChannelReportTest : public testing::StoreFixture {
     oa_ch_ = *channels.Create(t_, {"公众号", "wechat_public", "official_account", 30'000});
   }
   int64_t Person(const std::string& id, std::optional<std::string> state, int64_t at) {
-    People people(db());
+    People people(db(), identity());
     auto p = people.Upsert(t_, {*ParseExternalId(id), state, at, std::nullopt});
     EXPECT_TRUE(p.ok()) << p.status().ToString();
     return p->first.id;
@@ -135,7 +135,7 @@ TEST_P(ChannelReportTest, TenantsAreIsolated) {
   Channels channels(db());
   auto ch = channels.Create(other, {"门店", "offline", "wecom", 1});
   ASSERT_TRUE(ch.ok());
-  People people(db());
+  People people(db(), identity());
   auto p = people.Upsert(other, {*ParseExternalId("unionid:x"), ch->state, kFrom + kDay, {}});
   ASSERT_TRUE(p.ok());
   auto r = ComputeChannelReport(db(), t_, kFrom, kTo, Attribution::kFirstTouch);

@@ -28,8 +28,11 @@ StatusOr<Overview> ComputeOverview(store::Store& store, int64_t tenant_id, const
       filter = " AND p.first_channel_id = ?";
       people_params.push_back(*q.channel_id);
     }
+    // People as callers see them: a merged person counts once, as its survivor row (whose first
+    // touch and acquisition it keeps); orders of every merged row count for it.
     ASSIGN_OR_RETURN(Rows pr, c.Query("SELECT p.first_channel_id, COUNT(*) FROM people p WHERE "
-                                      "p.tenant_id = ? AND p.acquired_at < ?" +
+                                      "p.tenant_id = ? AND p.acquired_at < ? AND "
+                                      "p.canonical_id IS NULL" +
                                           filter + " GROUP BY p.first_channel_id",
                                       people_params));
     for (const auto& r : pr) rows[key(r)].figures.people = r.Int(1);
@@ -37,9 +40,10 @@ StatusOr<Overview> ComputeOverview(store::Store& store, int64_t tenant_id, const
     store::Params order_params{tenant_id, q.from, q.to, q.to};
     if (q.channel_id) order_params.push_back(*q.channel_id);
     ASSIGN_OR_RETURN(Rows orr,
-                     c.Query("SELECT p.first_channel_id, COUNT(DISTINCT o.person_id), COUNT(*), "
+                     c.Query("SELECT p.first_channel_id, COUNT(DISTINCT p.id), COUNT(*), "
                              "COALESCE(SUM(o.total_fen), 0), COALESCE(SUM(o.refunded_fen), 0) "
-                             "FROM orders o JOIN people p ON p.id = o.person_id WHERE "
+                             "FROM orders o JOIN people op ON op.id = o.person_id JOIN people p "
+                             "ON p.id = COALESCE(op.canonical_id, op.id) WHERE "
                              "o.tenant_id = ? AND o.paid_at >= ? AND o.paid_at < ? AND "
                              "p.acquired_at < ?" +
                                  filter + " GROUP BY p.first_channel_id",

@@ -68,7 +68,7 @@ class OverviewTest : public testing::StoreFixture {
     if (HasFatalFailure()) return;
     tenant_ = NewTenant("品牌A");
     other_ = NewTenant("品牌B");
-    people_ = std::make_unique<People>(db());
+    people_ = std::make_unique<People>(db(), identity());
     orders_ = std::make_unique<Orders>(db());
     Channels channels(db());
 

@@ -81,8 +81,8 @@ const std::string& MoveLastChannelSql() {
     }
     return "UPDATE people SET last_channel_id = ?, first_channel_id = COALESCE(first_channel_id, "
            "?), updated_at = ? WHERE tenant_id = ? AND id = ? AND NOT EXISTS (SELECT 1 FROM events "
-           "WHERE tenant_id = ? AND person_id = ? AND ts > ? AND channel_id IS NOT NULL AND type "
-           "IN (" +
+           "WHERE tenant_id = ? AND person_id IN (SELECT id FROM people WHERE tenant_id = ? AND "
+           "(id = ? OR canonical_id = ?)) AND ts > ? AND channel_id IS NOT NULL AND type IN (" +
            types + "))";
   }();
   return kSql;
@@ -182,6 +182,18 @@ bool IsEventTouchpoint(std::string_view s) {
 
 StatusOr<ExternalId> ParseEventPersonId(std::string_view s, const std::string& field) {
   return ParseExternalId(s, field);
+}
+
+std::string_view LinkStateName(LinkState s) {
+  switch (s) {
+    case LinkState::kLinked:
+      return "linked";
+    case LinkState::kMerged:
+      return "merged";
+    case LinkState::kQuarantined:
+      return "quarantined";
+  }
+  return "?";
 }
 
 std::string_view EventOutcomeName(EventOutcome o) {
@@ -294,36 +306,50 @@ std::optional<int64_t> KnownIds::Find(const std::string& canonical) const {
   return it->second;
 }
 
-StatusOr<Resolution> ResolvePerson(Conn& c, int64_t tenant_id, const std::vector<ExternalId>& ids,
-                                   std::optional<int64_t> channel_id, int64_t ts, KnownIds& known) {
+StatusOr<Resolution> ResolvePerson(Conn& c, Identity& identity, int64_t tenant_id,
+                                   const std::vector<ExternalId>& ids,
+                                   std::optional<int64_t> channel_id, int64_t ts, KnownIds& known,
+                                   const std::string& reason) {
   Resolution res;
+  const ExternalId* home_id = nullptr;
   for (const ExternalId& id : ids) {
-    auto p = known.Find(id.canonical);
-    if (!p) continue;
-    if (res.person_id == 0) {
-      res.person_id = *p;
-    } else if (*p != res.person_id) {
-      res.link_pending = true;
+    if (auto p = known.Find(id.canonical)) {
+      res.origin_person_id = *p;
+      home_id = &id;
+      break;
     }
   }
   const int64_t now = NowMs();
-  if (res.person_id == 0) {
-    store::Value ch = channel_id ? store::Value(*channel_id) : store::Value(nullptr);
-    ASSIGN_OR_RETURN(Rows r, c.Query("INSERT INTO people (tenant_id, name, first_channel_id, "
-                                     "last_channel_id, acquired_at, created_at, updated_at) "
-                                     "VALUES (?, NULL, ?, ?, ?, ?, ?) RETURNING id",
-                                     {tenant_id, ch, ch, ts, now, now}));
-    res.person_id = r.at(0).Int(0);
+  if (res.origin_person_id == 0) {
+    ASSIGN_OR_RETURN(res.origin_person_id,
+                     CreateOriginPerson(c, tenant_id, channel_id, ts, std::nullopt, now));
     res.created = true;
   }
   for (const ExternalId& id : ids) {
     if (known.Find(id.canonical)) continue;
-    RETURN_IF_ERROR(c.Exec("INSERT INTO person_ids (tenant_id, external_id, kind, person_id, "
-                           "created_at) VALUES (?, ?, ?, ?, ?)",
-                           {tenant_id, id.canonical, id.kind, res.person_id, now})
-                        .status());
-    known.Put(id.canonical, res.person_id);
+    RETURN_IF_ERROR(AttachId(c, identity, tenant_id, id, res.origin_person_id, now));
+    known.Put(id.canonical, res.origin_person_id);
   }
+  // Ids that belong to other people: the event says they are one person.
+  if (home_id) {
+    for (const ExternalId& id : ids) {
+      const int64_t other = *known.Find(id.canonical);
+      if (other == res.origin_person_id ||
+          identity.CanonicalInWrite(c, tenant_id, other) ==
+              identity.CanonicalInWrite(c, tenant_id, res.origin_person_id)) {
+        continue;
+      }
+      ASSIGN_OR_RETURN(
+          identity::LinkOutcome o,
+          identity.LinkInWrite(c, tenant_id, home_id->canonical, id.canonical, reason, now));
+      if (o.result == identity::LinkResult::kLinked && res.link != LinkState::kQuarantined) {
+        res.link = LinkState::kMerged;
+      } else if (o.result == identity::LinkResult::kQuarantined) {
+        res.link = LinkState::kQuarantined;
+      }
+    }
+  }
+  res.person_id = identity.CanonicalInWrite(c, tenant_id, res.origin_person_id);
   return res;
 }
 
@@ -383,6 +409,7 @@ StatusOr<IngestResult> Events::Ingest(int64_t tenant_id, std::vector<EventItem> 
     std::unordered_set<std::string_view> taken;  // event ids accepted earlier in this batch
     std::vector<size_t> accepted;
     std::vector<std::optional<int64_t>> channel_of(items.size());
+    std::vector<int64_t> origin_of(items.size());  // the person row each event is attached to
     // Per person, the latest channel-moving event of the batch: only it can move the last channel.
     std::unordered_map<int64_t, std::pair<int64_t, int64_t>> moves;  // person → (ts, channel)
     for (size_t i = 0; i < items.size(); ++i) {
@@ -407,12 +434,14 @@ StatusOr<IngestResult> Events::Ingest(int64_t tenant_id, std::vector<EventItem> 
         channel_of[i] = ch->second;
       }
       ASSIGN_OR_RETURN(Resolution who,
-                       ResolvePerson(c, tenant_id, e.ids, channel_of[i], e.ts, known));
+                       ResolvePerson(c, identity_, tenant_id, e.ids, channel_of[i], e.ts, known,
+                                     "event " + e.type + " " + e.event_id));
       taken.insert(e.event_id);
       accepted.push_back(i);
+      origin_of[i] = who.origin_person_id;
       res.outcome = EventOutcome::kAccepted;
       res.person_id = who.person_id;
-      res.link_pending = who.link_pending;
+      res.link = who.link;
       if (channel_of[i] && e.spec && e.spec->moves_last_channel) {
         auto [it, fresh] = moves.try_emplace(who.person_id, e.ts, *channel_of[i]);
         if (!fresh && e.ts >= it->second.first) it->second = {e.ts, *channel_of[i]};
@@ -428,7 +457,7 @@ StatusOr<IngestResult> Events::Ingest(int64_t tenant_id, std::vector<EventItem> 
         const EventIn& e = items[i].event;
         p.emplace_back(tenant_id);
         p.emplace_back(e.event_id);
-        p.emplace_back(out.results[i].person_id);
+        p.emplace_back(origin_of[i]);
         p.emplace_back(e.type);
         p.emplace_back(e.ts);
         p.emplace_back(e.touchpoint);
@@ -441,10 +470,19 @@ StatusOr<IngestResult> Events::Ingest(int64_t tenant_id, std::vector<EventItem> 
       pos += k;
     }
     // After the insert, so that the "no later touch stored" check sees this batch's events too.
+    // A merge later in the batch may have joined the person to another: the touch goes to the
+    // person as it is now.
+    std::unordered_map<int64_t, std::pair<int64_t, int64_t>> final_moves;
     for (const auto& [person, move] : moves) {
-      RETURN_IF_ERROR(c.Exec(MoveLastChannelSql(), {move.second, move.second, now, tenant_id,
-                                                    person, tenant_id, person, move.first})
-                          .status());
+      const int64_t now_person = identity_.CanonicalInWrite(c, tenant_id, person);
+      auto [it, fresh] = final_moves.try_emplace(now_person, move);
+      if (!fresh && move.first >= it->second.first) it->second = move;
+    }
+    for (const auto& [person, move] : final_moves) {
+      RETURN_IF_ERROR(
+          c.Exec(MoveLastChannelSql(), {move.second, move.second, now, tenant_id, person, tenant_id,
+                                        tenant_id, person, person, move.first})
+              .status());
     }
     out.accepted = static_cast<int64_t>(accepted.size());
     return Status::Ok();
@@ -477,6 +515,9 @@ StatusOr<TimelinePage> Events::Timeline(int64_t tenant_id, int64_t person_id,
                     "'before' is not a cursor from a timeline page's next_before", "before");
     }
   }
+  // The events of every person row merged into the person.
+  const std::vector<int64_t> members =
+      identity_.ComponentOf(tenant_id, identity_.CanonicalOf(tenant_id, person_id));
   TimelinePage page;
   RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
     page = TimelinePage{};
@@ -484,8 +525,13 @@ StatusOr<TimelinePage> Events::Timeline(int64_t tenant_id, int64_t person_id,
                                        {tenant_id, person_id}));
     if (who.empty()) return Status(ErrorCode::kNotFound, "no person " + std::to_string(person_id));
     std::string sql = std::string("SELECT ") + kEventColumns +
-                      " FROM events WHERE tenant_id = ? AND person_id = ?";
-    Params params{tenant_id, person_id};
+                      " FROM events WHERE tenant_id = ? AND person_id IN (";
+    Params params{tenant_id};
+    for (size_t i = 0; i < members.size(); ++i) {
+      sql += i ? ", ?" : "?";
+      params.emplace_back(members[i]);
+    }
+    sql += ")";
     if (cursor) {
       // A row value compares (ts, event_id) as a pair, which the (tenant_id, person_id, ts,
       // event_id) index serves directly.

@@ -19,6 +19,7 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "domain/events/catalogue.h"
+#include "domain/people/identity.h"
 #include "domain/people/people.h"
 #include "store/store.h"
 
@@ -70,14 +71,20 @@ struct EventItem {
 EventItem ReadEventItem(json::value& item, size_t index, int64_t now_ms);
 
 enum class EventOutcome { kAccepted, kDuplicate, kRejected };
+
+// What an event's (or a login's) ids did to the identity graph: nothing new ("linked": they were
+// one person already, or new ids were attached), a merge of people, or a link held back by the
+// guard for review.
+enum class LinkState { kLinked, kMerged, kQuarantined };
+std::string_view LinkStateName(LinkState s);        // "linked" | "merged" | "quarantined"
 std::string_view EventOutcomeName(EventOutcome o);  // "accepted" | "duplicate" | "rejected"
 
 struct EventResult {
   std::string event_id;  // empty: the element had no valid event_id
   EventOutcome outcome = EventOutcome::kRejected;
-  Status error;               // why it was rejected
-  int64_t person_id = 0;      // accepted: the person the event was attached to
-  bool link_pending = false;  // accepted, but its ids belong to different people (not merged)
+  Status error;           // why it was rejected
+  int64_t person_id = 0;  // accepted: the person the event belongs to (after any merge)
+  LinkState link = LinkState::kLinked;
 };
 
 struct IngestResult {
@@ -103,19 +110,22 @@ class KnownIds {
 };
 
 struct Resolution {
-  int64_t person_id = 0;
+  int64_t person_id = 0;         // the person (survivor) the ids belong to after the links
+  int64_t origin_person_id = 0;  // the person row the first known id belongs to (or the new one)
   bool created = false;
-  bool link_pending = false;  // the ids belong to more than one existing person
+  LinkState link = LinkState::kLinked;
 };
 
-// Inside a write: the person an event with `ids` belongs to. The person of the first id already
-// known; if none is known, a new person attributed to `channel_id` and acquired at `ts`. Ids not
-// yet known are attached to that person. Ids of *different* existing people are not merged (the
-// identity graph decides merges): the first id's person wins and `link_pending` is set. `known`
-// must hold every id of `ids` that existed before the batch (KnownIds::Load).
-StatusOr<Resolution> ResolvePerson(store::Conn& c, int64_t tenant_id,
+// Inside a write: the person an event with `ids` belongs to. The person row of the first id
+// already known (the origin the event is attached to); if none is known, a new person row
+// attributed to `channel_id` and acquired at `ts`. Ids not yet known are attached to that row. Ids
+// of other people are linked to the first id through the identity graph (`reason` is logged):
+// their people merge, or the link is quarantined when the guard holds it back. `known` must hold
+// every id of `ids` that existed before the batch (KnownIds::Load).
+StatusOr<Resolution> ResolvePerson(store::Conn& c, Identity& identity, int64_t tenant_id,
                                    const std::vector<ExternalId>& ids,
-                                   std::optional<int64_t> channel_id, int64_t ts, KnownIds& known);
+                                   std::optional<int64_t> channel_id, int64_t ts, KnownIds& known,
+                                   const std::string& reason);
 
 // ---- the service -------------------------------------------------------------------------------
 
@@ -138,20 +148,21 @@ struct TimelinePage {
 
 class Events {
  public:
-  explicit Events(store::Store& store) : store_(store) {}
+  Events(store::Store& store, Identity& identity) : store_(store), identity_(identity) {}
 
   // Stores the valid, new events of `items` in one write and reports every item. Accepted events
   // are durable when this returns. A store failure fails the whole batch (nothing is stored).
   StatusOr<IngestResult> Ingest(int64_t tenant_id, std::vector<EventItem> items);
 
-  // The person's events, newest first, `limit` at a time, older than the cursor `before` (from a
-  // previous page's next_before). NOT_FOUND for a person not of this tenant; INVALID_QUERY (field
-  // "before") for a cursor this did not make.
+  // The person's events (of every row merged into it), newest first, `limit` at a time, older than
+  // the cursor `before` (from a previous page's next_before). NOT_FOUND for a person not of this
+  // tenant; INVALID_QUERY (field "before") for a cursor this did not make.
   StatusOr<TimelinePage> Timeline(int64_t tenant_id, int64_t person_id,
                                   const std::optional<std::string>& before, int limit);
 
  private:
   store::Store& store_;
+  Identity& identity_;
 };
 
 }  // namespace siyu::domain

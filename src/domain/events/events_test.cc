@@ -233,7 +233,7 @@ class EventsTest : public testing::StoreFixture {
     if (HasFatalFailure()) return;
     tenant_ = NewTenant("品牌A");
     other_ = NewTenant("品牌B");
-    events_ = std::make_unique<Events>(db());
+    events_ = std::make_unique<Events>(db(), identity());
     channel_a_ = MakeChannel(tenant_, "A");
     channel_b_ = MakeChannel(tenant_, "B");
     other_channel_ = MakeChannel(other_, "A");
@@ -316,7 +316,7 @@ TEST_P(EventsTest, AcceptedDuplicateAndRejectedInOneBatch) {
   const int64_t p = r.results[0].person_id;
   EXPECT_GT(p, 0);
   EXPECT_EQ(r.results[4].person_id, p) << "the openid attached by e1 resolves to its person";
-  EXPECT_FALSE(r.results[0].link_pending);
+  EXPECT_EQ(r.results[0].link, LinkState::kLinked);
 
   EXPECT_EQ(Count("events"), 2);
   EXPECT_EQ(Count("people"), 1) << "rejected events create nobody";
@@ -366,25 +366,46 @@ TEST_P(EventsTest, AllRejectedChangesNothing) {
   EXPECT_EQ(Count("person_ids"), 0);
 }
 
-TEST_P(EventsTest, ResolvesByTheFirstKnownIdAndNeverMerges) {
+TEST_P(EventsTest, ResolvesByTheFirstKnownIdAndMergesThroughTheGraph) {
   IngestResult r = Ingest({PageView("a", {"unionid:u1"}, kT0), PageView("b", {"unionid:u2"}, kT0)});
   const int64_t p1 = r.results[0].person_id, p2 = r.results[1].person_id;
-  ASSERT_NE(p1, p2);
+  ASSERT_LT(p1, p2);
 
   // An unknown id first, a known one second: the known one's person, and the new id joins it.
   r = Ingest({PageView("c", {"unionid:new", "unionid:u1"}, kT0 + 1)});
   EXPECT_EQ(r.results[0].person_id, p1);
-  EXPECT_FALSE(r.results[0].link_pending);
+  EXPECT_EQ(r.results[0].link, LinkState::kLinked);
   EXPECT_EQ(PersonOf("unionid:new"), p1);
 
-  // Ids of two different people: the first id's person, reported as a pending link, not merged.
+  // Ids of two different people: the event says they are one. The rows stay (the event is
+  // attached to the first id's row), the people merge into the oldest row, and the merge is
+  // logged with its reason.
   r = Ingest({PageView("d", {"unionid:u2", "unionid:u1", "unionid:u3"}, kT0 + 2)});
   EXPECT_EQ(r.results[0].outcome, EventOutcome::kAccepted);
-  EXPECT_EQ(r.results[0].person_id, p2);
-  EXPECT_TRUE(r.results[0].link_pending);
-  EXPECT_EQ(PersonOf("unionid:u1"), p1) << "u1 stays with its person";
-  EXPECT_EQ(PersonOf("unionid:u3"), p2) << "the unknown id joins the chosen person";
+  EXPECT_EQ(r.results[0].person_id, p1) << "the survivor is the oldest row";
+  EXPECT_EQ(r.results[0].link, LinkState::kMerged);
+  EXPECT_EQ(PersonOf("unionid:u1"), p1) << "ids never move";
+  EXPECT_EQ(PersonOf("unionid:u3"), p2) << "the unknown id joins the first known id's row";
   EXPECT_EQ(Count("people"), 2);
+  EXPECT_EQ(Column("canonical_id", p2), p1);
+  EXPECT_EQ(Column("canonical_id", p1), -1) << "the survivor is its own canonical person";
+  EXPECT_EQ(
+      QueryInt("SELECT person_id FROM events WHERE tenant_id = ? AND event_id = 'd'", {tenant_}),
+      p2);
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM identity_log WHERE tenant_id = ? AND kind = 'merge' "
+                     "AND reason = 'event page_view d'",
+                     {tenant_}),
+            1);
+  // Either row's timeline is the merged person's: all four events.
+  EXPECT_EQ(WholeTimeline(p1, 2).size(), 4u);
+  EXPECT_EQ(WholeTimeline(p2, 3).size(), 4u);
+  EXPECT_EQ(*identity().Resolve(tenant_, "unionid:u3"), std::make_pair(p1, p2));
+
+  // Sending the same ids again changes nothing more.
+  r = Ingest({PageView("d2", {"unionid:u1", "unionid:u2"}, kT0 + 3)});
+  EXPECT_EQ(r.results[0].link, LinkState::kLinked);
+  EXPECT_EQ(r.results[0].person_id, p1);
+  EXPECT_EQ(Count("identity_log"), 1);
 
   // Within one batch: the second event finds the person the first one created.
   r = Ingest({PageView("e", {"unionid:fresh"}, kT0),
@@ -392,6 +413,92 @@ TEST_P(EventsTest, ResolvesByTheFirstKnownIdAndNeverMerges) {
   EXPECT_EQ(r.results[0].person_id, r.results[1].person_id);
   EXPECT_EQ(PersonOf("phone:+8613800138000"), r.results[0].person_id);
   EXPECT_EQ(Count("people"), 3);
+  EXPECT_TRUE(identity().Verify().ok()) << identity().Verify().ToString();
+}
+
+TEST_P(EventsTest, TheGuardQuarantinesAHubIdInsteadOfMerging) {
+  // A shop's shared phone seen with the unionids of three different customers.
+  IdentityOptions strict;
+  strict.max_people_per_id = 2;
+  Identity guarded(db(), strict);
+  Events events(db(), guarded);
+  auto ingest = [&](std::vector<json::value> batch) {
+    auto r = events.Ingest(tenant_, Batch(std::move(batch)));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : IngestResult{};
+  };
+  ingest({PageView("a", {"unionid:c1"}, kT0), PageView("b", {"unionid:c2"}, kT0),
+          PageView("c", {"unionid:c3"}, kT0)});
+  IngestResult r = ingest({PageView("s1", {"phone:13800000001", "unionid:c1"}, kT0 + 1)});
+  EXPECT_EQ(r.results[0].link, LinkState::kLinked) << "a new id joins c1's person";
+  r = ingest({PageView("s2", {"phone:13800000001", "unionid:c2"}, kT0 + 2)});
+  EXPECT_EQ(r.results[0].link, LinkState::kMerged) << "the phone ties two people: allowed";
+  r = ingest({PageView("s3", {"phone:13800000001", "unionid:c3"}, kT0 + 3)});
+  EXPECT_EQ(r.results[0].outcome, EventOutcome::kAccepted) << "the event itself is kept";
+  EXPECT_EQ(r.results[0].link, LinkState::kQuarantined);
+  EXPECT_NE(*guarded.Resolve(tenant_, "unionid:c3"), *guarded.Resolve(tenant_, "unionid:c1"));
+  auto held = guarded.Quarantined(tenant_);
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(held[0].hub_id, "phone:+8613800000001");
+  EXPECT_EQ(held[0].people.size(), 3u);
+  EXPECT_EQ(Count("identity_log"), 2) << "one merge, one quarantine";
+
+  // Rejected: nothing merges; the store and a rebuilt graph agree.
+  ASSERT_TRUE(guarded.Reject(tenant_, held[0].quarantine_id, "shop device").ok());
+  EXPECT_TRUE(guarded.Quarantined(tenant_).empty());
+  EXPECT_EQ(guarded.Reject(tenant_, held[0].quarantine_id, "again").code(),
+            ErrorCode::kAlreadyDecided);
+  EXPECT_EQ(guarded.Reject(tenant_, 999, "none").code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(guarded.Verify().ok()) << guarded.Verify().ToString();
+  Identity reloaded(db(), strict);
+  ASSERT_TRUE(reloaded.LoadAll().ok());
+  EXPECT_TRUE(reloaded.Quarantined(tenant_).empty());
+  EXPECT_EQ(reloaded.CanonicalOf(tenant_, PersonOf("unionid:c2")), PersonOf("unionid:c1"));
+}
+
+TEST_P(EventsTest, UnmergeSplitsThePersonExactlyAndApproveMerges) {
+  IdentityOptions strict;
+  strict.max_people_per_id = 2;
+  Identity guarded(db(), strict);
+  Events events(db(), guarded);
+  auto ingest = [&](std::vector<json::value> batch) {
+    auto r = events.Ingest(tenant_, Batch(std::move(batch)));
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : IngestResult{};
+  };
+  ingest({PageView("a", {"unionid:c1"}, kT0), PageView("b", {"unionid:c2"}, kT0),
+          PageView("c", {"unionid:c3"}, kT0)});
+  const int64_t c1 = PersonOf("unionid:c1"), c2 = PersonOf("unionid:c2"),
+                c3 = PersonOf("unionid:c3");
+  ingest({PageView("m1", {"unionid:c1", "unionid:c2"}, kT0 + 1)});
+  EXPECT_EQ(guarded.CanonicalOf(tenant_, c2), c1);
+  ingest({PageView("m2", {"unionid:c2", "unionid:c3"}, kT0 + 2)});
+  auto held = guarded.Quarantined(tenant_);
+  ASSERT_EQ(held.size(), 1u) << "c2 would tie three people";
+  auto approved = guarded.Approve(tenant_, held[0].quarantine_id, "same customer, checked");
+  ASSERT_TRUE(approved.ok()) << approved.status().ToString();
+  EXPECT_EQ(approved->result, identity::LinkResult::kLinked);
+  EXPECT_EQ(Column("canonical_id", c3), c1);
+
+  // Undo the first merge: c1 alone, c2 and c3 together (the approved merge stays).
+  auto history = guarded.Describe(tenant_, c3);
+  ASSERT_TRUE(history.ok());
+  uint64_t first_merge = 0;
+  for (const auto& e : history->history) {
+    if (e.kind == identity::LogKind::kMerge && !first_merge) first_merge = e.seq;
+  }
+  ASSERT_NE(first_merge, 0u);
+  auto split = guarded.Unmerge(tenant_, first_merge, "two people after all");
+  ASSERT_TRUE(split.ok()) << split.status().ToString();
+  EXPECT_EQ(guarded.CanonicalOf(tenant_, c1), c1);
+  EXPECT_EQ(guarded.CanonicalOf(tenant_, c3), c2);
+  EXPECT_EQ(Column("canonical_id", c1), -1);
+  EXPECT_EQ(Column("canonical_id", c2), -1);
+  EXPECT_EQ(Column("canonical_id", c3), c2);
+  EXPECT_EQ(guarded.Unmerge(tenant_, first_merge, "again").status().code(),
+            ErrorCode::kAlreadyDecided);
+  EXPECT_EQ(WholeTimeline(c1, 10).size(), 2u) << "a, m1 (attached to c1's row)";
+  EXPECT_TRUE(guarded.Verify().ok()) << guarded.Verify().ToString();
 }
 
 TEST_P(EventsTest, ChannelMovingEventsMoveTheLastChannelByTs) {

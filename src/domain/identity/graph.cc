@@ -10,13 +10,14 @@ namespace siyu::identity {
 
 namespace {
 
-constexpr size_t kMaxReason = 200;
+// 200 characters of UTF-8 (the API counts characters) at up to 4 bytes each.
+constexpr size_t kMaxReason = 800;
 
 uint32_t PersonTag(int64_t store_id) { return TagOf32(Mix64(static_cast<uint64_t>(store_id))); }
 
 Status CheckReason(std::string_view reason) {
   if (reason.empty() || reason.size() > kMaxReason) {
-    return InvalidField("reason", "reason must be 1-200 bytes");
+    return InvalidField("reason", "reason must be 1-800 bytes");
   }
   for (char c : reason) {
     auto u = static_cast<unsigned char>(c);

@@ -237,7 +237,7 @@ class IdentityGraph {
   //     in the store first). If one id is known, the caller adds the other to that person
   //     (AddId(unknown, outcome.person)); if neither, it creates a person holding both.
   //   kAlreadySame, kQuarantined (nothing merged), or kLinked with the new merge_id.
-  // INVALID_FIELD ("id_a", "id_b", "reason": 1-200 bytes without control characters, "ts" >= 0).
+  // INVALID_FIELD ("id_a", "id_b", "reason": 1-800 bytes without control characters, "ts" >= 0).
   StatusOr<LinkOutcome> Link(std::string_view id_a, std::string_view id_b, std::string_view reason,
                              int64_t ts);
 

@@ -174,7 +174,7 @@ TEST(IdentityGraphTest, LinkRejectsBadInputWithTheField) {
       {"wechat:1", Openid(2), "r", kTs, "id_a"},
       {Openid(1), "phone:123", "r", kTs, "id_b"},
       {Openid(1), Openid(2), "", kTs, "reason"},
-      {Openid(1), Openid(2), std::string(201, 'r'), kTs, "reason"},
+      {Openid(1), Openid(2), std::string(801, 'r'), kTs, "reason"},
       {Openid(1), Openid(2), "line\nbreak", kTs, "reason"},
       {Openid(1), Openid(2), "r", -1, "ts"},
   };

@@ -16,14 +16,15 @@ namespace {
 
 constexpr std::string_view kWechatOrigin = "https://api.weixin.qq.com";
 
-// Resolves `ids` (first id's person wins; no merges) inside a write.
-StatusOr<Resolution> Link(Conn& c, int64_t tenant_id, const std::vector<ExternalId>& ids,
-                          int64_t now) {
+// Resolves `ids` inside a write: they are one person (linked through the identity graph).
+StatusOr<Resolution> Link(Conn& c, Identity& identity, int64_t tenant_id,
+                          const std::vector<ExternalId>& ids, int64_t now,
+                          const std::string& reason) {
   KnownIds known;
   std::vector<std::string> canonical;
   for (const auto& id : ids) canonical.push_back(id.canonical);
   RETURN_IF_ERROR(known.Load(c, tenant_id, canonical));
-  return ResolvePerson(c, tenant_id, ids, std::nullopt, now, known);
+  return ResolvePerson(c, identity, tenant_id, ids, std::nullopt, now, known, reason);
 }
 
 // The phone of getPhoneNumber's decrypted JSON as an external id text, "+<cc><number>".
@@ -88,9 +89,9 @@ StatusOr<MiniProgramLoginResult> MiniProgramLogin::Login(int64_t tenant_id,
   const std::string token_hash = Sha256Hex(out.session);
   RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
     const int64_t now = NowMs();
-    ASSIGN_OR_RETURN(Resolution res, Link(c, tenant_id, ids, now));
+    ASSIGN_OR_RETURN(Resolution res, Link(c, identity_, tenant_id, ids, now, "mini-program login"));
     out.person_id = res.person_id;
-    out.link_pending = res.link_pending;
+    out.link = res.link;
     return c
         .Exec(
             "INSERT INTO mp_sessions (tenant_id, token_hash, openid, session_key, created_at, "
@@ -140,9 +141,10 @@ StatusOr<MiniProgramPhoneResult> MiniProgramLogin::LinkPhone(int64_t tenant_id,
   MiniProgramPhoneResult out;
   out.phone = phone->canonical;
   RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
-    ASSIGN_OR_RETURN(Resolution res, Link(c, tenant_id, ids, NowMs()));
+    ASSIGN_OR_RETURN(Resolution res,
+                     Link(c, identity_, tenant_id, ids, NowMs(), "mini-program phone number"));
     out.person_id = res.person_id;
-    out.link_pending = res.link_pending;
+    out.link = res.link;
     return Status::Ok();
   }));
   return out;

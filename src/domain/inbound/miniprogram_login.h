@@ -15,6 +15,7 @@
 
 #include "common/outbound_http.h"
 #include "common/status.h"
+#include "domain/events/events.h"
 #include "domain/inbound/wechat_inbound.h"
 #include "store/store.h"
 
@@ -29,7 +30,7 @@ struct MiniProgramLoginResult {
   std::string openid;
   std::optional<std::string> unionid;
   std::string session;  // "mps_<random>", shown once
-  bool link_pending = false;
+  LinkState link = LinkState::kLinked;
 };
 
 struct MiniProgramPhoneInput {
@@ -41,14 +42,15 @@ struct MiniProgramPhoneInput {
 struct MiniProgramPhoneResult {
   int64_t person_id = 0;
   std::string phone;  // canonical "phone:+<cc><number>"
-  bool link_pending = false;
+  LinkState link = LinkState::kLinked;
 };
 
 class MiniProgramLogin {
  public:
   // `api_base`: WeChat's API origin without a trailing slash (tests point it at a stand-in).
-  MiniProgramLogin(store::Store& store, WechatInbound& apps, std::string api_base)
-      : store_(store), apps_(apps), api_base_(std::move(api_base)) {}
+  MiniProgramLogin(store::Store& store, Identity& identity, WechatInbound& apps,
+                   std::string api_base)
+      : store_(store), identity_(identity), apps_(apps), api_base_(std::move(api_base)) {}
 
   // WECHAT_* codes for WeChat's errcodes, UPSTREAM_UNAVAILABLE when WeChat cannot be reached,
   // NOT_FOUND when the tenant has no mini_program app.
@@ -59,6 +61,7 @@ class MiniProgramLogin {
 
  private:
   store::Store& store_;
+  Identity& identity_;
   WechatInbound& apps_;
   std::string api_base_;
   OutboundHttp http_;

@@ -55,7 +55,8 @@ StatusOr<WechatApp> WechatInbound::PutApp(int64_t tenant_id, const WechatApp& in
   } else {
     auto crypto = wechat::CallbackCrypto::Create(in.token, in.encoding_aes_key, in.app_id);
     if (!crypto.ok()) return crypto.status();
-    app.secret.reset();
+    // Optional here: callbacks need none, calls to WeChat (channel codes) do.
+    if (app.secret && app.secret->empty()) app.secret.reset();
   }
   app.updated_at = NowMs();
   RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {

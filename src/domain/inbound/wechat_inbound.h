@@ -31,8 +31,10 @@ struct WechatApp {
   std::string kind;    // "wecom" | "official_account" | "mini_program"
   std::string app_id;  // corp id / official account app id (the receiveid) / mini-program app id
   std::string token;   // callback apps only (empty for mini_program)
-  std::string encoding_aes_key;       // callback apps only (empty for mini_program)
-  std::optional<std::string> secret;  // mini_program only: the AppSecret for jscode2session
+  std::string encoding_aes_key;  // callback apps only (empty for mini_program)
+  // The secret of calls to WeChat's APIs: a mini-program's AppSecret (required: jscode2session),
+  // an official account's AppSecret or WeCom's Customer Contact secret (optional: channel codes).
+  std::optional<std::string> secret;
   int64_t created_at = 0;
   int64_t updated_at = 0;
 };

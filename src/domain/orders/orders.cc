@@ -162,16 +162,21 @@ StatusOr<Order> Orders::Get(int64_t tenant_id, const std::string& order_no) {
   return std::move(*out);
 }
 
-StatusOr<OrderPage> Orders::List(int64_t tenant_id, std::optional<int64_t> person_id, int64_t after,
+StatusOr<OrderPage> Orders::List(int64_t tenant_id,
+                                 const std::optional<std::vector<int64_t>>& people, int64_t after,
                                  int limit) {
   OrderPage page;
   RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
     std::string sql =
         std::string("SELECT ") + kColumns + " FROM orders WHERE tenant_id = ? AND id > ?";
     store::Params params{tenant_id, after};
-    if (person_id) {
-      sql += " AND person_id = ?";
-      params.push_back(*person_id);
+    if (people) {
+      sql += " AND person_id IN (";
+      for (size_t i = 0; i < people->size(); ++i) {
+        sql += i ? ", ?" : "?";
+        params.emplace_back((*people)[i]);
+      }
+      sql += ")";
     }
     sql += " ORDER BY id LIMIT ?";
     params.push_back(int64_t{limit + 1});

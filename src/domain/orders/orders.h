@@ -57,8 +57,9 @@ class Orders {
   // Returns the order and whether it was created (false: an identical retry).
   StatusOr<std::pair<Order, bool>> Create(int64_t tenant_id, NewOrder in);
   StatusOr<Order> Get(int64_t tenant_id, const std::string& order_no);
-  StatusOr<OrderPage> List(int64_t tenant_id, std::optional<int64_t> person_id, int64_t after,
-                           int limit);
+  // Orders by id; with `people`, only the orders of those person rows (a merged person's rows).
+  StatusOr<OrderPage> List(int64_t tenant_id, const std::optional<std::vector<int64_t>>& people,
+                           int64_t after, int limit);
   StatusOr<Order> Refund(int64_t tenant_id, const std::string& order_no,
                          std::optional<std::string> reason, std::optional<int64_t> refunded_at);
 

@@ -36,7 +36,7 @@ class OrdersTest : public testing::StoreFixture {
     if (HasFatalFailure()) return;
     tenant_ = NewTenant("品牌A");
     other_ = NewTenant("品牌B");
-    people_ = std::make_unique<People>(db());
+    people_ = std::make_unique<People>(db(), identity());
     orders_ = std::make_unique<Orders>(db());
     alice_ = NewPerson(tenant_, "unionid:alice");
     bob_ = NewPerson(tenant_, "unionid:bob");
@@ -396,7 +396,9 @@ TEST_P(OrdersTest, ListFiltersByPersonAndPagesCoverEveryOrderOnce) {
     std::set<int64_t> seen;
     int64_t after = 0;
     for (int pages = 0; pages < 20; ++pages) {
-      auto page = orders_->List(tenant_, person, after, limit);
+      std::optional<std::vector<int64_t>> people;
+      if (person) people = std::vector<int64_t>{*person};
+      auto page = orders_->List(tenant_, people, after, limit);
       EXPECT_TRUE(page.ok()) << page.status().ToString();
       if (!page.ok()) break;
       EXPECT_LE(page->items.size(), static_cast<size_t>(limit));

@@ -14,6 +14,8 @@
 
 namespace siyu::domain {
 
+class Identity;
+
 // A parsed, canonical external id, in the grammar of src/domain/identity/external_id.h:
 // "openid:<app>:<id>", "unionid:<id>", "external_userid:<corp>:<id>" (a WeCom customer),
 // "phone:+<digits>", "member_no:<id>", "custom:<namespace>:<id>".
@@ -24,8 +26,11 @@ struct ExternalId {
 // INVALID_FIELD (field `field`) when `s` is not a supported, well-formed id.
 StatusOr<ExternalId> ParseExternalId(std::string_view s, const std::string& field = "external_id");
 
+// A person as callers see it: when person rows were merged (identity.h), the survivor (the oldest
+// row) with the ids of every merged row; its name, first touch and acquisition are the survivor's.
 struct Person {
   int64_t id = 0;
+  std::vector<int64_t> merged_from;  // the other person rows merged into this one, ascending
   std::optional<std::string> name;
   std::vector<std::string> external_ids;
   std::optional<int64_t> first_channel_id;
@@ -48,19 +53,32 @@ struct PersonPage {
 
 class People {
  public:
-  explicit People(store::Store& store) : store_(store) {}
+  People(store::Store& store, Identity& identity) : store_(store), identity_(identity) {}
   // Returns the person and whether it was created.
   StatusOr<std::pair<Person, bool>> Upsert(int64_t tenant_id, const PersonUpsert& in);
+  // The person `id` belongs to (`id` may be a row merged into another: the answer is that one).
   StatusOr<Person> Get(int64_t tenant_id, int64_t id);
   StatusOr<Person> FindByExternalId(int64_t tenant_id, const ExternalId& id);
+  // Persons (merged rows once, as their survivor) by id.
   StatusOr<PersonPage> List(int64_t tenant_id, int64_t after, int limit);
 
  private:
   store::Store& store_;
+  Identity& identity_;
 };
 
-// Inside a transaction: the person with `id` in the tenant (NOT_FOUND otherwise).
-StatusOr<Person> LoadPerson(store::Conn& c, int64_t tenant_id, int64_t id);
+// Inside a transaction: the person row `id` in the tenant (NOT_FOUND otherwise) with the ids of
+// the rows in `members` (its merged person's rows; empty: just its own).
+StatusOr<Person> LoadPerson(store::Conn& c, int64_t tenant_id, int64_t id,
+                            const std::vector<int64_t>& members = {});
+// Inside a write: a new person row (an origin person) with no ids yet.
+StatusOr<int64_t> CreateOriginPerson(store::Conn& c, int64_t tenant_id,
+                                     std::optional<int64_t> channel_id, int64_t acquired_at,
+                                     const std::optional<std::string>& name, int64_t now);
+// Inside a write: attaches `id` (not yet anybody's) to person row `person` in the store and in the
+// identity graph.
+Status AttachId(store::Conn& c, Identity& identity, int64_t tenant_id, const ExternalId& id,
+                int64_t person, int64_t now);
 // Inside a transaction: the person id behind an external id, if any.
 StatusOr<std::optional<int64_t>> PersonIdByExternalId(store::Conn& c, int64_t tenant_id,
                                                       const std::string& canonical);

@@ -120,7 +120,7 @@ class PeopleTest : public testing::StoreFixture {
     if (HasFatalFailure()) return;
     tenant_ = NewTenant("品牌A");
     other_ = NewTenant("品牌B");
-    people_ = std::make_unique<People>(db());
+    people_ = std::make_unique<People>(db(), identity());
     channels_ = std::make_unique<Channels>(db());
   }
   void TearDown() override {

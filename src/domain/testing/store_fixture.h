@@ -20,6 +20,7 @@
 
 #include "common/crypto.h"
 #include "common/status.h"
+#include "domain/people/identity.h"
 #include "store/store.h"
 
 namespace siyu::domain::testing {
@@ -101,9 +102,11 @@ class StoreFixture : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(s.ok()) << "cannot open the " << GetParam() << " store at " << url_ << ": "
                         << s.status().ToString();
     store_ = std::move(s).value();
+    identity_ = std::make_unique<domain::Identity>(*store_, identity_options_);
   }
 
   void TearDown() override {
+    identity_.reset();
     store_.reset();
     if (!dir_.empty()) {
       std::error_code ec;
@@ -113,6 +116,7 @@ class StoreFixture : public ::testing::TestWithParam<std::string> {
   }
 
   store::Store& db() { return *store_; }
+  domain::Identity& identity() { return *identity_; }
 
   // A new tenant row, written directly (the domain tests other than tenancy's do not depend on
   // Tenancy).
@@ -146,6 +150,8 @@ class StoreFixture : public ::testing::TestWithParam<std::string> {
   std::filesystem::path dir_;
   std::string url_;
   std::unique_ptr<store::Store> store_;
+  domain::IdentityOptions identity_options_;  // set before SetUp to change the guard
+  std::unique_ptr<domain::Identity> identity_;
 
  private:
   void PreparePostgres(const std::string& cluster_url) {

@@ -1,0 +1,144 @@
+// Identity (OneID) in the service: one IdentityGraph per tenant (src/domain/identity) kept in line
+// with the store as docs/decisions/0005 describes. Person rows are origin people; the graph joins
+// them into persons (named by the survivor, the oldest row); `people.canonical_id` and the
+// append-only `identity_log` table persist what the graph decided, in the same write as the facts
+// that caused it.
+//
+// Writes that attach ids or link them run on the store's writer (inside Store::Write), so graph
+// changes are serialised with the store's. A graph change is applied at once (later writes of the
+// same group commit see it) and undone, if its write does not commit, by rebuilding the tenant's
+// graph from the store (Conn::OnRollback). Reads (Resolve, Describe, Quarantined, CanonicalOf) run
+// on any thread against the live graph.
+//
+// Guard: a link whose id would tie together more than `max_people_per_id` people is quarantined
+// for an operator to approve or reject; it is never applied silently.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "domain/identity/graph.h"
+#include "store/store.h"
+
+namespace siyu::domain {
+
+struct IdentityOptions {
+  uint32_t max_people_per_id = 3;  // 0 disables the guard
+};
+
+struct PersonIdOwner {
+  std::string id;  // canonical
+  std::string kind;
+  int64_t origin_person_id = 0;
+};
+
+// Everything the identity graph knows of one person.
+struct PersonIdentity {
+  int64_t person_id = 0;                    // the person (survivor) as callers see it
+  std::vector<int64_t> origin_people;       // the person rows joined into it, ascending
+  std::vector<PersonIdOwner> ids;           // every id, by origin person, then in the order added
+  std::vector<identity::LogEntry> history;  // merges, unmerges, quarantines touching it, in order
+};
+
+struct LinkAnswer {
+  identity::LinkResult result = identity::LinkResult::kAlreadySame;
+  int64_t person_id = 0;  // linked / already_same: the person both ids resolve to
+  uint64_t merge_id = 0;
+  uint64_t quarantine_id = 0;
+  std::string quarantine_reason;
+  std::vector<std::string> created_ids;  // ids that were new and were attached to the person
+};
+
+struct UnmergeAnswer {
+  uint64_t seq = 0;
+  int64_t person_a = 0, person_b = 0;
+};
+
+struct IdentityStats {
+  int64_t tenant_id = 0;
+  identity::GraphStats graph;
+};
+
+class Identity {
+ public:
+  Identity(store::Store& store, IdentityOptions options = {});
+  ~Identity();
+
+  // Builds every tenant's graph from the store (start-up).
+  Status LoadAll();
+
+  // ---- inside a write (the store's writer) -----------------------------------------------------
+
+  // Records that `canonical` now belongs to origin person `person` (its person_ids row was just
+  // inserted by this write).
+  Status AddIdInWrite(store::Conn& c, int64_t tenant_id, const std::string& canonical,
+                      int64_t person);
+  // Links two ids that both belong to people already (person_ids rows exist); persists the log
+  // entries and canonical ids the link produced.
+  StatusOr<identity::LinkOutcome> LinkInWrite(store::Conn& c, int64_t tenant_id,
+                                              const std::string& a, const std::string& b,
+                                              const std::string& reason, int64_t ts);
+  // The person (survivor) an origin person belongs to now, as the graph has it in this write.
+  int64_t CanonicalInWrite(store::Conn& c, int64_t tenant_id, int64_t origin_person);
+
+  // ---- the API ---------------------------------------------------------------------------------
+
+  // The person an id (any accepted spelling) resolves to: (person, origin person). NOT_FOUND.
+  StatusOr<std::pair<int64_t, int64_t>> Resolve(int64_t tenant_id, const std::string& canonical);
+  // The person `person_id` (any of its origin people) with its ids and merge history. NOT_FOUND.
+  StatusOr<PersonIdentity> Describe(int64_t tenant_id, int64_t person_id);
+  // The person an origin person belongs to (itself if it was never merged or is unknown).
+  int64_t CanonicalOf(int64_t tenant_id, int64_t origin_person);
+  // The origin people of the person `person_id` belongs to (just itself when never merged).
+  std::vector<int64_t> ComponentOf(int64_t tenant_id, int64_t person_id);
+
+  // Links two ids (canonical forms). An id nobody has yet is attached to the other id's person; if
+  // neither is known, a person holding both is created.
+  StatusOr<LinkAnswer> Link(int64_t tenant_id, const std::string& a, const std::string& b,
+                            const std::string& reason);
+  StatusOr<UnmergeAnswer> Unmerge(int64_t tenant_id, uint64_t merge_id, const std::string& reason);
+  std::vector<identity::Quarantine> Quarantined(int64_t tenant_id);
+  StatusOr<LinkAnswer> Approve(int64_t tenant_id, uint64_t quarantine_id,
+                               const std::string& reason);
+  Status Reject(int64_t tenant_id, uint64_t quarantine_id, const std::string& reason);
+
+  // Rebuilds every tenant's graph from the store and compares it with the live one; also checks
+  // the graph's invariants and that people.canonical_id agrees with the graph. The first
+  // difference, if any, is in the error.
+  // `tenant_id`: just that tenant. Runs on the store's writer: writes wait meanwhile.
+  Status Verify(std::optional<int64_t> tenant_id = std::nullopt);
+  std::vector<IdentityStats> Stats();
+
+  const IdentityOptions& options() const { return options_; }
+
+ private:
+  struct Tenant;
+  Tenant& TenantOf(int64_t tenant_id);
+  std::shared_ptr<identity::IdentityGraph> GraphForRead(int64_t tenant_id);
+  // On the writer: the tenant's graph, (re)built from `c` if missing or stale.
+  StatusOr<identity::IdentityGraph*> GraphInWrite(store::Conn& c, Tenant& t, int64_t tenant_id);
+  // On the writer, after the graph was changed: registers the rollback hook once per write.
+  void MarkChanged(store::Conn& c, Tenant& t, int64_t tenant_id);
+  Status LoadTenant(store::Conn& c, Tenant& t, int64_t tenant_id);
+  // Persists the graph's log entries after t.persisted_seq and the canonical ids of the people
+  // they touched.
+  Status PersistLog(store::Conn& c, Tenant& t, int64_t tenant_id);
+
+  store::Store& store_;
+  const IdentityOptions options_;
+  std::mutex mu_;
+  std::unordered_map<int64_t, std::unique_ptr<Tenant>> tenants_;
+};
+
+// Loads a tenant's graph from the store through `c` (person_ids and identity_log).
+StatusOr<identity::IdentityGraph> LoadIdentityGraph(store::Conn& c, int64_t tenant_id,
+                                                    const IdentityOptions& options,
+                                                    uint64_t* last_seq);
+
+}  // namespace siyu::domain
