@@ -21,6 +21,11 @@ namespace json = boost::json;
 // Parses `body` as a JSON object (depth ≤ 32). MALFORMED_JSON otherwise.
 StatusOr<json::object> ParseJsonObject(std::string_view body);
 
+// Lenient readers of other systems' answers (WeChat's): the member as a string / an int64, or
+// nullopt when it is absent or of another type.
+std::optional<std::string> JsonString(const json::object& obj, std::string_view key);
+std::optional<int64_t> JsonInt(const json::object& obj, std::string_view key);
+
 // Compact serialisation.
 std::string ToJson(const json::value& v);
 

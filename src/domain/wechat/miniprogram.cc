@@ -11,22 +11,6 @@ Status ApiError(ErrorCode code, std::string message, std::string field = {}) {
   return Status(code, std::move(message), std::move(field));
 }
 
-std::optional<std::string> GetString(const json::object& obj, std::string_view key) {
-  const json::value* v = obj.if_contains(key);
-  if (v == nullptr || !v->is_string()) return std::nullopt;
-  return std::string(v->as_string());
-}
-
-std::optional<int64_t> GetInt(const json::object& obj, std::string_view key) {
-  const json::value* v = obj.if_contains(key);
-  if (v == nullptr) return std::nullopt;
-  if (v->is_int64()) return v->as_int64();
-  if (v->is_uint64() && v->as_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
-    return static_cast<int64_t>(v->as_uint64());
-  }
-  return std::nullopt;
-}
-
 StatusOr<std::string> DecodeKeyMaterial(std::string_view b64, const char* field) {
   auto bytes = Base64Decode(b64, field);
   if (!bytes.ok() || bytes->size() != 16) {
@@ -77,10 +61,10 @@ StatusOr<Code2Session> ParseCode2SessionResponse(std::string_view body) {
     return ApiError(ErrorCode::kWechatApiError, "jscode2session answered something not JSON");
   }
   const json::object& obj = *parsed;
-  int64_t errcode = GetInt(obj, "errcode").value_or(0);
+  int64_t errcode = JsonInt(obj, "errcode").value_or(0);
   if (errcode != 0) {
     std::string message = "jscode2session errcode " + std::to_string(errcode) + ": " +
-                          GetString(obj, "errmsg").value_or("");
+                          JsonString(obj, "errmsg").value_or("");
     switch (errcode) {
       case 40029:  // invalid code
       case 40163:  // code already used
@@ -94,15 +78,15 @@ StatusOr<Code2Session> ParseCode2SessionResponse(std::string_view body) {
     }
   }
   Code2Session out;
-  std::optional<std::string> openid = GetString(obj, "openid");
-  std::optional<std::string> session_key = GetString(obj, "session_key");
+  std::optional<std::string> openid = JsonString(obj, "openid");
+  std::optional<std::string> session_key = JsonString(obj, "session_key");
   if (!openid || openid->empty() || !session_key || session_key->empty()) {
     return ApiError(ErrorCode::kWechatApiError,
                     "jscode2session answered without openid or session_key");
   }
   out.openid = std::move(*openid);
   out.session_key = std::move(*session_key);
-  std::optional<std::string> unionid = GetString(obj, "unionid");
+  std::optional<std::string> unionid = JsonString(obj, "unionid");
   if (unionid && !unionid->empty()) out.unionid = std::move(*unionid);
   return out;
 }
@@ -143,7 +127,7 @@ StatusOr<UserData> DecryptUserData(std::string_view encrypted_data_b64, std::str
   const json::value* watermark = parsed->if_contains("watermark");
   if (watermark == nullptr || !watermark->is_object())
     return failed("decrypted data has no watermark");
-  std::optional<std::string> appid = GetString(watermark->as_object(), "appid");
+  std::optional<std::string> appid = JsonString(watermark->as_object(), "appid");
   if (!appid) return failed("watermark has no appid");
   if (*appid != expected_appid) {
     return Status(ErrorCode::kBadReceiveId,
@@ -151,7 +135,7 @@ StatusOr<UserData> DecryptUserData(std::string_view encrypted_data_b64, std::str
                   "watermark.appid");
   }
   UserData out;
-  out.watermark_timestamp = GetInt(watermark->as_object(), "timestamp").value_or(0);
+  out.watermark_timestamp = JsonInt(watermark->as_object(), "timestamp").value_or(0);
   out.json = std::move(plain);
   return out;
 }

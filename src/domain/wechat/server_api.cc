@@ -8,22 +8,6 @@
 namespace siyu::wechat {
 namespace {
 
-std::optional<std::string> GetString(const json::object& obj, std::string_view key) {
-  const json::value* v = obj.if_contains(key);
-  if (v == nullptr || !v->is_string()) return std::nullopt;
-  return std::string(v->as_string());
-}
-
-std::optional<int64_t> GetInt(const json::object& obj, std::string_view key) {
-  const json::value* v = obj.if_contains(key);
-  if (v == nullptr) return std::nullopt;
-  if (v->is_int64()) return v->as_int64();
-  if (v->is_uint64() && v->as_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
-    return static_cast<int64_t>(v->as_uint64());
-  }
-  return std::nullopt;
-}
-
 // WeChat's errmsg, made safe to pass on: printable ASCII, at most 160 bytes.
 std::string CleanMessage(std::string_view s) {
   std::string out;
@@ -79,8 +63,8 @@ StatusOr<AccessToken> ParseAccessToken(std::string_view body, std::string_view a
   if (auto fault = FaultOf(body)) return FaultStatus("gettoken", *fault, app_kind);
   ASSIGN_OR_RETURN(json::object obj, AnswerObject("gettoken", body));
   AccessToken t;
-  t.token = GetString(obj, "access_token").value_or("");
-  t.expires_in = GetInt(obj, "expires_in").value_or(7200);
+  t.token = JsonString(obj, "access_token").value_or("");
+  t.expires_in = JsonInt(obj, "expires_in").value_or(7200);
   if (t.token.empty()) {
     return Status(ErrorCode::kWechatApiError, "gettoken answered no access_token; retry later");
   }
@@ -93,9 +77,9 @@ std::optional<ApiFault> FaultOf(std::string_view body) {
   if (i == std::string_view::npos || body[i] != '{') return std::nullopt;
   auto parsed = ParseJsonObject(body);
   if (!parsed.ok()) return std::nullopt;
-  int64_t code = GetInt(*parsed, "errcode").value_or(0);
+  int64_t code = JsonInt(*parsed, "errcode").value_or(0);
   if (code == 0) return std::nullopt;
-  return ApiFault{code, CleanMessage(GetString(*parsed, "errmsg").value_or(""))};
+  return ApiFault{code, CleanMessage(JsonString(*parsed, "errmsg").value_or(""))};
 }
 
 bool IsTokenFault(int64_t errcode) {
@@ -193,8 +177,8 @@ StatusOr<ContactWay> ParseAddContactWay(std::string_view body) {
   if (auto fault = FaultOf(body)) return FaultStatus("add_contact_way", *fault, "wecom");
   ASSIGN_OR_RETURN(json::object obj, AnswerObject("add_contact_way", body));
   ContactWay w;
-  w.config_id = GetString(obj, "config_id").value_or("");
-  w.qr_code = GetString(obj, "qr_code").value_or("");
+  w.config_id = JsonString(obj, "config_id").value_or("");
+  w.qr_code = JsonString(obj, "qr_code").value_or("");
   if (w.config_id.empty()) {
     return Status(ErrorCode::kWechatApiError, "add_contact_way answered no config_id");
   }
@@ -223,8 +207,8 @@ StatusOr<Qrcode> ParseQrcodeCreate(std::string_view body) {
   if (auto fault = FaultOf(body)) return FaultStatus("qrcode/create", *fault, "official_account");
   ASSIGN_OR_RETURN(json::object obj, AnswerObject("qrcode/create", body));
   Qrcode q;
-  q.ticket = GetString(obj, "ticket").value_or("");
-  q.url = GetString(obj, "url").value_or("");
+  q.ticket = JsonString(obj, "ticket").value_or("");
+  q.url = JsonString(obj, "url").value_or("");
   if (q.ticket.empty() || q.url.empty()) {
     return Status(ErrorCode::kWechatApiError, "qrcode/create answered no ticket or url");
   }
