@@ -262,8 +262,10 @@ std::shared_ptr<IdentityGraph> Identity::GraphForRead(int64_t tenant_id) {
   });
   if (!s.ok()) spdlog::error("identity: tenant {}: {}", tenant_id, s.ToString());
   std::lock_guard<std::mutex> lock(t.mu);
-  if (!t.graph) t.graph = std::make_shared<IdentityGraph>();
-  return t.graph;
+  if (t.graph) return t.graph;
+  // The store could not build it (it is failing): answer this read from an empty graph, and keep
+  // none, so that the next read or write tries again.
+  return std::make_shared<IdentityGraph>(identity::GraphOptions{options_.max_people_per_id});
 }
 
 StatusOr<IdentityGraph*> Identity::GraphInWrite(Conn& c, Tenant& t, int64_t tenant_id) {
