@@ -14,8 +14,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import { BASE, call, loadChromium } from './api.mjs'
 
-const BASE = (process.env.SIYU_URL || '').replace(/\/+$/, '')
 const USER = process.env.SIYU_USER || ''
 const PASSWORD = process.env.SIYU_PASSWORD || ''
 const SCREENSHOT = process.env.SIYU_IDENTITY_SCREENSHOT || ''
@@ -24,42 +24,11 @@ const USAGE =
   'set SIYU_URL (e.g. http://127.0.0.1:8080, a running `siyu serve`), SIYU_USER and SIYU_PASSWORD; ' +
   'optional SIYU_IDENTITY_SCREENSHOT=/path/to.png'
 
-// ---- API ----------------------------------------------------------------------------
-async function call(method, path, { token, tenant, body } = {}) {
-  const headers = { Accept: 'application/json' }
-  if (body !== undefined) headers['Content-Type'] = 'application/json'
-  if (token) headers.Authorization = `Bearer ${token}`
-  if (tenant !== undefined && tenant !== null) headers['X-Siyu-Tenant'] = String(tenant)
-  let res
-  try {
-    res = await fetch(BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
-  } catch (e) {
-    throw new Error(`${method} ${BASE}${path}: cannot reach the server (${e.cause?.code || e.message}); is siyu serve running at SIYU_URL?`)
-  }
-  const text = await res.text()
-  let data
-  try {
-    data = text ? JSON.parse(text) : null
-  } catch {
-    throw new Error(`${method} ${path}: HTTP ${res.status}, not JSON: ${text.slice(0, 200)}`)
-  }
-  if (!res.ok) {
-    const e = data?.error
-    throw new Error(`${method} ${path}: HTTP ${res.status} ${e?.code || ''} ${e?.message || text.slice(0, 200)}`)
-  }
-  return data
-}
-
 test('identity tab of a merged person, link and unmerge, and the merge review page', { timeout: 240_000 }, async () => {
   if (!BASE) assert.fail(`SIYU_URL is not set: this test needs a running siyu server. ${USAGE}`)
   if (!USER || !PASSWORD) assert.fail(`SIYU_USER and SIYU_PASSWORD must be set. ${USAGE}`)
 
-  let chromium
-  try {
-    ;({ chromium } = await import('playwright-core'))
-  } catch (e) {
-    assert.fail(`playwright-core is not installed: run \`npm ci --prefix tests/browser\` first (${e.message})`)
-  }
+  const chromium = await loadChromium()
 
   // 1. Fixtures through the API, in the last tenant the operator may write to.
   const login = await call('POST', '/v1/auth/login', { body: { username: USER, password: PASSWORD } })

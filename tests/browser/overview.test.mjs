@@ -13,8 +13,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import { BASE, call, loadChromium } from './api.mjs'
 
-const BASE = (process.env.SIYU_URL || '').replace(/\/+$/, '')
 const USER = process.env.SIYU_USER || ''
 const PASSWORD = process.env.SIYU_PASSWORD || ''
 const SCREENSHOT = process.env.SIYU_SCREENSHOT || ''
@@ -71,42 +71,11 @@ function addDays(ymd, days) {
   return `${t.getUTCFullYear()}-${String(t.getUTCMonth() + 1).padStart(2, '0')}-${String(t.getUTCDate()).padStart(2, '0')}`
 }
 
-// ---- API ----------------------------------------------------------------------------
-async function call(method, path, { token, tenant, body } = {}) {
-  const headers = { Accept: 'application/json' }
-  if (body !== undefined) headers['Content-Type'] = 'application/json'
-  if (token) headers.Authorization = `Bearer ${token}`
-  if (tenant !== undefined && tenant !== null) headers['X-Siyu-Tenant'] = String(tenant)
-  let res
-  try {
-    res = await fetch(BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
-  } catch (e) {
-    throw new Error(`${method} ${BASE}${path}: cannot reach the server (${e.cause?.code || e.message}); is siyu serve running at SIYU_URL?`)
-  }
-  const text = await res.text()
-  let data
-  try {
-    data = text ? JSON.parse(text) : null
-  } catch {
-    throw new Error(`${method} ${path}: HTTP ${res.status}, not JSON: ${text.slice(0, 200)}`)
-  }
-  if (!res.ok) {
-    const e = data?.error
-    throw new Error(`${method} ${path}: HTTP ${res.status} ${e?.code || ''} ${e?.message || text.slice(0, 200)}`)
-  }
-  return data
-}
-
 test('overview, channel report and person pages show the API figures', { timeout: 240_000 }, async () => {
   if (!BASE) assert.fail(`SIYU_URL is not set: this test needs a running siyu server. ${USAGE}`)
   if (!USER || !PASSWORD) assert.fail(`SIYU_USER and SIYU_PASSWORD must be set. ${USAGE}`)
 
-  let chromium
-  try {
-    ;({ chromium } = await import('playwright-core'))
-  } catch (e) {
-    assert.fail(`playwright-core is not installed: run \`npm ci --prefix tests/browser\` first (${e.message})`)
-  }
+  const chromium = await loadChromium()
 
   // 1. Expected figures, straight from the API.
   const login = await call('POST', '/v1/auth/login', { body: { username: USER, password: PASSWORD } })
