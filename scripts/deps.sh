@@ -10,6 +10,8 @@ apt_pkgs=(
   libboost1.81-dev libboost-json1.81-dev libsqlite3-dev sqlite3 libpq-dev libssl-dev libargon2-dev libcurl4-openssl-dev
   libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev libpugixml-dev tzdata
   libqrencode-dev zlib1g-dev libpng-dev libzbar-dev
+  libxxhash-dev
+  libroaring-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   postgresql postgresql-client
   chromium fonts-noto-cjk

@@ -697,27 +697,24 @@ StatusOr<IngestRun> RunIngest(const store::Options& so, int clients, int seconds
   r.commit_batch = MeanDelta(before, after, "siyu_store_commit_batch_size_sum",
                              "siyu_store_commit_batch_size_count");
 
-  // What siyu stored, read back in insertion order (rowid: the siyu run is on SQLite).
+  // What siyu stored (the event log's records and the table's rows), read back.
   PeerData data;
   std::string copy;
   std::vector<std::optional<std::string>> params;
-  int64_t last_rowid = 0;
-  for (;;) {
-    size_t got = 0;
-    Status s = srv->engine().store().Read([&](store::Conn& c) -> Status {
-      ASSIGN_OR_RETURN(
-          store::Rows rows,
-          c.Query("SELECT rowid, tenant_id, event_id, person_id, type, ts, touchpoint, "
-                  "channel_id, ids, properties, received_at FROM events WHERE "
-                  "tenant_id = ? AND rowid > ? ORDER BY rowid LIMIT 20000",
-                  {t.id, last_rowid}));
-      for (const store::Row& row : rows) {
-        last_rowid = row.Int(0);
-        std::vector<std::optional<std::string>> v;
-        for (size_t i = 1; i <= 10; ++i) {
-          v.push_back(row.IsNull(i) ? std::nullopt : std::optional<std::string>(row.Text(i)));
-        }
-        data.ids.Add(*v[1]);
+  RETURN_IF_ERROR(
+      srv->engine().events().ForEachStored(t.id, [&](const domain::StoredEvent& e) -> Status {
+        std::vector<std::optional<std::string>> v = {
+            std::to_string(t.id),
+            e.event_id,
+            std::to_string(e.person_id),
+            e.type,
+            std::to_string(e.ts),
+            e.touchpoint,
+            e.channel_id ? std::optional<std::string>(std::to_string(*e.channel_id)) : std::nullopt,
+            e.ids_json,
+            e.properties,
+            std::to_string(e.received_at)};
+        data.ids.Add(e.event_id);
         for (size_t i = 0; i < v.size(); ++i) {
           if (i) copy += '\t';
           AppendCopyField(copy, v[i]);
@@ -730,13 +727,8 @@ StatusOr<IngestRun> RunIngest(const store::Options& so, int clients, int seconds
           copy.clear();
           params.clear();
         }
-      }
-      got = rows.size();
-      return Status::Ok();
-    });
-    RETURN_IF_ERROR(s);
-    if (got == 0) break;
-  }
+        return Status::Ok();
+      }));
   if (!copy.empty()) {
     data.copy_chunks.push_back(std::move(copy));
     data.insert_chunks.push_back(std::move(params));

@@ -30,7 +30,8 @@ int Import(const ImportConfig& cfg) {
     std::cerr << "\rimporting " << cfg.kind << ": " << done << "/" << total << std::flush;
     if (done == total) std::cerr << "\n";
   };
-  auto engine = engine::Engine::Open(cfg.store);
+  auto engine = engine::Engine::Open(cfg.store, std::string(domain::kDefaultWechatApiBase), {},
+                                     /*ingest=*/false);
   if (!engine.ok()) {
     std::cerr << "siyu import: cannot open the store: " << engine.status().ToString() << "\n";
     return 1;

@@ -97,7 +97,8 @@ int Serve(const ServeConfig& cfg) {
 
 int Verify(const store::Options& store, const domain::IdentityOptions& identity) {
   auto start = std::chrono::steady_clock::now();
-  auto engine = engine::Engine::Open(store, std::string(domain::kDefaultWechatApiBase), identity);
+  auto engine = engine::Engine::Open(store, std::string(domain::kDefaultWechatApiBase), identity,
+                                     /*ingest=*/false);
   if (!engine.ok()) {
     std::cerr << "siyu: cannot open the store: " << engine.status().ToString() << "\n";
     return 1;
@@ -128,7 +129,8 @@ int Verify(const store::Options& store, const domain::IdentityOptions& identity)
 
 int Bootstrap(const store::Options& store, const std::string& tenant, const std::string& username,
               std::string password, bool json) {
-  auto engine = engine::Engine::Open(store);
+  auto engine = engine::Engine::Open(store, std::string(domain::kDefaultWechatApiBase), {},
+                                     /*ingest=*/false);
   if (!engine.ok()) {
     std::cerr << "siyu: cannot open the store: " << engine.status().ToString() << "\n";
     return 1;

@@ -19,11 +19,13 @@ namespace siyu::engine {
 class Engine {
  public:
   // `wechat_api_base`: the origin of WeChat's API that outbound calls go to. Builds every
-  // tenant's identity graph from the store before returning.
+  // tenant's identity graph from the store before returning. `ingest`: on SQLite, open the event
+  // log for ingest (one process at a time may: the server); the administrative commands that
+  // never take events (bootstrap, verify, import) run beside a server without it.
   static StatusOr<std::unique_ptr<Engine>> Open(
       const store::Options& options,
       std::string wechat_api_base = std::string(domain::kDefaultWechatApiBase),
-      domain::IdentityOptions identity = {});
+      domain::IdentityOptions identity = {}, bool ingest = true);
 
   store::Store& store() { return *store_; }
   domain::Tenancy& tenancy() { return tenancy_; }

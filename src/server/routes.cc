@@ -1,7 +1,10 @@
 #include "server/routes.h"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <span>
+#include <tuple>
 #include <vector>
 
 #include "api/codec.h"
@@ -132,9 +135,23 @@ HttpOut Healthz(Ctx& c) {
   return Json(200, o);
 }
 
-HttpOut MetricsText(Ctx&) {
+HttpOut MetricsText(Ctx& c) {
   HttpOut out;
   out.body = Metrics::Global().Render();
+  // The event log and its in-memory indexes (SQLite deployments).
+  if (domain::EventLogStats st = c.engine.events().LogStats(); st.enabled) {
+    for (auto [name, help, v] : {
+             std::tuple{"siyu_eventlog_records", "events in the event log", st.records},
+             std::tuple{"siyu_eventlog_bytes", "durable bytes of the event log", st.bytes},
+             std::tuple{"siyu_events_dedup_ids", "event ids known to deduplication", st.dedup_ids},
+             std::tuple{"siyu_events_dedup_bytes", "memory of the deduplication sets",
+                        st.dedup_bytes},
+             std::tuple{"siyu_events_timeline_rows", "person rows in the timeline index",
+                        st.timeline_rows},
+         }) {
+      out.body += fmt::format("# HELP {0} {1}\n# TYPE {0} gauge\n{0} {2}\n", name, help, v);
+    }
+  }
   out.content_type = "text/plain; version=0.0.4";
   return out;
 }

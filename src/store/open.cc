@@ -13,4 +13,11 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const Options& options) {
   return OpenSqliteStore(options, std::string(url));
 }
 
+std::string SqliteDataDir(const Options& options) {
+  std::string_view url = options.url;
+  if (url.starts_with("postgres://") || url.starts_with("postgresql://")) return {};
+  if (url.starts_with("sqlite:")) url.remove_prefix(7);
+  return std::string(url);
+}
+
 }  // namespace siyu::store

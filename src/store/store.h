@@ -78,6 +78,9 @@ struct Options {
   int max_batch = 512;
 };
 
+// The data directory of a SQLite store's URL ("sqlite:<dir>" or a path); empty for PostgreSQL.
+std::string SqliteDataDir(const Options& options);
+
 class Store {
  public:
   using WriteFn = std::function<Status(Conn&)>;

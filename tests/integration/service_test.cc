@@ -44,6 +44,9 @@ TEST_P(ServiceTest, Metrics) {
         "siyu_http_requests_total{route=\"/v1/channels/{id}\",method=\"GET\",status=\"404\"} 1"}) {
     EXPECT_NE(m.body.find(needle), std::string::npos) << "missing " << needle << " in\n" << m.body;
   }
+  // SQLite deployments keep events in the event log, and say how big it and its indexes are.
+  const bool log = m.body.find("# TYPE siyu_eventlog_records gauge") != std::string::npos;
+  EXPECT_EQ(log, GetParam() == Backend::kSqlite) << m.body;
   // Counters count: three health checks (and the one at start-up) at least.
   size_t at =
       m.body.find("siyu_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} ");

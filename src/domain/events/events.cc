@@ -3,11 +3,16 @@
 #include <algorithm>
 #include <bit>
 #include <charconv>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <unordered_set>
 
 #include "common/time.h"
 #include "domain/channels/channels.h"
+#include "domain/events/event_id_set.h"
+#include "domain/events/event_record.h"
+#include "store/eventlog/log.h"
 
 namespace siyu::domain {
 
@@ -72,6 +77,8 @@ const std::string& InsertEventsSql(size_t rows) {
 
 // The UPDATE that moves a person's last channel for a channel-moving event at `ts`, unless a later
 // channel-moving event of that person is already stored: late events must not undo newer touches.
+// The person's rows are the survivor and the rows naming it canonical, as a UNION of two index
+// look-ups (an `id = ? OR canonical_id = ?` would read every person of the tenant).
 const std::string& MoveLastChannelSql() {
   static const std::string kSql = [] {
     std::string types;
@@ -81,11 +88,74 @@ const std::string& MoveLastChannelSql() {
     }
     return "UPDATE people SET last_channel_id = ?, first_channel_id = COALESCE(first_channel_id, "
            "?), updated_at = ? WHERE tenant_id = ? AND id = ? AND NOT EXISTS (SELECT 1 FROM events "
-           "WHERE tenant_id = ? AND person_id IN (SELECT id FROM people WHERE tenant_id = ? AND "
-           "(id = ? OR canonical_id = ?)) AND ts > ? AND channel_id IS NOT NULL AND type IN (" +
+           "WHERE tenant_id = ? AND person_id IN (SELECT CAST(? AS BIGINT) UNION ALL SELECT id "
+           "FROM "
+           "people WHERE tenant_id = ? AND canonical_id = ?) AND ts > ? AND channel_id IS NOT NULL "
+           "AND type IN (" +
            types + "))";
   }();
   return kSql;
+}
+
+// Inserts the events `rows` of `items` into `events`, in chunks.
+Status InsertEventRows(Conn& c, int64_t tenant_id, const std::vector<EventItem>& items,
+                       const std::vector<size_t>& rows, const std::vector<int64_t>& origin_of,
+                       const std::vector<std::optional<int64_t>>& channel_of, int64_t now) {
+  for (size_t pos = 0; pos < rows.size();) {
+    size_t k = std::bit_floor(std::min(rows.size() - pos, kMaxChunk));
+    Params p;
+    p.reserve(k * 10);
+    for (size_t j = pos; j < pos + k; ++j) {
+      size_t i = rows[j];
+      const EventIn& e = items[i].event;
+      p.emplace_back(tenant_id);
+      p.emplace_back(e.event_id);
+      p.emplace_back(origin_of[i]);
+      p.emplace_back(e.type);
+      p.emplace_back(e.ts);
+      p.emplace_back(e.touchpoint);
+      p.emplace_back(channel_of[i] ? store::Value(*channel_of[i]) : store::Value(nullptr));
+      p.emplace_back(e.ids_json);
+      p.emplace_back(e.properties);
+      p.emplace_back(now);
+    }
+    RETURN_IF_ERROR(c.Exec(InsertEventsSql(k), p).status());
+    pos += k;
+  }
+  return Status::Ok();
+}
+
+// Per person, the latest channel-moving event of a batch: (ts, channel).
+using ChannelMoves = std::unordered_map<int64_t, std::pair<int64_t, int64_t>>;
+
+void NoteMove(ChannelMoves& moves, int64_t person, int64_t ts, int64_t channel) {
+  auto [it, fresh] = moves.try_emplace(person, ts, channel);
+  if (!fresh && ts >= it->second.first) it->second = {ts, channel};
+}
+
+// Moves the last channel of the batch's people, after its events are inserted (so that the "no
+// later touch stored" check sees them too). A merge later in the batch may have joined a person to
+// another: the touch goes to the person as it is now.
+Status MoveLastChannels(Conn& c, Identity& identity, int64_t tenant_id, const ChannelMoves& moves,
+                        int64_t now) {
+  ChannelMoves final_moves;
+  for (const auto& [person, move] : moves) {
+    NoteMove(final_moves, identity.CanonicalInWrite(c, tenant_id, person), move.first, move.second);
+  }
+  for (const auto& [person, move] : final_moves) {
+    RETURN_IF_ERROR(c.Exec(MoveLastChannelSql(), {move.second, move.second, now, tenant_id, person,
+                                                  tenant_id, person, tenant_id, person, move.first})
+                        .status());
+  }
+  return Status::Ok();
+}
+
+Status UnknownChannelState(const std::string& state, size_t index) {
+  return Status(ErrorCode::kUnknownChannelState,
+                "channel_state '" + state +
+                    "' matches no channel of this tenant; create the channel first "
+                    "(POST /v1/channels)",
+                "events[" + std::to_string(index) + "].channel_state");
 }
 
 // ---- the timeline cursor: base64url("<ts>:<event_id>") -----------------------------------------
@@ -356,6 +426,10 @@ StatusOr<Resolution> ResolvePerson(Conn& c, Identity& identity, int64_t tenant_i
 // ---- the service -------------------------------------------------------------------------------
 
 StatusOr<IngestResult> Events::Ingest(int64_t tenant_id, std::vector<EventItem> items) {
+  return log_ ? IngestToLog(tenant_id, items) : IngestToStore(tenant_id, items);
+}
+
+StatusOr<IngestResult> Events::IngestToStore(int64_t tenant_id, std::vector<EventItem>& items) {
   // What the write will look up, gathered before it so the writer does only SQL.
   std::vector<std::string> event_ids, ids, states;
   {
@@ -411,7 +485,7 @@ StatusOr<IngestResult> Events::Ingest(int64_t tenant_id, std::vector<EventItem> 
     std::vector<std::optional<int64_t>> channel_of(items.size());
     std::vector<int64_t> origin_of(items.size());  // the person row each event is attached to
     // Per person, the latest channel-moving event of the batch: only it can move the last channel.
-    std::unordered_map<int64_t, std::pair<int64_t, int64_t>> moves;  // person → (ts, channel)
+    ChannelMoves moves;
     for (size_t i = 0; i < items.size(); ++i) {
       if (!items[i].rejected.ok()) continue;
       const EventIn& e = items[i].event;
@@ -424,11 +498,7 @@ StatusOr<IngestResult> Events::Ingest(int64_t tenant_id, std::vector<EventItem> 
         auto ch = channels.find(*e.channel_state);
         if (ch == channels.end()) {
           res.outcome = EventOutcome::kRejected;
-          res.error = Status(ErrorCode::kUnknownChannelState,
-                             "channel_state '" + *e.channel_state +
-                                 "' matches no channel of this tenant; create the channel first "
-                                 "(POST /v1/channels)",
-                             "events[" + std::to_string(i) + "].channel_state");
+          res.error = UnknownChannelState(*e.channel_state, i);
           continue;
         }
         channel_of[i] = ch->second;
@@ -443,47 +513,13 @@ StatusOr<IngestResult> Events::Ingest(int64_t tenant_id, std::vector<EventItem> 
       res.person_id = who.person_id;
       res.link = who.link;
       if (channel_of[i] && e.spec && e.spec->moves_last_channel) {
-        auto [it, fresh] = moves.try_emplace(who.person_id, e.ts, *channel_of[i]);
-        if (!fresh && e.ts >= it->second.first) it->second = {e.ts, *channel_of[i]};
+        NoteMove(moves, who.person_id, e.ts, *channel_of[i]);
       }
     }
 
-    for (size_t pos = 0; pos < accepted.size();) {
-      size_t k = std::bit_floor(std::min(accepted.size() - pos, kMaxChunk));
-      Params p;
-      p.reserve(k * 10);
-      for (size_t j = pos; j < pos + k; ++j) {
-        size_t i = accepted[j];
-        const EventIn& e = items[i].event;
-        p.emplace_back(tenant_id);
-        p.emplace_back(e.event_id);
-        p.emplace_back(origin_of[i]);
-        p.emplace_back(e.type);
-        p.emplace_back(e.ts);
-        p.emplace_back(e.touchpoint);
-        p.emplace_back(channel_of[i] ? store::Value(*channel_of[i]) : store::Value(nullptr));
-        p.emplace_back(e.ids_json);
-        p.emplace_back(e.properties);
-        p.emplace_back(now);
-      }
-      RETURN_IF_ERROR(c.Exec(InsertEventsSql(k), p).status());
-      pos += k;
-    }
+    RETURN_IF_ERROR(InsertEventRows(c, tenant_id, items, accepted, origin_of, channel_of, now));
     // After the insert, so that the "no later touch stored" check sees this batch's events too.
-    // A merge later in the batch may have joined the person to another: the touch goes to the
-    // person as it is now.
-    std::unordered_map<int64_t, std::pair<int64_t, int64_t>> final_moves;
-    for (const auto& [person, move] : moves) {
-      const int64_t now_person = identity_.CanonicalInWrite(c, tenant_id, person);
-      auto [it, fresh] = final_moves.try_emplace(now_person, move);
-      if (!fresh && move.first >= it->second.first) it->second = move;
-    }
-    for (const auto& [person, move] : final_moves) {
-      RETURN_IF_ERROR(
-          c.Exec(MoveLastChannelSql(), {move.second, move.second, now, tenant_id, person, tenant_id,
-                                        tenant_id, person, person, move.first})
-              .status());
-    }
+    RETURN_IF_ERROR(MoveLastChannels(c, identity_, tenant_id, moves, now));
     out.accepted = static_cast<int64_t>(accepted.size());
     return Status::Ok();
   });
@@ -504,6 +540,418 @@ StatusOr<IngestResult> Events::Ingest(int64_t tenant_id, std::vector<EventItem> 
   return out;
 }
 
+// ---- the event log (SQLite deployments, decision 0007) ----------------------------------------
+
+namespace {
+
+struct TimelineEntry {
+  int64_t ts;
+  eventlog::Locator locator;
+};
+
+StoredEvent StoredFromRecord(const EventRecord& r) {
+  StoredEvent e;
+  e.event_id = std::string(r.event_id);
+  e.person_id = r.person_id;
+  e.type = std::string(r.type);
+  e.ts = r.ts;
+  e.touchpoint = std::string(r.touchpoint);
+  e.channel_id = r.channel_id;
+  e.ids_json = std::string(r.ids_json);
+  e.properties = std::string(r.properties);
+  e.received_at = r.received_at;
+  return e;
+}
+
+// Newest first by (ts, event_id), as timelines are ordered.
+bool NewerFirst(const StoredEvent& a, const StoredEvent& b) {
+  if (a.ts != b.ts) return a.ts > b.ts;
+  return a.event_id > b.event_id;
+}
+
+}  // namespace
+
+// One tenant's deduplication set and timeline index.
+struct Events::TenantLog {
+  std::mutex mu;
+  std::condition_variable done;  // notified when events in flight become durable or are dropped
+  EventIdSet stored;             // durable events: in the log or the table
+  std::unordered_set<EventIdHash, EventIdHashHasher> in_flight;  // reserved by a batch in progress
+  std::unordered_map<int64_t, std::vector<TimelineEntry>> timeline;  // person row → its log events
+  uint64_t records = 0;
+};
+
+struct Events::LogState {
+  std::unique_ptr<eventlog::Log> log;
+  std::mutex mu;  // guards the map (each TenantLog has its own lock)
+  std::unordered_map<int64_t, std::unique_ptr<TenantLog>> tenants;
+};
+
+Events::Events(store::Store& store, Identity& identity) : store_(store), identity_(identity) {}
+Events::~Events() = default;
+
+Events::TenantLog& Events::TenantLogOf(int64_t tenant_id) {
+  std::lock_guard lock(log_->mu);
+  auto& t = log_->tenants[tenant_id];
+  if (!t) t = std::make_unique<TenantLog>();
+  return *t;
+}
+
+Status Events::OpenLog(const std::string& dir) {
+  if (log_) return Status(ErrorCode::kInternal, "the event log is open already");
+  auto state = std::make_unique<LogState>();
+  ASSIGN_OR_RETURN(state->log, eventlog::Log::Open(dir));
+  auto tenant = [&](int64_t id) -> TenantLog& {
+    auto& t = state->tenants[id];
+    if (!t) t = std::make_unique<TenantLog>();
+    return *t;
+  };
+  RETURN_IF_ERROR(state->log->Scan(
+      1, [&](uint64_t seq, eventlog::Locator locator, std::string_view payload) -> Status {
+        auto r = DecodeEventRecord(payload);
+        if (!r.ok()) {
+          return Status(
+              ErrorCode::kInternal,
+              "event log " + dir + ", record " + std::to_string(seq) + ": " + r.status().message());
+        }
+        TenantLog& t = tenant(r->tenant_id);
+        t.stored.Insert(HashEventId(r->event_id));
+        t.timeline[r->person_id].push_back({r->ts, locator});
+        ++t.records;
+        return Status::Ok();
+      }));
+  // Events stored as rows: those with a channel (also in the log) and any stored before the log.
+  int64_t last_rowid = 0;
+  for (;;) {
+    size_t got = 0;
+    RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+      ASSIGN_OR_RETURN(Rows rows, c.Query("SELECT rowid, tenant_id, event_id FROM events WHERE "
+                                          "rowid > ? ORDER BY rowid LIMIT 50000",
+                                          {last_rowid}));
+      got = rows.size();
+      for (const Row& r : rows) {
+        last_rowid = r.Int(0);
+        tenant(r.Int(1)).stored.Insert(HashEventId(r.Text(2)));
+      }
+      return Status::Ok();
+    }));
+    if (got == 0) break;
+  }
+  log_ = std::move(state);
+  return Status::Ok();
+}
+
+EventLogStats Events::LogStats() const {
+  EventLogStats st;
+  if (!log_) return st;
+  st.enabled = true;
+  eventlog::Stats ls = log_->log->stats();
+  st.bytes = ls.bytes;
+  st.recovered_bytes = log_->log->recovery().dropped_bytes;
+  std::lock_guard lock(log_->mu);
+  for (const auto& [id, t] : log_->tenants) {
+    std::lock_guard tl(t->mu);
+    st.records += t->records;
+    st.dedup_ids += t->stored.size();
+    st.dedup_bytes += t->stored.memory_bytes();
+    st.timeline_rows += t->timeline.size();
+  }
+  return st;
+}
+
+StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventItem>& items) {
+  IngestResult out;
+  out.results.resize(items.size());
+  std::vector<char> live(items.size(), 0);  // valid so far, not yet decided
+  std::vector<std::string> states;
+  for (size_t i = 0; i < items.size(); ++i) {
+    EventResult& res = out.results[i];
+    res.event_id = items[i].event_id;
+    if (!items[i].rejected.ok()) {
+      res.outcome = EventOutcome::kRejected;
+      res.error = items[i].rejected;
+      continue;
+    }
+    live[i] = 1;
+    const auto& st = items[i].event.channel_state;
+    if (st && std::find(states.begin(), states.end(), *st) == states.end()) states.push_back(*st);
+  }
+
+  // The channels the batch names (a read: channels are created before their events arrive).
+  std::vector<std::optional<int64_t>> channel_of(items.size());
+  if (!states.empty()) {
+    std::unordered_map<std::string, int64_t> channels;
+    RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+      channels.clear();
+      return QueryIn(c, "SELECT state, id FROM channels WHERE tenant_id = ? AND state IN ",
+                     tenant_id, states, [&](const Row& r) { channels[r.Text(0)] = r.Int(1); });
+    }));
+    for (size_t i = 0; i < items.size(); ++i) {
+      const auto& st = items[i].event.channel_state;
+      if (!live[i] || !st) continue;
+      auto ch = channels.find(*st);
+      if (ch == channels.end()) {
+        live[i] = 0;
+        out.results[i].outcome = EventOutcome::kRejected;
+        out.results[i].error = UnknownChannelState(*st, i);
+      } else {
+        channel_of[i] = ch->second;
+      }
+    }
+  }
+
+  // Reserve the new event ids. An id stored already, or taken earlier in this batch, is a
+  // duplicate; one that another batch has in flight is answered once that batch is done.
+  TenantLog& tl = TenantLogOf(tenant_id);
+  std::vector<EventIdHash> hash(items.size());
+  std::vector<size_t> mine, waiting;
+  {
+    std::unordered_set<EventIdHash, EventIdHashHasher> batch;
+    std::lock_guard lock(tl.mu);
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!live[i]) continue;
+      hash[i] = HashEventId(items[i].event.event_id);
+      if (tl.stored.Contains(hash[i]) || batch.count(hash[i])) {
+        out.results[i].outcome = EventOutcome::kDuplicate;
+      } else if (tl.in_flight.count(hash[i])) {
+        waiting.push_back(i);
+      } else {
+        tl.in_flight.insert(hash[i]);
+        batch.insert(hash[i]);
+        mine.push_back(i);
+      }
+    }
+  }
+
+  std::vector<int64_t> origin_of(items.size());
+  eventlog::AppendResult appended;
+  bool durable = false;
+  // Whatever happens below, the reservations end: as stored events, or dropped.
+  struct Release {
+    TenantLog& tl;
+    const std::vector<size_t>& mine;
+    const std::vector<EventIdHash>& hash;
+    const std::vector<EventItem>& items;
+    const std::vector<int64_t>& origin_of;
+    const eventlog::AppendResult& appended;
+    const bool& durable;
+    ~Release() {
+      {
+        std::lock_guard lock(tl.mu);
+        for (size_t j = 0; j < mine.size(); ++j) {
+          const size_t i = mine[j];
+          tl.in_flight.erase(hash[i]);
+          if (!durable) continue;
+          tl.stored.Insert(hash[i]);
+          tl.timeline[origin_of[i]].push_back({items[i].event.ts, appended.locators[j]});
+        }
+        if (durable) tl.records += mine.size();
+      }
+      tl.done.notify_all();
+    }
+  };
+  {
+    Release release{tl, mine, hash, items, origin_of, appended, durable};
+
+    // Who each event belongs to. Known ids of one person: from the graph, no SQL.
+    std::vector<size_t> slow;
+    std::vector<std::string_view> ids;
+    std::vector<std::optional<identity::IdentityGraph::IdOwner>> owners;
+    for (size_t i : mine) {
+      const EventIn& e = items[i].event;
+      bool fast = !channel_of[i];
+      if (fast) {
+        ids.clear();
+        for (const ExternalId& id : e.ids) ids.push_back(id.canonical);
+        identity_.ResolveOwners(tenant_id, ids, owners);
+        for (const auto& o : owners) {
+          if (!o || o->person != owners[0]->person) {
+            fast = false;
+            break;
+          }
+        }
+      }
+      if (fast) {
+        origin_of[i] = owners[0]->origin_person;
+        out.results[i].link = LinkState::kLinked;
+      } else {
+        slow.push_back(i);
+      }
+    }
+    // New people and ids, links, and events with a channel: one store write.
+    const int64_t now = NowMs();
+    if (!slow.empty()) {
+      std::vector<std::string> slow_ids;
+      {
+        std::unordered_set<std::string_view> seen;
+        for (size_t i : slow) {
+          for (const ExternalId& id : items[i].event.ids) {
+            if (seen.insert(id.canonical).second) slow_ids.push_back(id.canonical);
+          }
+        }
+      }
+      RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
+        // The graph holds every id's person row (it is the store's index of them here).
+        KnownIds known;
+        std::vector<std::string_view> views(slow_ids.begin(), slow_ids.end());
+        RETURN_IF_ERROR(identity_.ResolveOwnersInWrite(c, tenant_id, views, owners));
+        for (size_t k = 0; k < views.size(); ++k) {
+          if (owners[k]) known.Put(slow_ids[k], owners[k]->origin_person);
+        }
+        std::vector<size_t> rows;
+        ChannelMoves moves;
+        for (size_t i : slow) {
+          const EventIn& e = items[i].event;
+          ASSIGN_OR_RETURN(Resolution who,
+                           ResolvePerson(c, identity_, tenant_id, e.ids, channel_of[i], e.ts, known,
+                                         "event " + e.type + " " + e.event_id));
+          origin_of[i] = who.origin_person_id;
+          out.results[i].link = who.link;
+          if (!channel_of[i]) continue;
+          rows.push_back(i);
+          if (e.spec && e.spec->moves_last_channel) {
+            NoteMove(moves, who.person_id, e.ts, *channel_of[i]);
+          }
+        }
+        RETURN_IF_ERROR(InsertEventRows(c, tenant_id, items, rows, origin_of, channel_of, now));
+        return MoveLastChannels(c, identity_, tenant_id, moves, now);
+      }));
+    }
+
+    if (!mine.empty()) {
+      std::string buf;
+      std::vector<size_t> ends;
+      ends.reserve(mine.size());
+      for (size_t i : mine) {
+        const EventIn& e = items[i].event;
+        EncodeEventRecord(EventRecord{tenant_id, origin_of[i], e.ts, now, channel_of[i], e.event_id,
+                                      e.type, e.touchpoint, e.ids_json, e.properties},
+                          buf);
+        ends.push_back(buf.size());
+      }
+      std::vector<std::string_view> payloads;
+      payloads.reserve(mine.size());
+      for (size_t j = 0, start = 0; j < ends.size(); start = ends[j++]) {
+        payloads.emplace_back(buf.data() + start, ends[j] - start);
+      }
+      ASSIGN_OR_RETURN(appended, log_->log->Append(payloads));
+      durable = true;
+    }
+  }
+  for (size_t i : mine) {
+    out.results[i].outcome = EventOutcome::kAccepted;
+    out.results[i].person_id = identity_.CanonicalOf(tenant_id, origin_of[i]);
+  }
+
+  // Events another batch had in flight: duplicates once it made them durable. If it failed, this
+  // batch cannot know them stored: they are refused, to be sent again.
+  if (!waiting.empty()) {
+    std::unique_lock lock(tl.mu);
+    tl.done.wait(lock, [&] {
+      return std::none_of(waiting.begin(), waiting.end(),
+                          [&](size_t i) { return tl.in_flight.count(hash[i]) > 0; });
+    });
+    for (size_t i : waiting) {
+      if (tl.stored.Contains(hash[i])) {
+        out.results[i].outcome = EventOutcome::kDuplicate;
+      } else {
+        out.results[i].outcome = EventOutcome::kRejected;
+        out.results[i].error =
+            Status(ErrorCode::kStoreUnavailable,
+                   "the same event_id was being stored by another request, which failed; send "
+                   "this event again",
+                   "events[" + std::to_string(i) + "].event_id");
+      }
+    }
+  }
+  for (const EventResult& r : out.results) {
+    if (r.outcome == EventOutcome::kAccepted) ++out.accepted;
+    if (r.outcome == EventOutcome::kDuplicate) ++out.duplicates;
+    if (r.outcome == EventOutcome::kRejected) ++out.rejected;
+  }
+  return out;
+}
+
+StatusOr<std::vector<StoredEvent>> Events::LogTimeline(
+    int64_t tenant_id, const std::vector<int64_t>& members,
+    const std::optional<std::pair<int64_t, std::string>>& before, size_t limit) {
+  std::vector<TimelineEntry> entries, ties;  // ties: at the cursor's ts, sorted out by event_id
+  {
+    TenantLog& tl = TenantLogOf(tenant_id);
+    std::lock_guard lock(tl.mu);
+    for (int64_t m : members) {
+      auto it = tl.timeline.find(m);
+      if (it == tl.timeline.end()) continue;
+      for (const TimelineEntry& e : it->second) {
+        if (!before || e.ts < before->first) {
+          entries.push_back(e);
+        } else if (e.ts == before->first) {
+          ties.push_back(e);
+        }
+      }
+    }
+  }
+  std::vector<StoredEvent> out;
+  auto read = [&](const TimelineEntry& e) -> StatusOr<StoredEvent> {
+    ASSIGN_OR_RETURN(std::string payload, log_->log->Read(e.locator));
+    ASSIGN_OR_RETURN(EventRecord r, DecodeEventRecord(payload));
+    return StoredFromRecord(r);
+  };
+  for (const TimelineEntry& e : ties) {
+    ASSIGN_OR_RETURN(StoredEvent ev, read(e));
+    if (ev.event_id < before->second) out.push_back(std::move(ev));
+  }
+  // Of the older ones, the newest that can still make the page, and every entry sharing the
+  // oldest ts among them (ties are ordered by event_id, which only the records know).
+  const size_t want = limit + 1 > out.size() ? limit + 1 - out.size() : 0;
+  auto newer = [](const TimelineEntry& a, const TimelineEntry& b) { return a.ts > b.ts; };
+  if (want == 0) {
+    entries.clear();
+  } else if (entries.size() > want) {
+    std::nth_element(entries.begin(), entries.begin() + static_cast<ptrdiff_t>(want - 1),
+                     entries.end(), newer);
+    const int64_t edge = entries[want - 1].ts;
+    auto keep = std::partition(entries.begin(), entries.end(),
+                               [&](const TimelineEntry& e) { return e.ts >= edge; });
+    entries.erase(keep, entries.end());
+  }
+  for (const TimelineEntry& e : entries) {
+    ASSIGN_OR_RETURN(StoredEvent ev, read(e));
+    out.push_back(std::move(ev));
+  }
+  return out;
+}
+
+Status Events::ForEachStored(int64_t tenant_id,
+                             const std::function<Status(const StoredEvent&)>& fn) {
+  std::unordered_set<std::string> in_table;
+  std::string after;  // keyset paging by event_id (the primary key on every backend)
+  for (;;) {
+    std::vector<StoredEvent> page;
+    RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+      page.clear();
+      ASSIGN_OR_RETURN(Rows rows, c.Query(std::string("SELECT ") + kEventColumns +
+                                              " FROM events WHERE tenant_id = ? AND event_id > ? "
+                                              "ORDER BY event_id LIMIT 20000",
+                                          {tenant_id, after}));
+      for (const Row& r : rows) page.push_back(EventFromRow(r));
+      return Status::Ok();
+    }));
+    if (page.empty()) break;
+    after = page.back().event_id;
+    for (const StoredEvent& e : page) {
+      if (log_) in_table.insert(e.event_id);
+      RETURN_IF_ERROR(fn(e));
+    }
+  }
+  if (!log_) return Status::Ok();
+  return log_->log->Scan(1, [&](uint64_t, eventlog::Locator, std::string_view payload) -> Status {
+    ASSIGN_OR_RETURN(EventRecord r, DecodeEventRecord(payload));
+    if (r.tenant_id != tenant_id || in_table.count(std::string(r.event_id))) return Status::Ok();
+    return fn(StoredFromRecord(r));
+  });
+}
+
 StatusOr<TimelinePage> Events::Timeline(int64_t tenant_id, int64_t person_id,
                                         const std::optional<std::string>& before, int limit) {
   if (limit < 1) return InvalidField("limit", "limit must be at least 1");
@@ -519,8 +967,9 @@ StatusOr<TimelinePage> Events::Timeline(int64_t tenant_id, int64_t person_id,
   const std::vector<int64_t> members =
       identity_.ComponentOf(tenant_id, identity_.CanonicalOf(tenant_id, person_id));
   TimelinePage page;
+  std::vector<StoredEvent> found;  // newest first: limit + 1 of the table's, then the log's
   RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
-    page = TimelinePage{};
+    found.clear();
     ASSIGN_OR_RETURN(Rows who, c.Query("SELECT id FROM people WHERE tenant_id = ? AND id = ?",
                                        {tenant_id, person_id}));
     if (who.empty()) return Status(ErrorCode::kNotFound, "no person " + std::to_string(person_id));
@@ -542,15 +991,29 @@ StatusOr<TimelinePage> Events::Timeline(int64_t tenant_id, int64_t person_id,
     sql += " ORDER BY ts DESC, event_id DESC LIMIT ?";
     params.emplace_back(int64_t{limit} + 1);
     ASSIGN_OR_RETURN(Rows rows, c.Query(sql, params));
-    for (size_t i = 0; i < rows.size() && i < static_cast<size_t>(limit); ++i) {
-      page.items.push_back(EventFromRow(rows[i]));
-    }
-    if (rows.size() > static_cast<size_t>(limit)) {
-      const StoredEvent& last = page.items.back();
-      page.next_before = EncodeCursor(last.ts, last.event_id);
-    }
+    for (const Row& r : rows) found.push_back(EventFromRow(r));
     return Status::Ok();
   }));
+  if (log_) {
+    // Events with a channel are both rows and records: each once.
+    std::unordered_set<std::string> seen;
+    for (const StoredEvent& e : found) seen.insert(e.event_id);
+    std::optional<std::pair<int64_t, std::string>> from;
+    if (cursor) from.emplace(cursor->ts, cursor->event_id);
+    ASSIGN_OR_RETURN(std::vector<StoredEvent> logged,
+                     LogTimeline(tenant_id, members, from, static_cast<size_t>(limit)));
+    for (StoredEvent& e : logged) {
+      if (seen.insert(e.event_id).second) found.push_back(std::move(e));
+    }
+    std::sort(found.begin(), found.end(), NewerFirst);
+  }
+  for (size_t i = 0; i < found.size() && i < static_cast<size_t>(limit); ++i) {
+    page.items.push_back(std::move(found[i]));
+  }
+  if (found.size() > static_cast<size_t>(limit)) {
+    const StoredEvent& last = page.items.back();
+    page.next_before = EncodeCursor(last.ts, last.event_id);
+  }
   return page;
 }
 

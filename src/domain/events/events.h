@@ -4,12 +4,21 @@
 // stored once; invalid events are refused one by one without failing their batch. A person's
 // timeline lists their events by the time they happened (`ts`), however late they arrived.
 //
-// A batch is one store write: all its accepted events commit together, before the answer. The
-// validation that needs no store runs before the write, on the request's own thread, so that the
-// single writer does nothing but the lookups and inserts. Thread-safe.
+// Where events are kept (docs/decisions/0007). With PostgreSQL, a batch is one store write: all its
+// accepted events are rows of `events`, committed together before the answer. With SQLite, once
+// OpenLog has run, accepted events are records of the event log, appended together and durable
+// before the answer; the store takes only what other features query in SQL — new people and their
+// ids, merges, and events that carry a channel_state (attribution: the channel report and people's
+// last touch), which are both rows of `events` and records of the log. Event ids are deduplicated
+// in memory (a duplicate of an event still in flight is answered once that event is durable) and
+// timelines read the log through an in-memory index; both are rebuilt from the log and the table
+// when the log is opened. An event whose ids are all known and one person touches no SQL at all.
+// The validation that needs no store runs on the request's own thread. Thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -146,9 +155,34 @@ struct TimelinePage {
   std::optional<std::string> next_before;  // opaque cursor for the next (older) page
 };
 
+// What the event log holds (SQLite deployments).
+struct EventLogStats {
+  bool enabled = false;
+  uint64_t records = 0;          // events in the log
+  uint64_t bytes = 0;            // durable bytes of the log
+  uint64_t dedup_ids = 0;        // event ids known to the in-memory deduplication (log and table)
+  uint64_t dedup_bytes = 0;      // their memory
+  uint64_t timeline_rows = 0;    // person rows with events in the timeline index
+  uint64_t recovered_bytes = 0;  // torn tail dropped when the log was opened
+};
+
 class Events {
  public:
-  Events(store::Store& store, Identity& identity) : store_(store), identity_(identity) {}
+  Events(store::Store& store, Identity& identity);
+  ~Events();
+  Events(const Events&) = delete;
+  Events& operator=(const Events&) = delete;
+
+  // From now on, events go to the event log in `dir` (created if missing). Opens and recovers the
+  // log, then builds the deduplication sets and the timeline index from its records and from the
+  // `events` table. Call once, before serving.
+  Status OpenLog(const std::string& dir);
+  bool has_log() const { return log_ != nullptr; }
+  EventLogStats LogStats() const;
+
+  // Every stored event of the tenant, once each: the `events` table's rows, then the log's records
+  // that are not rows.
+  Status ForEachStored(int64_t tenant_id, const std::function<Status(const StoredEvent&)>& fn);
 
   // Stores the valid, new events of `items` in one write and reports every item. Accepted events
   // are durable when this returns. A store failure fails the whole batch (nothing is stored).
@@ -161,8 +195,20 @@ class Events {
                                   const std::optional<std::string>& before, int limit);
 
  private:
+  struct LogState;
+  struct TenantLog;
+  StatusOr<IngestResult> IngestToStore(int64_t tenant_id, std::vector<EventItem>& items);
+  StatusOr<IngestResult> IngestToLog(int64_t tenant_id, std::vector<EventItem>& items);
+  TenantLog& TenantLogOf(int64_t tenant_id);
+  // The log's events of the person rows `members` older than (ts, event_id) `before`: the newest
+  // `limit` + 1 of them at least (more when several share a ts), unordered.
+  StatusOr<std::vector<StoredEvent>> LogTimeline(
+      int64_t tenant_id, const std::vector<int64_t>& members,
+      const std::optional<std::pair<int64_t, std::string>>& before, size_t limit);
+
   store::Store& store_;
   Identity& identity_;
+  std::unique_ptr<LogState> log_;
 };
 
 }  // namespace siyu::domain

@@ -794,6 +794,17 @@ std::optional<int64_t> IdentityGraph::ResolvePerson(int64_t origin_person) const
   return SurvivorOf(p);
 }
 
+void IdentityGraph::ResolveOwners(std::span<const std::string_view> ids,
+                                  std::vector<std::optional<IdOwner>>& out) const {
+  out.assign(ids.size(), std::nullopt);
+  std::shared_lock lock(mu_);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    uint32_t owner = kNone;
+    if (s_.ids.Find(s_.ids.KeyOf(ids[i]), &owner) == kNone) continue;
+    out[i] = IdOwner{s_.store_ids[owner], SurvivorOf(owner)};
+  }
+}
+
 StatusOr<std::vector<int64_t>> IdentityGraph::ComponentOf(int64_t person) const {
   std::shared_lock lock(mu_);
   uint32_t p = PersonIndex(person);

@@ -266,6 +266,14 @@ class IdentityGraph {
   std::optional<int64_t> Resolve(std::string_view canonical_id) const;
   // The person (survivor) an origin person belongs to, or nullopt if unknown.
   std::optional<int64_t> ResolvePerson(int64_t origin_person) const;
+  // For each of `ids` (canonical), the origin person that owns it and the person it resolves to,
+  // under one lock; nullopt for an unknown id. `out` is resized to ids.size().
+  struct IdOwner {
+    int64_t origin_person = 0;
+    int64_t person = 0;
+  };
+  void ResolveOwners(std::span<const std::string_view> ids,
+                     std::vector<std::optional<IdOwner>>& out) const;
 
   // The origin persons of `person`'s component (any member's store id), ascending.
   StatusOr<std::vector<int64_t>> ComponentOf(int64_t person) const;

@@ -357,20 +357,29 @@ int64_t Identity::CanonicalInWrite(Conn& c, int64_t tenant_id, int64_t origin_pe
   return (*g)->ResolvePerson(origin_person).value_or(origin_person);
 }
 
+Status Identity::ResolveOwnersInWrite(
+    Conn& c, int64_t tenant_id, std::span<const std::string_view> ids,
+    std::vector<std::optional<identity::IdentityGraph::IdOwner>>& out) {
+  Tenant& t = TenantOf(tenant_id);
+  ASSIGN_OR_RETURN(IdentityGraph * g, GraphInWrite(c, t, tenant_id));
+  g->ResolveOwners(ids, out);
+  return Status::Ok();
+}
+
 // ---- the API ----------------------------------------------------------------------------------
 
 StatusOr<std::pair<int64_t, int64_t>> Identity::Resolve(int64_t tenant_id,
                                                         const std::string& canonical) {
-  auto g = GraphForRead(tenant_id);
-  std::optional<int64_t> person = g->Resolve(canonical);
-  if (!person) return Status(ErrorCode::kNotFound, "no person has the id " + canonical, "id");
-  int64_t origin = 0;
-  RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
-    ASSIGN_OR_RETURN(auto o, PersonIdByExternalId(c, tenant_id, canonical));
-    origin = o.value_or(*person);
-    return Status::Ok();
-  }));
-  return std::make_pair(*person, origin);
+  std::string_view id = canonical;
+  std::vector<std::optional<identity::IdentityGraph::IdOwner>> owner;
+  GraphForRead(tenant_id)->ResolveOwners({&id, 1}, owner);
+  if (!owner[0]) return Status(ErrorCode::kNotFound, "no person has the id " + canonical, "id");
+  return std::make_pair(owner[0]->person, owner[0]->origin_person);
+}
+
+void Identity::ResolveOwners(int64_t tenant_id, std::span<const std::string_view> ids,
+                             std::vector<std::optional<identity::IdentityGraph::IdOwner>>& out) {
+  GraphForRead(tenant_id)->ResolveOwners(ids, out);
 }
 
 int64_t Identity::CanonicalOf(int64_t tenant_id, int64_t origin_person) {

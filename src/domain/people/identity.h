@@ -84,6 +84,10 @@ class Identity {
   StatusOr<identity::LinkOutcome> LinkInWrite(store::Conn& c, int64_t tenant_id,
                                               const std::string& a, const std::string& b,
                                               const std::string& reason, int64_t ts);
+  // ResolveOwners (below) as the graph has it in this write: the ids' person rows without SQL.
+  Status ResolveOwnersInWrite(store::Conn& c, int64_t tenant_id,
+                              std::span<const std::string_view> ids,
+                              std::vector<std::optional<identity::IdentityGraph::IdOwner>>& out);
   // The person (survivor) an origin person belongs to now, as the graph has it in this write.
   int64_t CanonicalInWrite(store::Conn& c, int64_t tenant_id, int64_t origin_person);
 
@@ -93,6 +97,10 @@ class Identity {
   StatusOr<std::pair<int64_t, int64_t>> Resolve(int64_t tenant_id, const std::string& canonical);
   // The person `person_id` (any of its origin people) with its ids and merge history. NOT_FOUND.
   StatusOr<PersonIdentity> Describe(int64_t tenant_id, int64_t person_id);
+  // For each of `ids` (canonical), the origin person owning it and the person it resolves to, from
+  // the live graph in one look; nullopt for an unknown id. The hot path of event ingest.
+  void ResolveOwners(int64_t tenant_id, std::span<const std::string_view> ids,
+                     std::vector<std::optional<identity::IdentityGraph::IdOwner>>& out);
   // The person an origin person belongs to (itself if it was never merged or is unknown).
   int64_t CanonicalOf(int64_t tenant_id, int64_t origin_person);
   // The origin people of the person `person_id` belongs to (just itself when never merged).

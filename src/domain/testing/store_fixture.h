@@ -81,12 +81,13 @@ class PgAdmin {
   PGconn* c_ = nullptr;
 };
 
-// Each test runs with GetParam() == "sqlite" and == "postgres". Derived fixtures that override
+// Each test runs with GetParam() == "sqlite" and == "postgres" (any parameter starting with
+// "sqlite" is a SQLite store: a fixture may run variants of it). Derived fixtures that override
 // SetUp() call StoreFixture::SetUp() first and return if HasFatalFailure().
 class StoreFixture : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "sqlite") {
+    if (GetParam().starts_with("sqlite")) {
       dir_ = std::filesystem::temp_directory_path() / ("siyu-domain-" + RandomBase62(10));
       url_ = dir_.string();
     } else {
