@@ -750,4 +750,109 @@ json::object ToJson(const domain::PersonIdentity& p) {
   return o;
 }
 
+// ---- audience ----------------------------------------------------------------------------------
+
+namespace {
+
+// An expression's JSON form, taken out of `obj` as text (the audience engine parses it).
+std::optional<std::string> TakeJsonForm(json::object& obj) {
+  auto it = obj.find("json");
+  if (it == obj.end() || it->value().is_null()) {
+    if (it != obj.end()) obj.erase(it);
+    return std::nullopt;
+  }
+  std::string text = siyu::ToJson(it->value());
+  obj.erase(it);
+  return text;
+}
+
+}  // namespace
+
+StatusOr<domain::NewTag> ParseNewTag(std::string_view body) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  domain::NewTag in;
+  in.group = r.OptString("group", 0, 32).value_or("");
+  in.name = r.String("name", 1, 32);
+  in.rule = r.OptString("rule", 1, 4000);
+  RETURN_IF_ERROR(r.Finish());
+  return in;
+}
+
+StatusOr<domain::TagMembersChange> ParseTagMembersChange(std::string_view body) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  FieldReader r(obj);
+  domain::TagMembersChange in;
+  auto ids = [&](const char* key, std::vector<int64_t>& out) {
+    const json::array* a = r.OptArray(key, 1, 10'000);
+    if (!a) return;
+    for (size_t i = 0; i < a->size(); ++i) {
+      const json::value& v = (*a)[i];
+      if (!v.is_int64() || v.as_int64() <= 0) {
+        r.Fail(InvalidField(std::string(key) + "[" + std::to_string(i) + "]",
+                            "person ids are positive integers"));
+        return;
+      }
+      out.push_back(v.as_int64());
+    }
+  };
+  ids("add", in.add);
+  ids("remove", in.remove);
+  in.segment_id = r.OptInt("segment_id", 1, INT64_MAX);
+  RETURN_IF_ERROR(r.Finish());
+  if (in.add.empty() && in.remove.empty() && !in.segment_id) {
+    return Status(ErrorCode::kMissingField, "give 'add', 'remove' or 'segment_id'", "add");
+  }
+  return in;
+}
+
+StatusOr<domain::NewSegment> ParseNewSegment(std::string_view body) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  domain::NewSegment in;
+  in.json = TakeJsonForm(obj);
+  FieldReader r(obj);
+  in.name = r.String("name", 1, 32);
+  in.expression = r.OptString("expression", 1, 4000);
+  RETURN_IF_ERROR(r.Finish());
+  return in;
+}
+
+StatusOr<std::pair<std::optional<std::string>, std::optional<std::string>>> ParseCountInput(
+    std::string_view body) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  std::optional<std::string> json_form = TakeJsonForm(obj);
+  FieldReader r(obj);
+  std::optional<std::string> text = r.OptString("expression", 1, 4000);
+  RETURN_IF_ERROR(r.Finish());
+  return std::make_pair(std::move(text), std::move(json_form));
+}
+
+json::object ToJson(const domain::AudienceTag& t) {
+  json::object o;
+  o["id"] = t.id;
+  o["group"] = t.group;
+  o["name"] = t.name;
+  o["kind"] = t.rule ? "rule" : "manual";
+  if (t.rule) {
+    o["rule"] = *t.rule;
+  } else {
+    o["rule"] = nullptr;
+  }
+  o["people"] = t.people;
+  o["created_at"] = t.created_at;
+  o["updated_at"] = t.updated_at;
+  return o;
+}
+
+json::object ToJson(const domain::AudienceSegment& s) {
+  json::object o;
+  o["id"] = s.id;
+  o["name"] = s.name;
+  o["expression"] = s.expression;
+  o["people"] = s.people;
+  o["created_at"] = s.created_at;
+  o["updated_at"] = s.updated_at;
+  return o;
+}
+
 }  // namespace siyu::api

@@ -16,6 +16,7 @@
 #include "domain/inbound/miniprogram_login.h"
 #include "domain/inbound/wechat_inbound.h"
 #include "domain/orders/orders.h"
+#include "domain/people/audience.h"
 #include "domain/people/identity.h"
 #include "domain/people/people.h"
 #include "domain/tenancy/tenancy.h"
@@ -95,5 +96,15 @@ json::object ToJson(const domain::LinkAnswer& a);
 json::object ToJson(const identity::LogEntry& e);
 json::object ToJson(const identity::Quarantine& q);
 json::object ToJson(const domain::PersonIdentity& p);
+
+// ---- audience ----
+StatusOr<domain::NewTag> ParseNewTag(std::string_view body);
+StatusOr<domain::TagMembersChange> ParseTagMembersChange(std::string_view body);
+StatusOr<domain::NewSegment> ParseNewSegment(std::string_view body);
+// {"expression": "…"} or {"json": {…}}: (expression, json text).
+StatusOr<std::pair<std::optional<std::string>, std::optional<std::string>>> ParseCountInput(
+    std::string_view body);
+json::object ToJson(const domain::AudienceTag& t);
+json::object ToJson(const domain::AudienceSegment& s);
 
 }  // namespace siyu::api

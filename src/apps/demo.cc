@@ -25,6 +25,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -719,6 +720,81 @@ std::optional<std::vector<std::string>> EnsureChannels(const Target& to, const B
   return states;
 }
 
+// The brand's audience definitions (tags and segments), made before its people and events arrive
+// so that rule tags and segments fill up live as the load goes. A resumed load finds them.
+bool EnsureAudience(const Target& to, LoadError& err) {
+  auto c = to.Client();
+  auto have = [&](const char* path, const char* what) -> std::optional<std::set<std::string>> {
+    auto r = c->Get(path);
+    if (!Check(r, what, err)) return std::nullopt;
+    auto list = Body(r, what, err);
+    if (!list) return std::nullopt;
+    std::set<std::string> names;
+    for (const auto& item : list->at("items").as_array()) {
+      names.insert(item.as_object().at("name").as_string().c_str());
+    }
+    return names;
+  };
+  auto tags = have("/v1/tags", "GET /v1/tags");
+  if (!tags) return false;
+  struct TagSpec {
+    const char* group;
+    const char* name;
+    const char* rule;  // nullptr: manual
+  };
+  const TagSpec kTags[] = {
+      {"会员", "高价值", "gmv(last 365d) >= 50000"},
+      {"会员", "复购客", "orders(last 365d) >= 2"},
+      {"会员", "银卡会员", "tier(\"银卡\")"},
+      {"会员", "门店VIP", nullptr},
+      {"行为", "近7天浏览", "events(\"page_view\", last 7d) >= 1"},
+      {"行为", "爱分享", "events(\"share\", last 30d) >= 2"},
+  };
+  for (const TagSpec& t : kTags) {
+    if (tags->count(t.name)) continue;
+    json::object body{{"group", t.group}, {"name", t.name}};
+    if (t.rule) body["rule"] = t.rule;
+    if (!Check(c->Post("/v1/tags", ToJson(body)), "POST /v1/tags", err)) return false;
+  }
+  auto segments = have("/v1/segments", "GET /v1/segments");
+  if (!segments) return false;
+  const std::pair<const char*, const char*> kSegments[] = {
+      {"沉睡会员", "stage(\"dormant\") OR stage(\"churned\")"},
+      {"近30天活跃", "events(\"page_view\", last 30d) >= 1 OR orders(last 30d) >= 1"},
+      {"银卡未复购", "tag(\"银卡会员\") AND NOT tag(\"复购客\")"},
+      {"重要挽留", "rfm(\"important_retain\")"},
+  };
+  for (const auto& [name, expression] : kSegments) {
+    if (segments->count(name)) continue;
+    json::object body{{"name", name}, {"expression", expression}};
+    if (!Check(c->Post("/v1/segments", ToJson(body)), "POST /v1/segments", err)) return false;
+  }
+  return true;
+}
+
+// Store staff mark their regulars by hand: the first people of the brand get 门店VIP.
+bool TagStoreRegulars(const Target& to, LoadError& err) {
+  auto c = to.Client();
+  auto r = c->Get("/v1/tags");
+  if (!Check(r, "GET /v1/tags", err)) return false;
+  auto list = Body(r, "GET /v1/tags", err);
+  if (!list) return false;
+  std::string tag_id;
+  for (const auto& item : list->at("items").as_array()) {
+    if (item.as_object().at("name").as_string() == "门店VIP") tag_id = ToJson(item.at("id"));
+  }
+  if (tag_id.empty()) return true;
+  auto people = c->Get("/v1/people?limit=40");
+  if (!Check(people, "GET /v1/people", err)) return false;
+  auto page = Body(people, "GET /v1/people", err);
+  if (!page) return false;
+  json::array ids;
+  for (const auto& p : page->at("items").as_array()) ids.push_back(p.as_object().at("id"));
+  if (ids.empty()) return true;
+  return Check(c->Post("/v1/tags/" + tag_id + "/people", ToJson(json::object{{"add", ids}})),
+               "POST /v1/tags/{id}/people", err);
+}
+
 // One person's upsert, orders and refunds. False after an error (recorded in `err`).
 bool SendPerson(client::HttpClient& c, const BrandSpec& brand, const PlannedPerson& p,
                 const std::string& state, LoadError& err) {
@@ -983,7 +1059,8 @@ bool LoadBrand(const Target& to, const BrandSpec& brand, const Plan& plan, int d
                uint64_t seed, std::string_view label, const std::atomic<bool>& abort,
                LoadError& err, BrandSummary& sum) {
   auto states = EnsureChannels(to, brand, err);
-  if (!states || !LoadPeople(to, brand, plan, *states, label, abort, err)) return false;
+  if (!states || !EnsureAudience(to, err)) return false;
+  if (!LoadPeople(to, brand, plan, *states, label, abort, err)) return false;
   EventPlan events = MakeEvents(brand, plan, *states, days, anchor, seed);
   std::cerr << "loading " << label << ": " << events.events.size() << " events in batches of "
             << kEventBatch << ", " << events.scan_only << " of them from people who only scanned\n";
@@ -996,6 +1073,7 @@ bool LoadBrand(const Target& to, const BrandSpec& brand, const Plan& plan, int d
   sum.events_new = counts.accepted;
   sum.events_duplicate = counts.duplicates;
   if (!LinkIdentities(to, plan, seed, err, sum)) return false;
+  if (!TagStoreRegulars(to, err)) return false;
   // The identity graph checked against the store; its person rows are everyone loaded.
   auto r = to.Client()->Post("/v1/identity/verify", "{}");
   if (!Check(r, "POST /v1/identity/verify", err)) return false;

@@ -50,6 +50,12 @@ namespace siyu {
   X(kWechatNoPermission, "WECHAT_NO_PERMISSION", 422)     \
   X(kWechatInvalidUsers, "WECHAT_INVALID_USERS", 422)     \
   X(kWechatInvalidPage, "WECHAT_INVALID_PAGE", 422)       \
+  X(kExpressionSyntax, "EXPRESSION_SYNTAX", 400)          \
+  X(kTypeMismatch, "TYPE_MISMATCH", 400)                  \
+  X(kWindowOutOfRange, "WINDOW_OUT_OF_RANGE", 400)        \
+  X(kUnknownTag, "UNKNOWN_TAG", 422)                      \
+  X(kRuleCycle, "RULE_CYCLE", 422)                        \
+  X(kTagInUse, "TAG_IN_USE", 409)                         \
   X(kInternal, "INTERNAL", 500)
 
 enum class ErrorCode {

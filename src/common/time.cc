@@ -58,4 +58,10 @@ int64_t StartOfLocalDay(int64_t ms, std::string_view tz) {
   return duration_cast<milliseconds>(start.time_since_epoch()).count();
 }
 
+int32_t LocalDayNumber(int64_t ms, std::string_view tz) {
+  using namespace std::chrono;
+  auto local = Zone(tz)->to_local(sys_time<milliseconds>(milliseconds(ms)));
+  return static_cast<int32_t>(date::floor<date::days>(local).time_since_epoch().count());
+}
+
 }  // namespace siyu

@@ -19,4 +19,7 @@ std::optional<int64_t> ParseTimeParam(std::string_view s, std::string_view tz = 
 // Local midnight at the start of the day containing `ms` in `tz`.
 int64_t StartOfLocalDay(int64_t ms, std::string_view tz = kDefaultTimeZone);
 
+// The local calendar day containing `ms` in `tz`, as days since 1970-01-01.
+int32_t LocalDayNumber(int64_t ms, std::string_view tz = kDefaultTimeZone);
+
 }  // namespace siyu

@@ -11,6 +11,7 @@ Engine::Engine(std::unique_ptr<store::Store> store, std::string wechat_api_base,
       people_(*store_, identity_),
       orders_(*store_),
       events_(*store_, identity_),
+      audience_(*store_, identity_, events_),
       wechat_(*store_, events_),
       mini_program_(*store_, identity_, wechat_, std::move(wechat_api_base)) {}
 
@@ -25,6 +26,19 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const store::Options& options,
   // SQLite deployments keep behaviour events in the event log beside the database (0007).
   if (std::string dir = store::SqliteDataDir(options); ingest && !dir.empty()) {
     RETURN_IF_ERROR(engine->events_.OpenLog(dir + "/events"));
+  }
+  if (ingest) {
+    // The audience engines follow every fact once it is durable.
+    Engine* e = engine.get();
+    e->events_.SetObserver(
+        [e](int64_t tenant, const std::vector<domain::EventItem>& items,
+            const domain::IngestResult& r) { e->audience_.OnEvents(tenant, items, r); });
+    e->orders_.SetObserver([e](int64_t tenant, const domain::Order& o, bool refund) {
+      refund ? e->audience_.OnRefund(tenant, o) : e->audience_.OnOrder(tenant, o);
+    });
+    e->people_.SetCreatedObserver(
+        [e](int64_t tenant, int64_t person) { e->audience_.OnPersonCreated(tenant, person); });
+    RETURN_IF_ERROR(e->audience_.LoadAll());
   }
   return engine;
 }

@@ -9,6 +9,7 @@
 #include "domain/inbound/miniprogram_login.h"
 #include "domain/inbound/wechat_inbound.h"
 #include "domain/orders/orders.h"
+#include "domain/people/audience.h"
 #include "domain/people/identity.h"
 #include "domain/people/people.h"
 #include "domain/tenancy/tenancy.h"
@@ -19,9 +20,10 @@ namespace siyu::engine {
 class Engine {
  public:
   // `wechat_api_base`: the origin of WeChat's API that outbound calls go to. Builds every
-  // tenant's identity graph from the store before returning. `ingest`: on SQLite, open the event
-  // log for ingest (one process at a time may: the server); the administrative commands that
-  // never take events (bootstrap, verify, import) run beside a server without it.
+  // tenant's identity graph from the store before returning. `ingest`: a serving engine — on
+  // SQLite it opens the event log (one process at a time may), and it builds the audience engines
+  // and feeds them; the administrative commands that never take events (bootstrap, verify,
+  // import) run beside a server without either.
   static StatusOr<std::unique_ptr<Engine>> Open(
       const store::Options& options,
       std::string wechat_api_base = std::string(domain::kDefaultWechatApiBase),
@@ -34,11 +36,15 @@ class Engine {
   domain::People& people() { return people_; }
   domain::Orders& orders() { return orders_; }
   domain::Events& events() { return events_; }
+  domain::Audience& audience() { return audience_; }
   domain::WechatInbound& wechat() { return wechat_; }
   domain::MiniProgramLogin& mini_program() { return mini_program_; }
 
-  // Commits queued writes and stops the store. Idempotent.
-  void Shutdown() { store_->Shutdown(); }
+  // Stops the audience ticker, commits queued writes and stops the store. Idempotent.
+  void Shutdown() {
+    audience_.Stop();
+    store_->Shutdown();
+  }
 
  private:
   Engine(std::unique_ptr<store::Store> store, std::string wechat_api_base,
@@ -50,6 +56,7 @@ class Engine {
   domain::People people_;
   domain::Orders orders_;
   domain::Events events_;
+  domain::Audience audience_;
   domain::WechatInbound wechat_;
   domain::MiniProgramLogin mini_program_;
 };

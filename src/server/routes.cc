@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <boost/json/parse.hpp>
 #include <charconv>
 #include <span>
 #include <tuple>
@@ -473,6 +474,8 @@ HttpOut LinkIds(Ctx& c) {
   TRY_ASSIGN(api::LinkInput in, api::ParseLinkInput(c.in.body));
   TRY_ASSIGN(domain::LinkAnswer a,
              c.engine.identity().Link(c.tenant(), in.id_a, in.id_b, in.reason));
+  // The audience follows the merge (the ticker would, within a minute).
+  (void)c.engine.audience().Reconcile(c.tenant());
   return Json(200, api::ToJson(a));
 }
 
@@ -481,6 +484,8 @@ HttpOut UnmergePeople(Ctx& c) {
   TRY_ASSIGN(std::string reason, api::ParseReason(c.in.body));
   TRY_ASSIGN(domain::UnmergeAnswer a,
              c.engine.identity().Unmerge(c.tenant(), static_cast<uint64_t>(merge_id), reason));
+  // Split people get their own facts back: the tenant's audience is rebuilt from the store.
+  TRY(c.engine.audience().Rebuild(c.tenant()));
   json::object o;
   o["seq"] = a.seq;
   o["person_a"] = a.person_a;
@@ -501,6 +506,7 @@ HttpOut ApproveQuarantine(Ctx& c) {
   TRY_ASSIGN(std::string reason, api::ParseReason(c.in.body));
   TRY_ASSIGN(domain::LinkAnswer a,
              c.engine.identity().Approve(c.tenant(), static_cast<uint64_t>(qid), reason));
+  (void)c.engine.audience().Reconcile(c.tenant());
   return Json(200, api::ToJson(a));
 }
 
@@ -623,6 +629,212 @@ HttpOut Import(Ctx& c) {
   return Json(200, api::ToJson(*sum));
 }
 
+// ---- audience ----------------------------------------------------------------------------------
+
+HttpOut ListTags(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(auto tags, c.engine.audience().Tags(c.tenant()));
+  json::array items;
+  for (const auto& t : tags) items.emplace_back(api::ToJson(t));
+  return Items(items);
+}
+
+HttpOut CreateTag(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(domain::NewTag in, api::ParseNewTag(c.in.body));
+  TRY_ASSIGN(domain::AudienceTag t, c.engine.audience().CreateTag(c.tenant(), in));
+  return Json(201, api::ToJson(t));
+}
+
+HttpOut DeleteTag(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "tag"));
+  TRY(c.engine.audience().DeleteTag(c.tenant(), id));
+  json::object o;
+  o["id"] = id;
+  o["deleted"] = true;
+  return Json(200, o);
+}
+
+HttpOut ChangeTagPeople(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "tag"));
+  TRY_ASSIGN(domain::TagMembersChange in, api::ParseTagMembersChange(c.in.body));
+  TRY_ASSIGN(domain::TagMembersResult r, c.engine.audience().ChangeTagMembers(c.tenant(), id, in));
+  json::object o;
+  o["tag_id"] = r.tag_id;
+  o["changed"] = r.changed;
+  o["skipped"] = r.skipped;
+  return Json(200, o);
+}
+
+HttpOut ListSegments(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(auto segs, c.engine.audience().Segments(c.tenant()));
+  json::array items;
+  for (const auto& s : segs) items.emplace_back(api::ToJson(s));
+  return Items(items);
+}
+
+HttpOut CreateSegment(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(domain::NewSegment in, api::ParseNewSegment(c.in.body));
+  TRY_ASSIGN(domain::AudienceSegment s, c.engine.audience().CreateSegment(c.tenant(), in));
+  return Json(201, api::ToJson(s));
+}
+
+HttpOut GetSegment(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "segment"));
+  TRY_ASSIGN(domain::AudienceSegment s, c.engine.audience().Segment(c.tenant(), id));
+  return Json(200, api::ToJson(s));
+}
+
+HttpOut DeleteSegment(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "segment"));
+  TRY(c.engine.audience().DeleteSegment(c.tenant(), id));
+  json::object o;
+  o["id"] = id;
+  o["deleted"] = true;
+  return Json(200, o);
+}
+
+HttpOut SegmentMembers(Ctx& c) {
+  TRY(CheckQuery(c, {"after", "limit"}));
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "segment"));
+  TRY_ASSIGN(int64_t after, QueryInt(c, "after", 0, 0, INT64_MAX));
+  TRY_ASSIGN(int64_t limit, QueryInt(c, "limit", 100, 1, 1000));
+  TRY_ASSIGN(audience::MembersPage page,
+             c.engine.audience().SegmentMembers(c.tenant(), id, after, static_cast<size_t>(limit)));
+  json::array items;
+  for (int64_t p : page.people) items.emplace_back(p);
+  return Items(items, page.next_after ? std::optional<int64_t>(page.next_after) : std::nullopt,
+               true);
+}
+
+HttpOut SegmentMembersCsv(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "segment"));
+  TRY_ASSIGN(std::vector<int64_t> people, c.engine.audience().AllSegmentMembers(c.tenant(), id));
+  HttpOut out;
+  out.body = "person_id\n";
+  for (int64_t p : people) {
+    out.body += std::to_string(p);
+    out.body += '\n';
+  }
+  out.content_type = "text/csv; charset=utf-8";
+  return out;
+}
+
+HttpOut CountAudience(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(auto in, api::ParseCountInput(c.in.body));
+  TRY_ASSIGN(domain::CountAnswer a, c.engine.audience().Count(c.tenant(), in.first, in.second));
+  json::object o;
+  o["people"] = a.people;
+  o["expression"] = a.expression;
+  boost::system::error_code ec;
+  o["json"] = boost::json::parse(a.json, ec);
+  return Json(200, o);
+}
+
+HttpOut RfmMatrix(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  auto r = c.engine.audience().Rfm(c.tenant());
+  json::object th;
+  th["recency_days"] = r.thresholds.recency_days;
+  th["frequency"] = r.thresholds.frequency;
+  th["monetary_fen"] = r.thresholds.monetary_fen;
+  json::array cells;
+  for (const auto& cell : r.cells) {
+    json::object o;
+    o["class"] = audience::RfmClassKey(cell.cls);
+    o["label"] = audience::RfmClassLabel(cell.cls);
+    o["people"] = cell.people;
+    o["gmv_fen"] = cell.gmv_fen;
+    cells.emplace_back(std::move(o));
+  }
+  json::object o;
+  o["thresholds"] = std::move(th);
+  o["cells"] = std::move(cells);
+  return Json(200, o);
+}
+
+HttpOut LifecycleStages(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  auto counts = c.engine.audience().Lifecycle(c.tenant());
+  json::array stages;
+  for (int i = 0; i < audience::kStageCount; ++i) {
+    auto st = static_cast<audience::Stage>(i);
+    json::object o;
+    o["stage"] = audience::StageKey(st);
+    o["label"] = audience::StageLabel(st);
+    o["people"] = counts[static_cast<size_t>(i)];
+    stages.emplace_back(std::move(o));
+  }
+  json::object o;
+  o["stages"] = std::move(stages);
+  return Json(200, o);
+}
+
+HttpOut KocList(Ctx& c) {
+  TRY(CheckQuery(c, {"limit", "top_percent"}));
+  TRY_ASSIGN(int64_t limit, QueryInt(c, "limit", 20, 1, 500));
+  TRY_ASSIGN(int64_t top, QueryInt(c, "top_percent", 20, 1, 100));
+  auto r = c.engine.audience().Koc(c.tenant(), static_cast<size_t>(limit),
+                                   static_cast<double>(top) / 100.0);
+  json::array items;
+  for (const auto& k : r.items) {
+    json::object o;
+    o["person_id"] = k.person;
+    o["own_gmv_fen"] = k.own_gmv_fen;
+    o["invited_gmv_fen"] = k.invited_gmv_fen;
+    o["score_fen"] = k.score_fen;
+    o["invitees"] = k.invitees;
+    items.emplace_back(std::move(o));
+  }
+  json::object share;
+  share["top_percent"] = top;
+  share["people"] = r.share.people;
+  share["top_people"] = r.share.top_people;
+  share["top_gmv_fen"] = r.share.top_gmv_fen;
+  share["total_gmv_fen"] = r.share.total_gmv_fen;
+  share["share"] = r.share.share;
+  json::object o;
+  o["items"] = std::move(items);
+  o["share"] = std::move(share);
+  return Json(200, o);
+}
+
+HttpOut PersonAudience(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "person"));
+  TRY_ASSIGN(auto pv, c.engine.audience().PersonOf(c.tenant(), id));
+  const audience::PersonView& v = pv.second;
+  json::object o;
+  o["person_id"] = pv.first;
+  o["stage"] = audience::StageKey(v.stage);
+  if (v.rfm.cls == audience::RfmClass::kNone) {
+    o["rfm"] = nullptr;
+  } else {
+    json::object r;
+    r["class"] = audience::RfmClassKey(v.rfm.cls);
+    r["label"] = audience::RfmClassLabel(v.rfm.cls);
+    r["recency_days"] = v.rfm.recency_days;
+    r["frequency"] = v.rfm.frequency;
+    r["monetary_fen"] = v.rfm.monetary_fen;
+    o["rfm"] = std::move(r);
+  }
+  o["cycle_days"] = v.cycle_days;
+  json::array tags, segs;
+  for (int64_t t : v.tags) tags.emplace_back(t);
+  for (int64_t s : v.segments) segs.emplace_back(s);
+  o["tags"] = std::move(tags);
+  o["segments"] = std::move(segs);
+  return Json(200, o);
+}
+
 // ---- the route table ---------------------------------------------------------------------------
 
 const Route kRoutes[] = {
@@ -654,6 +866,21 @@ const Route kRoutes[] = {
     {"POST", "/v1/identity/quarantine/{id}/approve", Access::kWrite, ApproveQuarantine},
     {"POST", "/v1/identity/quarantine/{id}/reject", Access::kWrite, RejectQuarantine},
     {"POST", "/v1/identity/verify", Access::kAdmin, VerifyIdentity},
+    {"GET", "/v1/people/{id}/audience", Access::kRead, PersonAudience},
+    {"GET", "/v1/tags", Access::kRead, ListTags},
+    {"POST", "/v1/tags", Access::kWrite, CreateTag},
+    {"DELETE", "/v1/tags/{id}", Access::kWrite, DeleteTag},
+    {"POST", "/v1/tags/{id}/people", Access::kWrite, ChangeTagPeople},
+    {"GET", "/v1/segments", Access::kRead, ListSegments},
+    {"POST", "/v1/segments", Access::kWrite, CreateSegment},
+    {"GET", "/v1/segments/{id}", Access::kRead, GetSegment},
+    {"DELETE", "/v1/segments/{id}", Access::kWrite, DeleteSegment},
+    {"GET", "/v1/segments/{id}/members", Access::kRead, SegmentMembers},
+    {"GET", "/v1/segments/{id}/members.csv", Access::kRead, SegmentMembersCsv},
+    {"POST", "/v1/audience/count", Access::kRead, CountAudience},
+    {"GET", "/v1/audience/rfm", Access::kRead, RfmMatrix},
+    {"GET", "/v1/audience/lifecycle", Access::kRead, LifecycleStages},
+    {"GET", "/v1/audience/koc", Access::kRead, KocList},
     {"POST", "/v1/orders", Access::kIngest, CreateOrder},
     {"GET", "/v1/orders", Access::kRead, ListOrders},
     {"GET", "/v1/orders/{order_no}", Access::kRead, GetOrder},

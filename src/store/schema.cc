@@ -238,6 +238,48 @@ CREATE TABLE channel_codes (
   PRIMARY KEY (tenant_id, channel_id, kind)
 );
 )SQL"},
+      // The audience engine's definitions and manual facts (the engine itself is derived state,
+      // rebuilt from these and the people, orders and events at start). A tag is manual
+      // (`rule` NULL: its members are `person_tags` rows) or a rule (its members are computed);
+      // `group_name` '' is "no group". A segment is a saved expression in the canonical text form.
+      // `person_inviters`: who brought whom (KOC), one inviter per person row.
+      {8, "audience", R"SQL(
+CREATE TABLE tags (
+  id {{ID}},
+  tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+  group_name TEXT NOT NULL,
+  name TEXT NOT NULL,
+  rule TEXT,
+  source TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  UNIQUE (tenant_id, group_name, name)
+);
+CREATE TABLE person_tags (
+  tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+  tag_id BIGINT NOT NULL REFERENCES tags(id),
+  person_id BIGINT NOT NULL REFERENCES people(id),
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, tag_id, person_id)
+);
+CREATE INDEX person_tags_person ON person_tags(tenant_id, person_id);
+CREATE TABLE segments (
+  id {{ID}},
+  tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+  name TEXT NOT NULL,
+  expression TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  UNIQUE (tenant_id, name)
+);
+CREATE TABLE person_inviters (
+  tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+  person_id BIGINT NOT NULL REFERENCES people(id),
+  inviter_id BIGINT NOT NULL REFERENCES people(id),
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, person_id)
+);
+)SQL"},
   };
   return kMigrations;
 }

@@ -81,6 +81,21 @@ const std::set<std::string>& CoveredRoutes() {
       "POST /v1/wechat/mini_program/phone",
       "GET /v1/wechat/{kind}/{tenant}/callback",
       "POST /v1/wechat/{kind}/{tenant}/callback",
+      "GET /v1/people/{id}/audience",
+      "GET /v1/tags",
+      "POST /v1/tags",
+      "DELETE /v1/tags/{id}",
+      "POST /v1/tags/{id}/people",
+      "GET /v1/segments",
+      "POST /v1/segments",
+      "GET /v1/segments/{id}",
+      "DELETE /v1/segments/{id}",
+      "GET /v1/segments/{id}/members",
+      "GET /v1/segments/{id}/members.csv",
+      "POST /v1/audience/count",
+      "GET /v1/audience/rfm",
+      "GET /v1/audience/lifecycle",
+      "GET /v1/audience/koc",
   };
   return kCovered;
 }
@@ -238,6 +253,17 @@ TEST_P(IsolationTest, EveryRoute) {
     if (i == 4) b_quarantine = l.Int("/quarantine_id");
   }
   ASSERT_NE(b_quarantine, 0);
+  // B's audience: a manual tag on its person and a segment of it.
+  Reply bt = b.Post("/v1/tags", value{{"group", "B-GROUP"}, {"name", "B-TAG"}});
+  ASSERT_TRUE(HasStatus(bt, 201));
+  const int64_t b_tag = bt.Int("/id");
+  ASSERT_TRUE(HasStatus(b.Post("/v1/tags/" + std::to_string(b_tag) + "/people",
+                               value{{"add", json::array{b_person}}}),
+                        200));
+  Reply bs = b.Post("/v1/segments", value{{"name", "B-SEG"}, {"expression", "tag(\"B-TAG\")"}});
+  ASSERT_TRUE(HasStatus(bs, 201));
+  EXPECT_EQ(bs.Int("/people"), 1) << bs.body;
+  const int64_t b_segment = bs.Int("/id");
   Reply b_spare = b.Post("/v1/api-keys", value{{"name", "b spare"}, {"role", "analyst"}});
   ASSERT_TRUE(HasStatus(b_spare, 201));
   const int64_t b_key_id = b_spare.Int("/id");
@@ -265,7 +291,10 @@ TEST_P(IsolationTest, EveryRoute) {
              "/v1/people/" + std::to_string(b_person) + "/timeline",
              "/v1/people/" + std::to_string(b_events_person) + "/timeline",
              "/v1/people/" + std::to_string(b_person) + "/identity", "/v1/identity/quarantine",
-             "/v1/identity/resolve?id=phone:13900000001"}) {
+             "/v1/identity/resolve?id=phone:13900000001", "/v1/tags", "/v1/segments",
+             "/v1/segments/" + std::to_string(b_segment) + "/members", "/v1/audience/rfm",
+             "/v1/audience/lifecycle", "/v1/audience/koc",
+             "/v1/people/" + std::to_string(b_person) + "/audience"}) {
       Reply r = b.Get(path);
       EXPECT_TRUE(HasStatus(r, 200)) << path;
       s += path + " " + r.body + "\n";
@@ -281,7 +310,8 @@ TEST_P(IsolationTest, EveryRoute) {
   };
   const std::string b_before = snapshot_b();
   const std::vector<std::string> b_secrets = {"Brand B",      "b-only", "B-ONLY", "B-REFUNDED",
-                                              kb.Str("/key"), b_state,  "B-EV",   "B-SKU"};
+                                              kb.Str("/key"), b_state,  "B-EV",   "B-SKU",
+                                              "B-TAG",        "B-SEG",  "B-GROUP"};
 
   auto ids_of = [](const std::vector<value>& items, const char* field) {
     std::set<std::string> out;
@@ -781,6 +811,109 @@ TEST_P(IsolationTest, EveryRoute) {
     // The same session, on a tenant it does belong to, works: the 403s above are about tenants.
     Api right(port(), admin_session, std::to_string(tenant_b));
     EXPECT_TRUE(HasStatus(right.Get("/v1/orders/B-ONLY"), 200));
+  };
+
+  // ---- audience ----
+  const std::string b_seg_path = "/v1/segments/" + std::to_string(b_segment);
+  const std::string b_tag_path = "/v1/tags/" + std::to_string(b_tag);
+  auto a_people = [&] { return AllPages(a, "/v1/people", 500).size(); };
+  cases["GET /v1/tags"] = [&] {
+    Reply r = a.Get("/v1/tags");
+    ASSERT_TRUE(HasStatus(r, 200));
+    expect_no_b_rows(r.body, "/v1/tags");
+  };
+  cases["POST /v1/tags"] = [&] {
+    // Names are per tenant: A may have its own B-TAG.
+    Reply r = a.Post("/v1/tags", value{{"name", "B-TAG"}});
+    ASSERT_TRUE(HasStatus(r, 201));
+    EXPECT_NE(r.Int("/id"), b_tag);
+    EXPECT_EQ(r.Int("/people"), 0);
+  };
+  cases["DELETE /v1/tags/{id}"] = [&] {
+    EXPECT_TRUE(IsError(a.Delete(b_tag_path), 404, "NOT_FOUND"));
+  };
+  cases["POST /v1/tags/{id}/people"] = [&] {
+    EXPECT_TRUE(IsError(a.Post(b_tag_path + "/people", value{{"add", json::array{a_person}}}), 404,
+                        "NOT_FOUND"));
+    // B's person is nobody in A.
+    Reply t = a.Post("/v1/tags", value{{"name", "A manual"}});
+    ASSERT_TRUE(HasStatus(t, 201));
+    Reply r = a.Post("/v1/tags/" + std::to_string(t.Int("/id")) + "/people",
+                     value{{"add", json::array{b_person, a_person}}});
+    ASSERT_TRUE(HasStatus(r, 200));
+    EXPECT_EQ(r.Int("/changed"), 1) << r.body;
+    EXPECT_EQ(r.Int("/skipped"), 1) << r.body;
+  };
+  cases["GET /v1/segments"] = [&] {
+    Reply r = a.Get("/v1/segments");
+    ASSERT_TRUE(HasStatus(r, 200));
+    expect_no_b_rows(r.body, "/v1/segments");
+  };
+  cases["POST /v1/segments"] = [&] {
+    // B's tags are not A's vocabulary.
+    EXPECT_TRUE(IsError(
+        a.Post("/v1/segments", value{{"name", "A seg"}, {"expression", "tag(\"B-GROUP/B-TAG\")"}}),
+        422, "UNKNOWN_TAG"));
+    Reply r = a.Post("/v1/segments",
+                     value{{"name", "A buyers"}, {"expression", "orders(last 3650d) >= 1"}});
+    ASSERT_TRUE(HasStatus(r, 201));
+    Reply n = a.Post("/v1/audience/count", value{{"expression", "orders(last 3650d) >= 1"}});
+    ASSERT_TRUE(HasStatus(n, 200));
+    EXPECT_EQ(r.Int("/people"), n.Int("/people")) << "A's buyers only: " << r.body;
+  };
+  cases["GET /v1/segments/{id}"] = [&] {
+    EXPECT_TRUE(IsError(a.Get(b_seg_path), 404, "NOT_FOUND"));
+  };
+  cases["DELETE /v1/segments/{id}"] = [&] {
+    EXPECT_TRUE(IsError(a.Delete(b_seg_path), 404, "NOT_FOUND"));
+  };
+  cases["GET /v1/segments/{id}/members"] = [&] {
+    EXPECT_TRUE(IsError(a.Get(b_seg_path + "/members"), 404, "NOT_FOUND"));
+  };
+  cases["GET /v1/segments/{id}/members.csv"] = [&] {
+    EXPECT_TRUE(IsError(a.Get(b_seg_path + "/members.csv"), 404, "NOT_FOUND"));
+  };
+  cases["POST /v1/audience/count"] = [&] {
+    EXPECT_TRUE(
+        IsError(a.Post("/v1/audience/count", value{{"expression", "tag(\"B-GROUP/B-TAG\")"}}), 422,
+                "UNKNOWN_TAG"));
+    Reply r = a.Post("/v1/audience/count", value{{"expression", "orders(last 3650d) >= 1"}});
+    ASSERT_TRUE(HasStatus(r, 200));
+    EXPECT_EQ(r.Int("/people"), 1) << r.body;
+  };
+  cases["GET /v1/audience/rfm"] = [&] {
+    Reply r = a.Get("/v1/audience/rfm");
+    ASSERT_TRUE(HasStatus(r, 200));
+    int64_t people = 0, gmv = 0;
+    for (const auto& c : r.At("/cells").as_array()) {
+      people += c.at("people").as_int64();
+      gmv += c.at("gmv_fen").as_int64();
+    }
+    EXPECT_EQ(people, 1) << r.body;
+    EXPECT_EQ(gmv, 1100) << "A's one order, not B's: " << r.body;
+  };
+  cases["GET /v1/audience/lifecycle"] = [&] {
+    Reply r = a.Get("/v1/audience/lifecycle");
+    ASSERT_TRUE(HasStatus(r, 200));
+    int64_t people = 0;
+    for (const auto& st : r.At("/stages").as_array()) people += st.at("people").as_int64();
+    EXPECT_EQ(people, static_cast<int64_t>(a_people())) << r.body;
+  };
+  cases["GET /v1/audience/koc"] = [&] {
+    Reply r = a.Get("/v1/audience/koc?limit=500");
+    ASSERT_TRUE(HasStatus(r, 200));
+    for (const auto& k : r.At("/items").as_array()) {
+      EXPECT_NE(k.at("person_id").as_int64(), b_person) << r.body;
+    }
+    EXPECT_EQ(r.Int("/share/people"), static_cast<int64_t>(a_people())) << r.body;
+    EXPECT_EQ(r.Int("/share/total_gmv_fen"), 1100) << r.body;
+  };
+  cases["GET /v1/people/{id}/audience"] = [&] {
+    EXPECT_TRUE(
+        IsError(a.Get("/v1/people/" + std::to_string(b_person) + "/audience"), 404, "NOT_FOUND"));
+    Reply r = a.Get("/v1/people/" + std::to_string(a_person) + "/audience");
+    ASSERT_TRUE(HasStatus(r, 200));
+    EXPECT_EQ(r.Str("/stage"), "new") << r.body;
   };
 
   for (const auto& route : RoutesInTable()) {

@@ -3,13 +3,16 @@ import { session } from '../store/session.js'
 import { t } from '../i18n/index.js'
 
 export class ApiError extends Error {
-  constructor({ status, code, message, field, requestId }) {
+  constructor({ status, code, message, field, requestId, details }) {
     super(message)
     this.name = 'ApiError'
     this.status = status
     this.code = code
     this.field = field || null
     this.requestId = requestId || null
+    // Every other member of the error body (e.g. `position` of an expression error, `users` of
+    // TAG_IN_USE), whether the server puts it inside `error` or beside it.
+    this.details = details || {}
   }
 }
 
@@ -27,6 +30,17 @@ function buildUrl(path, query) {
   }
   const qs = params.toString()
   return qs ? `${path}?${qs}` : path
+}
+
+// The error body's extra members: those beside `error` first, those inside it win.
+function errorDetails(data) {
+  if (!data || typeof data !== 'object') return {}
+  const out = {}
+  for (const [k, v] of Object.entries(data)) if (k !== 'error') out[k] = v
+  if (data.error && typeof data.error === 'object') {
+    for (const [k, v] of Object.entries(data.error)) if (!['code', 'message', 'field'].includes(k)) out[k] = v
+  }
+  return out
 }
 
 export async function request(method, path, { query, body, auth = true, tenant = true, signal, notify401 = true } = {}) {
@@ -74,6 +88,7 @@ export async function request(method, path, { query, body, auth = true, tenant =
     message: err?.message || t('errors.http', { status: res.status }),
     field: err?.field,
     requestId,
+    details: errorDetails(data),
   })
   if (res.status === 401 && auth) {
     apiError.handled = true
@@ -164,4 +179,24 @@ export const api = {
   apiKeys: () => request('GET', '/v1/api-keys'),
   createApiKey: (body) => request('POST', '/v1/api-keys', { body }),
   revokeApiKey: (id) => request('DELETE', `/v1/api-keys/${encodeURIComponent(id)}`),
+  // audience: tags, segments, the live count, RFM, lifecycle, KOC (docs/api.md, "Audience")
+  tags: () => request('GET', '/v1/tags'),
+  createTag: (body) => request('POST', '/v1/tags', { body }),
+  deleteTag: (id) => request('DELETE', `/v1/tags/${encodeURIComponent(id)}`),
+  // body: {add:[ids]} | {remove:[ids]} | {segment_id}
+  tagPeople: (id, body) => request('POST', `/v1/tags/${encodeURIComponent(id)}/people`, { body }),
+  segments: () => request('GET', '/v1/segments'),
+  segment: (id) => request('GET', `/v1/segments/${encodeURIComponent(id)}`),
+  // body: {name, expression} | {name, json}
+  createSegment: (body) => request('POST', '/v1/segments', { body }),
+  deleteSegment: (id) => request('DELETE', `/v1/segments/${encodeURIComponent(id)}`),
+  segmentMembers: (id, { limit, after }) =>
+    request('GET', `/v1/segments/${encodeURIComponent(id)}/members`, { query: { limit, after } }),
+  segmentMembersCsv: (id) => requestBlob(`/v1/segments/${encodeURIComponent(id)}/members.csv`),
+  // body: {expression} | {json}; signal: abort a count the builder no longer needs
+  audienceCount: (body, { signal } = {}) => request('POST', '/v1/audience/count', { body, signal }),
+  rfm: () => request('GET', '/v1/audience/rfm'),
+  lifecycle: () => request('GET', '/v1/audience/lifecycle'),
+  koc: ({ limit, topPercent }) => request('GET', '/v1/audience/koc', { query: { limit, top_percent: topPercent } }),
+  personAudience: (id) => request('GET', `/v1/people/${encodeURIComponent(id)}/audience`),
 }

@@ -426,7 +426,9 @@ StatusOr<Resolution> ResolvePerson(Conn& c, Identity& identity, int64_t tenant_i
 // ---- the service -------------------------------------------------------------------------------
 
 StatusOr<IngestResult> Events::Ingest(int64_t tenant_id, std::vector<EventItem> items) {
-  return log_ ? IngestToLog(tenant_id, items) : IngestToStore(tenant_id, items);
+  auto r = log_ ? IngestToLog(tenant_id, items) : IngestToStore(tenant_id, items);
+  if (r.ok() && observer_ && r->accepted > 0) observer_(tenant_id, items, *r);
+  return r;
 }
 
 StatusOr<IngestResult> Events::IngestToStore(int64_t tenant_id, std::vector<EventItem>& items) {
@@ -512,6 +514,7 @@ StatusOr<IngestResult> Events::IngestToStore(int64_t tenant_id, std::vector<Even
       res.outcome = EventOutcome::kAccepted;
       res.person_id = who.person_id;
       res.link = who.link;
+      res.channel_id = channel_of[i];
       if (channel_of[i] && e.spec && e.spec->moves_last_channel) {
         NoteMove(moves, who.person_id, e.ts, *channel_of[i]);
       }
@@ -841,6 +844,7 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
   for (size_t i : mine) {
     out.results[i].outcome = EventOutcome::kAccepted;
     out.results[i].person_id = identity_.CanonicalOf(tenant_id, origin_of[i]);
+    out.results[i].channel_id = channel_of[i];
   }
 
   // Events another batch had in flight: duplicates once it made them durable. If it failed, this

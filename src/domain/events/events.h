@@ -94,6 +94,7 @@ struct EventResult {
   Status error;           // why it was rejected
   int64_t person_id = 0;  // accepted: the person the event belongs to (after any merge)
   LinkState link = LinkState::kLinked;
+  std::optional<int64_t> channel_id;  // accepted: the channel its channel_state named
 };
 
 struct IngestResult {
@@ -187,6 +188,10 @@ class Events {
   // Stores the valid, new events of `items` in one write and reports every item. Accepted events
   // are durable when this returns. A store failure fails the whole batch (nothing is stored).
   StatusOr<IngestResult> Ingest(int64_t tenant_id, std::vector<EventItem> items);
+  // Called after every successful Ingest with its items and result (the audience engine's feed).
+  using Observer =
+      std::function<void(int64_t tenant_id, const std::vector<EventItem>&, const IngestResult&)>;
+  void SetObserver(Observer fn) { observer_ = std::move(fn); }
 
   // The person's events (of every row merged into it), newest first, `limit` at a time, older than
   // the cursor `before` (from a previous page's next_before). NOT_FOUND for a person not of this
@@ -209,6 +214,7 @@ class Events {
   store::Store& store_;
   Identity& identity_;
   std::unique_ptr<LogState> log_;
+  Observer observer_;
 };
 
 }  // namespace siyu::domain

@@ -149,6 +149,7 @@ StatusOr<std::pair<Order, bool>> Orders::Create(int64_t tenant_id, NewOrder in) 
     created = true;
     return Status::Ok();
   }));
+  if (created && observer_) observer_(tenant_id, out, false);
   return std::make_pair(std::move(out), created);
 }
 
@@ -197,7 +198,9 @@ StatusOr<Order> Orders::Refund(int64_t tenant_id, const std::string& order_no,
                                std::optional<int64_t> refunded_at) {
   int64_t now = NowMs();
   Order out;
+  bool refunded = false;
   RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
+    refunded = false;
     ASSIGN_OR_RETURN(auto o, LoadOrder(c, tenant_id, order_no));
     if (!o) return Status(ErrorCode::kNotFound, "no order '" + order_no + "'");
     if (o->status == "refunded") {
@@ -221,8 +224,10 @@ StatusOr<Order> Orders::Refund(int64_t tenant_id, const std::string& order_no,
     o->refunded_fen = o->total_fen;
     o->refunded_at = at;
     out = std::move(*o);
+    refunded = true;
     return Status::Ok();
   }));
+  if (refunded && observer_) observer_(tenant_id, out, true);
   return out;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -62,9 +63,13 @@ class Orders {
                            int64_t after, int limit);
   StatusOr<Order> Refund(int64_t tenant_id, const std::string& order_no,
                          std::optional<std::string> reason, std::optional<int64_t> refunded_at);
+  // Called after an order is created (refund false) or refunded (true), once committed.
+  using Observer = std::function<void(int64_t tenant_id, const Order&, bool refund)>;
+  void SetObserver(Observer fn) { observer_ = std::move(fn); }
 
  private:
   store::Store& store_;
+  Observer observer_;
 };
 
 }  // namespace siyu::domain

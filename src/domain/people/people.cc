@@ -145,6 +145,7 @@ StatusOr<std::pair<Person, bool>> People::Upsert(int64_t tenant_id, const Person
     created = true;
     return Status::Ok();
   }));
+  if (created && created_observer_) created_observer_(tenant_id, out.id);
   if (!created) {
     // Read after the commit, through the graph, so that a merged person shows all its ids.
     ASSIGN_OR_RETURN(auto found, FindByExternalId(tenant_id, in.external_id));

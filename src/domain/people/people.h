@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,6 +57,10 @@ class People {
   People(store::Store& store, Identity& identity) : store_(store), identity_(identity) {}
   // Returns the person and whether it was created.
   StatusOr<std::pair<Person, bool>> Upsert(int64_t tenant_id, const PersonUpsert& in);
+  // Called after Upsert created a person, once committed.
+  void SetCreatedObserver(std::function<void(int64_t tenant_id, int64_t person_id)> fn) {
+    created_observer_ = std::move(fn);
+  }
   // The person `id` belongs to (`id` may be a row merged into another: the answer is that one).
   StatusOr<Person> Get(int64_t tenant_id, int64_t id);
   StatusOr<Person> FindByExternalId(int64_t tenant_id, const ExternalId& id);
@@ -65,6 +70,7 @@ class People {
  private:
   store::Store& store_;
   Identity& identity_;
+  std::function<void(int64_t, int64_t)> created_observer_;
 };
 
 // Inside a transaction: the person row `id` in the tenant (NOT_FOUND otherwise) with the ids of

@@ -1,0 +1,167 @@
+// Audience in the service (人群运营): one audience::AudienceEngine per tenant (src/domain/audience)
+// kept in line with the store. The store holds the definitions (tags, segments), the manual facts
+// (person_tags, person_inviters) and the facts the engine aggregates (people, orders, events);
+// the engine is derived state, built from them at start (LoadAll) and fed each fact once its
+// write is durable: ingested events, orders and refunds, new people, merges.
+//
+// Days are the tenant's local calendar days (its time zone), counted from 1970-01-01. A ticker
+// thread moves every engine to the new day shortly after local midnight, so rolling windows move
+// with time.
+//
+// Merges: an event whose ids merged people folds the absorbed rows into the survivor at once;
+// merges made elsewhere (links, approvals, logins) are folded by Reconcile, which the identity
+// routes call and the ticker runs every minute. An unmerge rebuilds the tenant's engine from the
+// store (rare; seconds for millions of people).
+//
+// Thread-safety: every method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "domain/audience/audience.h"
+#include "domain/events/events.h"
+#include "domain/orders/orders.h"
+#include "domain/people/identity.h"
+#include "store/store.h"
+
+namespace siyu::domain {
+
+struct AudienceTag {
+  int64_t id = 0;
+  std::string group;  // "" = no group
+  std::string name;
+  std::optional<std::string> rule;  // canonical text; nullopt = manual
+  uint64_t people = 0;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
+struct AudienceSegment {
+  int64_t id = 0;
+  std::string name;
+  std::string expression;  // canonical text
+  uint64_t people = 0;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
+struct NewTag {
+  std::string group;
+  std::string name;
+  std::optional<std::string> rule;
+};
+
+struct NewSegment {
+  std::string name;
+  std::optional<std::string> expression;  // text form
+  std::optional<std::string> json;        // or the JSON form, as text
+};
+
+struct TagMembersChange {
+  std::vector<int64_t> add, remove;
+  std::optional<int64_t> segment_id;  // add everyone in the segment
+};
+
+struct TagMembersResult {
+  int64_t tag_id = 0;
+  uint64_t changed = 0;
+  uint64_t skipped = 0;
+};
+
+struct CountAnswer {
+  uint64_t people = 0;
+  std::string expression;  // canonical text
+  std::string json;        // canonical JSON form
+};
+
+class Audience {
+ public:
+  Audience(store::Store& store, Identity& identity, Events& events);
+  ~Audience();
+  Audience(const Audience&) = delete;
+  Audience& operator=(const Audience&) = delete;
+
+  // Builds every tenant's engine from the store and starts the day ticker.
+  Status LoadAll();
+  // Stops the ticker. Idempotent.
+  void Stop();
+
+  // ---- facts, after their write is durable -----------------------------------------------------
+  void OnEvents(int64_t tenant_id, const std::vector<EventItem>& items, const IngestResult& r);
+  void OnPersonCreated(int64_t tenant_id, int64_t person_id);
+  void OnOrder(int64_t tenant_id, const Order& order);
+  void OnRefund(int64_t tenant_id, const Order& order);
+  // Folds merged rows of the tenant that the engine still holds apart.
+  Status Reconcile(int64_t tenant_id);
+  // Rebuilds the tenant's engine from the store (after an unmerge).
+  Status Rebuild(int64_t tenant_id);
+
+  // ---- definitions -----------------------------------------------------------------------------
+  StatusOr<std::vector<AudienceTag>> Tags(int64_t tenant_id);
+  StatusOr<AudienceTag> CreateTag(int64_t tenant_id, const NewTag& in);
+  Status DeleteTag(int64_t tenant_id, int64_t tag_id);
+  StatusOr<TagMembersResult> ChangeTagMembers(int64_t tenant_id, int64_t tag_id,
+                                              const TagMembersChange& in);
+  StatusOr<std::vector<AudienceSegment>> Segments(int64_t tenant_id);
+  StatusOr<AudienceSegment> Segment(int64_t tenant_id, int64_t segment_id);
+  StatusOr<AudienceSegment> CreateSegment(int64_t tenant_id, const NewSegment& in);
+  Status DeleteSegment(int64_t tenant_id, int64_t segment_id);
+
+  // ---- reads -----------------------------------------------------------------------------------
+  StatusOr<CountAnswer> Count(int64_t tenant_id, const std::optional<std::string>& expression,
+                              const std::optional<std::string>& json);
+  StatusOr<audience::MembersPage> SegmentMembers(int64_t tenant_id, int64_t segment_id,
+                                                 int64_t after, size_t limit);
+  StatusOr<std::vector<int64_t>> AllSegmentMembers(int64_t tenant_id, int64_t segment_id);
+  struct RfmAnswer {
+    audience::RfmThresholds thresholds;
+    std::vector<audience::RfmCell> cells;
+  };
+  RfmAnswer Rfm(int64_t tenant_id);
+  std::array<uint64_t, audience::kStageCount> Lifecycle(int64_t tenant_id);
+  struct KocAnswer {
+    std::vector<audience::KocEntry> items;
+    audience::GmvShare share;
+  };
+  KocAnswer Koc(int64_t tenant_id, size_t limit, double top_fraction);
+  // The person `person_id` (any row of it) as the engine sees it. NOT_FOUND.
+  StatusOr<std::pair<int64_t, audience::PersonView>> PersonOf(int64_t tenant_id, int64_t person_id);
+
+  // The tenant's engine (built on first use for a tenant created since start-up).
+  std::shared_ptr<audience::AudienceEngine> EngineOf(int64_t tenant_id);
+  // The tenant's local day number of `ms`.
+  audience::Day DayOf(int64_t tenant_id, int64_t ms);
+
+ private:
+  struct Tenant;
+  Tenant& TenantOf(int64_t tenant_id);
+  StatusOr<std::shared_ptr<audience::AudienceEngine>> Build(int64_t tenant_id,
+                                                            const std::string& tz);
+  StatusOr<std::string> TimezoneOf(int64_t tenant_id);
+  void Fold(int64_t tenant_id, audience::AudienceEngine& e, int64_t person);
+  void TickAll();
+
+  store::Store& store_;
+  Identity& identity_;
+  Events& events_;
+  std::mutex mu_;
+  std::unordered_map<int64_t, std::unique_ptr<Tenant>> tenants_;
+  std::atomic<uint64_t> deltas_{0};
+
+  std::mutex tick_mu_;
+  std::condition_variable tick_cv_;
+  bool stopping_ = false;
+  std::thread ticker_;
+};
+
+}  // namespace siyu::domain

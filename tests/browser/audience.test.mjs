@@ -1,0 +1,347 @@
+// Browser test of the console's audience pages (人群运营) against a running server: the tags by
+// group, the segment builder's live count (the same figure POST /v1/audience/count answers for the
+// same expression), saving a segment, the RFM matrix, the lifecycle chart, the KOC ranking and a
+// person's audience profile.
+//
+//   npm ci --prefix tests/browser
+//   SIYU_URL=http://127.0.0.1:8080 SIYU_USER=admin SIYU_PASSWORD=… \
+//     [SIYU_AUDIENCE_SCREENSHOT=/tmp/audience.png] node --test tests/browser/
+//
+// It reads the first tenant (with `siyu demo`: the demo brand, whose tags include the groups 会员
+// and 行为, the rule tag 高价值 and the manual tag 门店VIP, and whose segments include 沉睡会员 and
+// 近30天活跃). The only thing it writes there is one segment with a name unique to the run,
+// deleted again at the end; segments change no figure the overview test reads.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdir } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { BASE, call, loadChromium } from './api.mjs'
+
+const USER = process.env.SIYU_USER || ''
+const PASSWORD = process.env.SIYU_PASSWORD || ''
+const SCREENSHOT = process.env.SIYU_AUDIENCE_SCREENSHOT || ''
+const CHROMIUM = process.env.SIYU_CHROMIUM || '/usr/bin/chromium'
+const USAGE =
+  'set SIYU_URL (e.g. http://127.0.0.1:8080, a running `siyu serve`), SIYU_USER and SIYU_PASSWORD; ' +
+  'optional SIYU_AUDIENCE_SCREENSHOT=/path/to.png'
+
+// What the demo brand is expected to have (see the file's header).
+const DEMO_GROUPS = ['会员', '行为']
+const DEMO_RULE_TAG = '高价值'
+const DEMO_MANUAL_TAG = '门店VIP'
+const DEMO_SEGMENTS = ['沉睡会员', '近30天活跃']
+const RFM_CLASSES = [
+  'important_value',
+  'important_develop',
+  'important_keep',
+  'important_retain',
+  'general_value',
+  'general_develop',
+  'general_keep',
+  'general_retain',
+]
+const STAGES = ['prospect', 'new', 'repeat', 'active', 'dormant', 'churned', 'recalled']
+
+// tag("name") or tag("group/name"): the console's builder always writes the group when there is one
+const tagRef = (t) => (t.group ? `${t.group}/${t.name}` : t.name)
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+test('audience pages: tags, the segment builder and its live count, RFM, lifecycle, KOC, a person’s profile', { timeout: 300_000 }, async () => {
+  if (!BASE) assert.fail(`SIYU_URL is not set: this test needs a running siyu server. ${USAGE}`)
+  if (!USER || !PASSWORD) assert.fail(`SIYU_USER and SIYU_PASSWORD must be set. ${USAGE}`)
+
+  const chromium = await loadChromium()
+
+  // 1. What the API says.
+  const login = await call('POST', '/v1/auth/login', { body: { username: USER, password: PASSWORD } })
+  assert.ok(login?.token, 'login answered without a token')
+  assert.ok(Array.isArray(login.tenants) && login.tenants.length > 0, `operator ${USER} belongs to no tenant`)
+  const tenant = login.tenants[0] // a fresh browser uses the first tenant too
+  assert.ok(['admin', 'operator'].includes(tenant.role), `operator ${USER} may not write to tenant ${tenant.id} (role ${tenant.role}); the test saves a segment there`)
+  const api = (method, path, body) => call(method, path, { token: login.token, tenant: tenant.id, body })
+
+  const tags = (await api('GET', '/v1/tags'))?.items
+  assert.ok(Array.isArray(tags), 'GET /v1/tags has no items array')
+  for (const g of DEMO_GROUPS) assert.ok(tags.some((t) => t.group === g), `the tenant has no tag in the group ${g}: load the demo (\`siyu demo\`) first`)
+  const ruleTag = tags.find((t) => t.name === DEMO_RULE_TAG)
+  const manualTag = tags.find((t) => t.name === DEMO_MANUAL_TAG)
+  assert.ok(ruleTag, `the tenant has no tag ${DEMO_RULE_TAG}: load the demo first`)
+  assert.equal(ruleTag.kind, 'rule', `${DEMO_RULE_TAG} is not a rule tag`)
+  assert.ok(manualTag, `the tenant has no tag ${DEMO_MANUAL_TAG}: load the demo first`)
+  assert.equal(manualTag.kind, 'manual', `${DEMO_MANUAL_TAG} is not a manual tag`)
+  const segments = (await api('GET', '/v1/segments'))?.items
+  assert.ok(Array.isArray(segments), 'GET /v1/segments has no items array')
+  for (const name of DEMO_SEGMENTS) assert.ok(segments.some((s) => s.name === name), `the tenant has no segment ${name}: load the demo first`)
+
+  // The segment the test builds: 高价值 AND orders(last 365d) >= 2.
+  const wantJson = { and: [{ tag: tagRef(ruleTag) }, { orders: { window_days: 365 }, op: '>=', value: 2 }] }
+  const segmentName = `浏览器测试人群-${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`
+  let savedId = null
+
+  // 2. The console in a real browser.
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  })
+  const problems = []
+  let page
+  try {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 960 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' })
+    await context.addInitScript((tid) => {
+      if (!localStorage.getItem('siyu.token')) localStorage.setItem('siyu.tenant', tid)
+    }, String(tenant.id))
+    page = await context.newPage()
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`))
+    page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`))
+    const diag = () => (problems.length ? `\nbrowser said:\n  ${problems.slice(0, 10).join('\n  ')}` : '')
+
+    // Opens an audience page from the menu and waits until it has loaded (or failed: then fails
+    // with the page's error message).
+    async function openPage(nav, testid, errorTestid) {
+      await page.locator(`[data-testid="${nav}"]`).click()
+      const root = page.locator(`[data-testid="${testid}"]`)
+      await root.waitFor({ timeout: 15_000 }).catch((e) => {
+        throw new Error(`${testid} did not open from the menu entry ${nav} (${e.message})${diag()}`)
+      })
+      await page.locator(`[data-testid="${testid}"][data-state="ready"], [data-testid="${testid}"][data-state="error"]`).waitFor({ timeout: 30_000 })
+      if ((await root.getAttribute('data-state')) === 'error') {
+        const msg = await page.locator(`[data-testid="${errorTestid}"]`).innerText().catch(() => '')
+        assert.fail(`${testid} failed to load: ${msg}${diag()}`)
+      }
+      return root
+    }
+    // Picks the option `value` of an Element Plus select (options are rendered in a popper).
+    async function choose(select, optionTestid, value) {
+      await select.click()
+      const option = page.locator(`li[data-testid="${optionTestid}"][data-value="${value}"]:visible`)
+      await option.first().waitFor({ timeout: 10_000 }).catch((e) => {
+        throw new Error(`the option ${value} (${optionTestid}) did not appear (${e.message})${diag()}`)
+      })
+      await option.first().click()
+    }
+
+    await page.goto(`${BASE}/`, { waitUntil: 'domcontentloaded' })
+    const username = page.locator('input[data-testid="login-username"]')
+    await username.waitFor({ state: 'visible', timeout: 30_000 }).catch((e) => {
+      throw new Error(`the login form did not appear at ${BASE}/ (${e.message})${diag()}`)
+    })
+    await username.fill(USER)
+    await page.locator('input[data-testid="login-password"]').fill(PASSWORD)
+    await page.locator('[data-testid="login-submit"]').click()
+    await page.locator('[data-testid="overview"]').waitFor({ state: 'visible', timeout: 30_000 }).catch((e) => {
+      throw new Error(`the overview did not open after login (${e.message})${diag()}`)
+    })
+    const menu = await page.locator('[data-testid="side-menu"]').innerText()
+    for (const label of ['人群运营', '标签管理', '人群', 'RFM 矩阵', '生命周期', 'KOC']) {
+      assert.ok(menu.includes(label), `the menu has no “${label}” entry`)
+    }
+
+    // 3. Tags: every tag of the API, by group, with its kind and rule.
+    await openPage('nav-audience-tags', 'audience-tags', 'tags-error')
+    assert.equal((await page.locator('[data-testid="page-title"]').innerText()).trim(), '标签管理', 'the tags page is not titled 标签管理')
+    for (const g of DEMO_GROUPS) {
+      assert.equal(await page.locator(`[data-testid="tag-group"][data-group="${g}"]`).count(), 1, `the tags page has no group ${g}`)
+    }
+    for (const t of tags) {
+      const row = page.locator(`[data-testid="tag-group"][data-group="${t.group || ''}"] [data-testid="tag-row"][data-id="${t.id}"]`)
+      assert.equal(await row.count(), 1, `the tags page does not show ${tagRef(t)} under its group`)
+      assert.equal(await row.getAttribute('data-kind'), t.kind, `${tagRef(t)} is not shown as a ${t.kind} tag`)
+    }
+    const ruleRow = page.locator('.el-table__row', { has: page.locator(`[data-testid="tag-row"][data-id="${ruleTag.id}"]`) }).first()
+    assert.equal((await ruleRow.locator('[data-testid="tag-rule"]').innerText()).trim(), ruleTag.rule, `the rule of ${DEMO_RULE_TAG} is not the API's`)
+    assert.ok((await ruleRow.locator('[data-testid="tag-kind"]').innerText()).includes('规则'), `${DEMO_RULE_TAG} is not labelled 规则`)
+    const manualRow = page.locator('.el-table__row', { has: page.locator(`[data-testid="tag-row"][data-id="${manualTag.id}"]`) }).first()
+    assert.ok((await manualRow.locator('[data-testid="tag-kind"]').innerText()).includes('手动'), `${DEMO_MANUAL_TAG} is not labelled 手动`)
+    assert.equal(await manualRow.locator('[data-testid="tag-people-open"]').isEnabled(), true, `${DEMO_MANUAL_TAG} (manual) cannot be tagged by hand`)
+    assert.equal(await ruleRow.locator('[data-testid="tag-people-open"]').isEnabled(), false, `${DEMO_RULE_TAG} (a rule tag) offers tagging by hand`)
+
+    // 4. Segments: the demo's saved segments.
+    await openPage('nav-audience-segments', 'audience-segments', 'segments-error')
+    for (const name of DEMO_SEGMENTS) {
+      await page.locator(`[data-testid="segment-row"][data-name="${name}"]`).waitFor({ timeout: 10_000 }).catch(() => {
+        throw new Error(`the segments page does not list ${name}${diag()}`)
+      })
+    }
+
+    // 5. Build 高价值 AND orders(last 365d) >= 2 in the visual builder.
+    const builder = page.locator('[data-testid="segment-builder"]')
+    assert.equal(await builder.getAttribute('data-mode'), 'visual', 'the builder does not start in visual mode')
+    await builder.locator('[data-testid="builder-add-condition"]').first().click()
+    const first = builder.locator('[data-testid="builder-condition"]').nth(0)
+    assert.equal(await first.getAttribute('data-kind'), 'tag', 'a new condition is not a tag condition')
+    await choose(first.locator('[data-testid="builder-tag-select"]'), 'builder-tag-option', tagRef(ruleTag))
+    await builder.locator('[data-testid="builder-add-condition"]').first().click()
+    const second = builder.locator('[data-testid="builder-condition"]').nth(1)
+    await choose(second.locator('[data-testid="builder-kind"]'), 'builder-kind-option', 'orders')
+    await page.locator('[data-testid="builder-condition"][data-kind="orders"]').waitFor({ timeout: 5_000 })
+    await choose(second.locator('[data-testid="builder-window"]'), 'builder-window-option', '365')
+
+    // 6. The live count: what POST /v1/audience/count answers for the same expression.
+    const count = builder.locator('[data-testid="builder-count"]')
+    async function settledCount() {
+      await page.locator('[data-testid="builder-count"][data-state="ready"], [data-testid="builder-count"][data-state="error"]').waitFor({ timeout: 15_000 }).catch(async (e) => {
+        throw new Error(`the live count did not settle (state ${await count.getAttribute('data-state')}) (${e.message})${diag()}`)
+      })
+      if ((await count.getAttribute('data-state')) === 'error') {
+        const msg = await builder.locator('[data-testid="builder-count-error"]').innerText().catch(() => '')
+        assert.fail(`the live count failed: ${msg}${diag()}`)
+      }
+      return {
+        people: await count.getAttribute('data-people'),
+        expression: await count.getAttribute('data-expression'),
+        request: JSON.parse((await count.getAttribute('data-request')) || 'null'),
+      }
+    }
+    let shown = await settledCount()
+    assert.deepEqual(shown.request, { json: wantJson }, 'the builder did not send the JSON form of 高价值 AND orders(last 365d) >= 2')
+    let answer = null
+    let matched = false
+    // Counts move as events and orders arrive: compare with counts taken around the page's.
+    for (let i = 0; i < 5 && !matched; i++) {
+      const before = await api('POST', '/v1/audience/count', { json: wantJson })
+      if (i > 0) {
+        await builder.locator('[data-testid="builder-recount"]').click()
+        shown = await settledCount()
+      }
+      const after = await api('POST', '/v1/audience/count', { json: wantJson })
+      answer = after
+      matched = [String(before.people), String(after.people)].includes(shown.people)
+      if (!matched) await sleep(1000)
+    }
+    assert.ok(matched, `the live count shows ${shown.people} people, POST /v1/audience/count answers ${answer?.people}`)
+    assert.equal(shown.expression, answer.expression, 'the builder does not show the canonical expression the API answers')
+    assert.equal((await builder.locator('[data-testid="builder-canonical"]').innerText()).trim(), answer.expression, 'the canonical expression shown is not the API’s')
+    assert.ok(answer.expression.includes(tagRef(ruleTag)) && answer.expression.includes('last 365d'), `the canonical expression ${answer.expression} is not the one built`)
+
+    // 7. Save it; it shows up in the list with the canonical expression.
+    await builder.locator('input[data-testid="segment-name"]').fill(segmentName)
+    await builder.locator('[data-testid="segment-save"]').click()
+    const savedRow = page.locator(`[data-testid="segment-row"][data-name="${segmentName}"]`)
+    await savedRow.waitFor({ timeout: 15_000 }).catch(async (e) => {
+      const err = await builder.locator('[data-testid="segment-save-error"]').innerText().catch(() => '')
+      throw new Error(`the saved segment ${segmentName} is not listed${err ? `: “${err}”` : ''} (${e.message})${diag()}`)
+    })
+    savedId = await savedRow.getAttribute('data-id')
+    const saved = (await api('GET', '/v1/segments')).items.find((s) => s.name === segmentName)
+    assert.ok(saved, `${segmentName} is not in GET /v1/segments after saving it`)
+    assert.equal(String(saved.id), savedId, 'the listed segment has another id than the API’s')
+    assert.equal(saved.expression, answer.expression, 'the segment was not saved with the canonical expression')
+    const tableRow = page.locator('.el-table__row', { has: savedRow }).first()
+    assert.equal((await tableRow.locator('[data-testid="segment-expression"]').innerText()).trim(), saved.expression, 'the list shows another expression')
+    assert.equal(await tableRow.locator('[data-testid="segment-csv"]').getAttribute('data-href'), `/v1/segments/${saved.id}/members.csv`, 'the CSV export points elsewhere')
+    // its live member count, as GET /v1/segments/{id} answers it (the list refreshes every 5 s)
+    let listed = null
+    let live = null
+    for (let i = 0; i < 4; i++) {
+      live = await api('GET', `/v1/segments/${saved.id}`)
+      listed = await tableRow.locator('[data-testid="segment-people"]').getAttribute('data-value')
+      if (listed === String(live.people)) break
+      await sleep(2000)
+    }
+    assert.equal(listed, String(live.people), `the list shows ${listed} people in ${segmentName}, GET /v1/segments/${saved.id} says ${live.people}`)
+    if (SCREENSHOT) {
+      await mkdir(dirname(SCREENSHOT), { recursive: true }).catch(() => {})
+      await page.screenshot({ path: SCREENSHOT.replace(/(\.png)?$/, '-segments.png'), fullPage: true }).catch(() => {})
+    }
+
+    // 8. RFM: the 8 classes, with the API's people and GMV.
+    await openPage('nav-audience-rfm', 'audience-rfm', 'rfm-error')
+    const cells = page.locator('[data-testid="rfm-cell"]')
+    assert.equal(await cells.count(), 8, 'the RFM matrix does not have 8 cells')
+    const shownClasses = await cells.evaluateAll((els) => els.map((e) => e.getAttribute('data-class')))
+    assert.deepEqual([...shownClasses].sort(), [...RFM_CLASSES].sort(), 'the RFM matrix does not show the 8 classes')
+    let rfmMatched = false
+    let rfmDiff = ''
+    for (let i = 0; i < 3 && !rfmMatched; i++) {
+      if (i > 0) {
+        await page.locator('[data-testid="rfm-refresh"]').click()
+        await page.locator('[data-testid="audience-rfm"][data-state="ready"]').waitFor({ timeout: 15_000 })
+        await sleep(500)
+      }
+      const rfm = await api('GET', '/v1/audience/rfm')
+      assert.equal(rfm?.cells?.length, 8, 'GET /v1/audience/rfm does not answer 8 cells')
+      rfmDiff = ''
+      for (const c of rfm.cells) {
+        const cell = page.locator(`[data-testid="rfm-cell"][data-class="${c.class}"]`)
+        const p = await cell.getAttribute('data-people')
+        const g = await cell.getAttribute('data-gmv')
+        if (p !== String(c.people) || g !== String(c.gmv_fen)) rfmDiff += ` ${c.class}: shows ${p} people ${g} fen, API ${c.people} / ${c.gmv_fen};`
+      }
+      rfmMatched = rfmDiff === ''
+    }
+    assert.ok(rfmMatched, `the RFM matrix is not the API's:${rfmDiff}`)
+    for (const dim of ['r', 'f', 'm']) {
+      assert.equal(await page.locator(`[data-testid="rfm-threshold-${dim}"]`).count(), 1, `the RFM page does not show the ${dim.toUpperCase()} threshold`)
+    }
+
+    // 9. Lifecycle: the chart renders, with the 7 stages in order.
+    await openPage('nav-audience-lifecycle', 'audience-lifecycle', 'lifecycle-error')
+    const lifecycle = await api('GET', '/v1/audience/lifecycle')
+    assert.deepEqual((lifecycle?.stages || []).map((s) => s.stage), STAGES, 'GET /v1/audience/lifecycle does not answer the 7 stages in order')
+    const totalPeople = lifecycle.stages.reduce((a, s) => a + Number(s.people || 0), 0)
+    if (totalPeople > 0) {
+      await page.locator('[data-testid="lifecycle-chart"][data-rendered="true"]').waitFor({ timeout: 15_000 }).catch((e) => {
+        throw new Error(`the lifecycle chart did not render (${e.message})${diag()}`)
+      })
+      assert.equal(await page.locator('[data-testid="lifecycle-chart"] canvas').count() > 0, true, 'the lifecycle chart has no canvas')
+      assert.equal(await page.locator('[data-testid="lifecycle-chart"]').getAttribute('data-stages'), '7', 'the lifecycle chart does not have 7 bars')
+    }
+    const stagesShown = await page.locator('[data-testid="lifecycle-stage"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-stage')))
+    assert.deepEqual(stagesShown, STAGES, 'the lifecycle stages are not shown in order')
+
+    // 10. KOC: the ranking, and the share for another N.
+    await openPage('nav-audience-koc', 'audience-koc', 'koc-error')
+    await page.locator('[data-testid="koc-top-10"]').click()
+    await page.locator('[data-testid="audience-koc"][data-top-percent="10"]').waitFor({ timeout: 10_000 })
+    await page.locator('[data-testid="koc-refresh"]:not(.is-loading)').waitFor({ timeout: 15_000 })
+    const koc = await api('GET', '/v1/audience/koc?limit=20&top_percent=10')
+    if (koc?.share) {
+      const share = page.locator('[data-testid="koc-share"]')
+      await share.waitFor({ timeout: 10_000 })
+      assert.ok((await share.innerText()).includes('前 10%'), 'the KOC share does not speak of the top 10%')
+    }
+    assert.equal(await page.locator('[data-testid="koc-person-link"]').count(), (koc?.items || []).length, 'the KOC table does not list the API’s people')
+
+    // 11. A person's audience profile: a member of the saved segment.
+    const members = await api('GET', `/v1/segments/${saved.id}/members?limit=1`)
+    const somebody = members?.items?.[0] ?? (await api('GET', '/v1/orders?limit=1'))?.items?.[0]?.person_id
+    if (somebody !== undefined && somebody !== null) {
+      const profile = await api('GET', `/v1/people/${somebody}/audience`)
+      await page.goto(`${BASE}/#/people/${somebody}`)
+      const card = page.locator('[data-testid="person-audience"]')
+      await page.locator('[data-testid="person-audience"][data-state="ready"], [data-testid="person-audience"][data-state="error"]').waitFor({ timeout: 15_000 }).catch((e) => {
+        throw new Error(`person ${somebody} shows no audience profile (${e.message})${diag()}`)
+      })
+      assert.equal(await card.getAttribute('data-state'), 'ready', `the audience profile of person ${somebody} failed to load${diag()}`)
+      assert.equal(await card.locator('[data-testid="person-audience-stage"]').getAttribute('data-stage'), profile.stage, 'the profile shows another stage')
+      assert.equal(await card.locator('[data-testid="person-audience-rfm"]').getAttribute('data-class'), profile.rfm?.class || '', 'the profile shows another RFM class')
+      if ((profile.segments || []).map(String).includes(String(saved.id))) {
+        assert.ok((await card.locator('[data-testid="person-audience-segments"]').innerText()).includes(segmentName), `the profile does not name the segment ${segmentName}`)
+      }
+      const tagNames = await card.locator('[data-testid="person-audience-tag"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-id')))
+      assert.deepEqual([...tagNames].sort(), (profile.tags || []).map(String).sort(), 'the profile shows other tags than the API')
+    }
+
+    // 12. English.
+    await page.locator('[data-testid="lang-switch"]').click()
+    await page.locator('[data-testid="lang-option-en"]').click()
+    await page.locator('[data-testid="side-menu"]', { hasText: 'Segments' }).waitFor({ timeout: 10_000 })
+    const menuEn = await page.locator('[data-testid="side-menu"]').innerText()
+    for (const label of ['Audience', 'Tags', 'Segments', 'RFM matrix', 'Lifecycle']) {
+      assert.ok(menuEn.includes(label), `the menu has no “${label}” entry in English`)
+    }
+    await page.locator('[data-testid="lang-switch"]').click()
+    await page.locator('[data-testid="lang-option-zh-CN"]').click()
+
+    const pageErrors = problems.filter((p) => p.startsWith('page error'))
+    assert.deepEqual(pageErrors, [], 'uncaught errors in the page')
+  } finally {
+    if (SCREENSHOT && page) {
+      await mkdir(dirname(SCREENSHOT), { recursive: true }).catch(() => {})
+      await page.screenshot({ path: SCREENSHOT, fullPage: true }).catch((e) => console.error(`screenshot failed: ${e.message}`))
+    }
+    await browser.close()
+    if (savedId) await api('DELETE', `/v1/segments/${savedId}`).catch((e) => console.error(`could not delete the test segment ${savedId}: ${e.message}`))
+    await call('POST', '/v1/auth/logout', { token: login.token, body: {} }).catch(() => {})
+  }
+})

@@ -1,0 +1,211 @@
+// The audience over HTTP on both stores: rule tags and segments current the moment an order,
+// refund, event or merge is acknowledged; manual tags; the expression errors; TAG_IN_USE; member
+// paging and CSV; and the same answers after a restart (rebuilt from the store).
+#include "harness.h"
+
+namespace siyu::it {
+namespace {
+
+using json::value;
+
+class AudienceTest : public BackendTest {
+ protected:
+  int64_t NewPerson(Api& api, const std::string& id, int64_t acquired_at) {
+    Reply r = api.Post("/v1/people", value{{"external_id", id}, {"acquired_at", acquired_at}});
+    EXPECT_TRUE(HasStatus(r, 201)) << r.Describe();
+    return r.Int("/person/id");
+  }
+  void Order(Api& api, const std::string& no, int64_t person, int64_t fen, int64_t paid_at) {
+    value body = {
+        {"order_no", no},
+        {"person_id", person},
+        {"lines", json::array{value{{"sku", "SKU-1"}, {"quantity", 1}, {"unit_price_fen", fen}}}},
+        {"total_fen", fen},
+        {"paid_at", paid_at}};
+    Reply r = api.Post("/v1/orders", body);
+    EXPECT_TRUE(HasStatus(r, 201)) << r.Describe();
+  }
+  int64_t Count(Api& api, const std::string& expression) {
+    Reply r = api.Post("/v1/audience/count", value{{"expression", expression}});
+    EXPECT_TRUE(HasStatus(r, 200)) << r.Describe();
+    return r.Int("/people");
+  }
+  int64_t SegmentPeople(Api& api, int64_t id) {
+    Reply r = api.Get("/v1/segments/" + std::to_string(id));
+    EXPECT_TRUE(HasStatus(r, 200)) << r.Describe();
+    return r.Int("/people");
+  }
+  std::string Snapshot(Api& api) {
+    std::string s;
+    for (const char* path : {"/v1/tags", "/v1/segments", "/v1/audience/rfm",
+                             "/v1/audience/lifecycle", "/v1/audience/koc?limit=50"}) {
+      s += api.Get(path).body + "\n";
+    }
+    return s;
+  }
+};
+
+TEST_P(AudienceTest, RuleTagsAndSegmentsFollowEveryFact) {
+  Api api = AdminApi();
+  const int64_t now = NowMs();
+  const int64_t day = 86'400'000;
+  const int64_t p1 = NewPerson(api, "unionid:a1", now - 100 * day);
+  const int64_t p2 = NewPerson(api, "unionid:a2", now - 100 * day);
+  NewPerson(api, "unionid:a3", now - 100 * day);
+
+  Reply tag = api.Post(
+      "/v1/tags", value{{"group", "会员"}, {"name", "复购"}, {"rule", "orders(last 90d) >= 2"}});
+  ASSERT_TRUE(HasStatus(tag, 201));
+  EXPECT_EQ(tag.Str("/kind"), "rule");
+  EXPECT_EQ(tag.Int("/people"), 0);
+  Reply seg = api.Post(
+      "/v1/segments",
+      value{{"name", "复购未读"},
+            {"expression", "tag(\"复购\") AND NOT events(\"message_read\", last 7d) >= 1"}});
+  ASSERT_TRUE(HasStatus(seg, 201)) << seg.body;
+  const int64_t s = seg.Int("/id");
+  EXPECT_EQ(seg.Int("/people"), 0);
+
+  // Orders: p1 buys twice and enters the tag and the segment as soon as the order is answered.
+  Order(api, "O-1", p1, 1000, now - 10 * day);
+  EXPECT_EQ(SegmentPeople(api, s), 0);
+  Order(api, "O-2", p1, 2500, now - 5 * day);
+  EXPECT_EQ(SegmentPeople(api, s), 1);
+  EXPECT_EQ(Count(api, "orders(last 90d) >= 2"), 1);
+  EXPECT_EQ(Count(api, "gmv(last 90d) >= 3500"), 1);
+  EXPECT_EQ(Count(api, "gmv(last 90d) >= 3501"), 0);
+  Reply view = api.Get("/v1/people/" + std::to_string(p1) + "/audience");
+  ASSERT_TRUE(HasStatus(view, 200));
+  EXPECT_EQ(view.Str("/stage"), "repeat") << view.body;
+  EXPECT_EQ(view.At("/tags").as_array().size(), 1u) << view.body;
+  EXPECT_EQ(view.At("/segments").as_array().size(), 1u) << view.body;
+
+  // An event leaves the segment (read a message), at once.
+  Reply ev =
+      api.Post("/v1/events",
+               value{{"events", json::array{value{{"event_id", "mr-1"},
+                                                  {"type", "message_read"},
+                                                  {"ids", json::array{"unionid:a1"}},
+                                                  {"ts", now - 1000},
+                                                  {"touchpoint", "official_account"},
+                                                  {"properties", value{{"message_id", "m1"}}}}}}});
+  ASSERT_TRUE(HasStatus(ev, 200));
+  EXPECT_EQ(ev.Int("/accepted"), 1);
+  EXPECT_EQ(SegmentPeople(api, s), 0);
+  EXPECT_EQ(Count(api, "touchpoint(\"official_account\")"), 1);
+
+  // A refund in full stops an order counting.
+  ASSERT_TRUE(HasStatus(api.Post("/v1/orders/O-2/refund", value{{"reason", "退货"}}), 200));
+  EXPECT_EQ(Count(api, "orders(last 90d) >= 2"), 0);
+  EXPECT_EQ(Count(api, "tag(\"复购\")"), 0);
+
+  // A merge: p2's order joins p1's person, which is a repeat buyer again.
+  Order(api, "O-3", p2, 4000, now - 2 * day);
+  EXPECT_EQ(Count(api, "tag(\"会员/复购\")"), 0);
+  Reply link =
+      api.Post("/v1/identity/links",
+               value{{"id_a", "unionid:a1"}, {"id_b", "unionid:a2"}, {"reason", "同一人"}});
+  ASSERT_TRUE(HasStatus(link, 200));
+  ASSERT_EQ(link.Str("/result"), "linked") << link.body;
+  EXPECT_EQ(Count(api, "tag(\"复购\")"), 1);
+  Reply lc = api.Get("/v1/audience/lifecycle");
+  ASSERT_TRUE(HasStatus(lc, 200));
+  int64_t people = 0;
+  for (const auto& st : lc.At("/stages").as_array()) people += st.at("people").as_int64();
+  EXPECT_EQ(people, 2) << "three people, two of them merged: " << lc.body;
+  // Unmerged, exactly as before.
+  Reply un = api.Post("/v1/identity/merges/" + std::to_string(link.Int("/merge_id")) + "/unmerge",
+                      value{{"reason", "两个人"}});
+  ASSERT_TRUE(HasStatus(un, 200));
+  EXPECT_EQ(Count(api, "tag(\"复购\")"), 0);
+  EXPECT_EQ(Count(api, "orders(last 3650d) >= 1"), 2);
+
+  // The same answers after a restart: the engine is rebuilt from the store.
+  const std::string before = Snapshot(api);
+  server_->Stop(SIGTERM, std::chrono::seconds(10));
+  server_->Start();
+  Api again = AdminApi();
+  EXPECT_EQ(Snapshot(again), before);
+  EXPECT_EQ(Count(again, "tag(\"复购\")"), 0);
+  EXPECT_EQ(Count(again, "touchpoint(\"official_account\")"), 1);
+}
+
+TEST_P(AudienceTest, ManualTagsMembersAndBadInput) {
+  Api api = AdminApi();
+  const int64_t now = NowMs();
+  std::vector<int64_t> people;
+  for (int i = 0; i < 7; ++i)
+    people.push_back(NewPerson(api, "unionid:m" + std::to_string(i), now - 1000));
+  Reply vip = api.Post("/v1/tags", value{{"name", "门店VIP"}});
+  ASSERT_TRUE(HasStatus(vip, 201));
+  const std::string vip_path = "/v1/tags/" + std::to_string(vip.Int("/id"));
+  Reply add = api.Post(vip_path + "/people",
+                       value{{"add", json::array{people[0], people[2], people[4], 999999}}});
+  ASSERT_TRUE(HasStatus(add, 200));
+  EXPECT_EQ(add.Int("/changed"), 3);
+  EXPECT_EQ(add.Int("/skipped"), 1);
+  Reply seg = api.Post("/v1/segments", value{{"name", "VIP"}, {"json", value{{"tag", "门店VIP"}}}});
+  ASSERT_TRUE(HasStatus(seg, 201)) << seg.body;
+  EXPECT_EQ(seg.Str("/expression"), "tag(\"门店VIP\")");
+  EXPECT_EQ(seg.Int("/people"), 3);
+  const std::string seg_path = "/v1/segments/" + std::to_string(seg.Int("/id"));
+  // Paging and CSV list the same people, ascending.
+  std::vector<int64_t> paged;
+  std::string after = "0";
+  for (int i = 0; i < 10; ++i) {
+    Reply page = api.Get(seg_path + "/members?limit=2&after=" + after);
+    ASSERT_TRUE(HasStatus(page, 200));
+    for (const auto& p : page.At("/items").as_array()) paged.push_back(p.as_int64());
+    if (page.At("/next_after").is_null()) break;
+    after = std::to_string(page.Int("/next_after"));
+  }
+  EXPECT_EQ(paged, (std::vector<int64_t>{people[0], people[2], people[4]}));
+  Reply csv = api.Get(seg_path + "/members.csv");
+  ASSERT_TRUE(HasStatus(csv, 200));
+  EXPECT_EQ(csv.body, "person_id\n" + std::to_string(people[0]) + "\n" + std::to_string(people[2]) +
+                          "\n" + std::to_string(people[4]) + "\n");
+  Reply rm = api.Post(vip_path + "/people", value{{"remove", json::array{people[2]}}});
+  ASSERT_TRUE(HasStatus(rm, 200));
+  EXPECT_EQ(SegmentPeople(api, seg.Int("/id")), 2);
+
+  // Bad input changes nothing.
+  const std::string before = Snapshot(api);
+  EXPECT_TRUE(IsError(
+      api.Post("/v1/audience/count", value{{"expression", "tag(\"门店VIP\") AND (orders >= 2"}}),
+      400, "EXPRESSION_SYNTAX", "expression"));
+  Reply syn = api.Post("/v1/segments",
+                       value{{"name", "bad"}, {"expression", "orders(last 30d) >= \"abc\""}});
+  EXPECT_TRUE(IsError(syn, 400, "TYPE_MISMATCH", "expression")) << syn.body;
+  EXPECT_TRUE(IsError(
+      api.Post("/v1/segments", value{{"name", "bad"}, {"expression", "orders(last 99999d) >= 1"}}),
+      400, "WINDOW_OUT_OF_RANGE", "expression"));
+  EXPECT_TRUE(IsError(api.Post("/v1/tags", value{{"name", "x"}, {"rule", "tag(\"没有\")"}}), 422,
+                      "UNKNOWN_TAG", "rule"));
+  EXPECT_TRUE(
+      IsError(api.Post("/v1/tags", value{{"name", "门店VIP"}}), 409, "ALREADY_EXISTS", "name"));
+  EXPECT_TRUE(
+      IsError(api.Post("/v1/segments", value{{"name", "VIP"}, {"expression", "tag(\"门店VIP\")"}}),
+              409, "ALREADY_EXISTS", "name"));
+  EXPECT_TRUE(IsError(api.Delete(vip_path), 409, "TAG_IN_USE"));
+  Reply rule = api.Post("/v1/tags", value{{"name", "rule"}, {"rule", "orders(last 30d) >= 1"}});
+  ASSERT_TRUE(HasStatus(rule, 201));
+  EXPECT_TRUE(IsError(api.Post("/v1/tags/" + std::to_string(rule.Int("/id")) + "/people",
+                               value{{"add", json::array{people[1]}}}),
+                      400, "INVALID_FIELD", "tag_id"));
+  ASSERT_TRUE(HasStatus(api.Delete("/v1/tags/" + std::to_string(rule.Int("/id"))), 200));
+  EXPECT_EQ(Snapshot(api), before);
+  EXPECT_TRUE(IsError(api.Post("/v1/segments", value{{"name", "both"},
+                                                     {"expression", "tag(\"门店VIP\")"},
+                                                     {"json", value{{"tag", "门店VIP"}}}}),
+                      400, "MISSING_FIELD"));
+
+  // Deleting the segment frees the tag.
+  ASSERT_TRUE(HasStatus(api.Delete(seg_path), 200));
+  ASSERT_TRUE(HasStatus(api.Delete(vip_path), 200));
+  EXPECT_TRUE(IsError(api.Get(seg_path), 404, "NOT_FOUND"));
+}
+
+SIYU_BACKEND_SUITE(AudienceTest);
+
+}  // namespace
+}  // namespace siyu::it
