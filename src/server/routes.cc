@@ -153,6 +153,19 @@ HttpOut MetricsText(Ctx& c) {
       out.body += fmt::format("# HELP {0} {1}\n# TYPE {0} gauge\n{0} {2}\n", name, help, v);
     }
   }
+  const domain::Audience::ChangeStats ch = c.engine.audience().Changes();
+  for (auto [name, help, type, v] : {
+           std::tuple{"siyu_audience_changes_total", "tag, segment, stage and RFM changes",
+                      "counter", ch.deltas},
+           std::tuple{"siyu_audience_changes_recorded_total",
+                      "changes recorded as the people's events", "counter", ch.recorded},
+           std::tuple{"siyu_audience_changes_dropped_total", "changes not recorded", "counter",
+                      ch.dropped},
+           std::tuple{"siyu_audience_changes_pending", "changes waiting to be recorded", "gauge",
+                      ch.pending},
+       }) {
+    out.body += fmt::format("# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type, v);
+  }
   out.content_type = "text/plain; version=0.0.4";
   return out;
 }

@@ -1,6 +1,9 @@
 // The audience over HTTP on both stores: rule tags and segments current the moment an order,
 // refund, event or merge is acknowledged; manual tags; the expression errors; TAG_IN_USE; member
 // paging and CSV; and the same answers after a restart (rebuilt from the store).
+#include <set>
+#include <thread>
+
 #include "harness.h"
 
 namespace siyu::it {
@@ -74,6 +77,28 @@ TEST_P(AudienceTest, RuleTagsAndSegmentsFollowEveryFact) {
   EXPECT_EQ(Count(api, "orders(last 90d) >= 2"), 1);
   EXPECT_EQ(Count(api, "gmv(last 90d) >= 3500"), 1);
   EXPECT_EQ(Count(api, "gmv(last 90d) >= 3501"), 0);
+  // The changes are the person's events too (recorded just after the answer).
+  std::set<std::string> changes;
+  for (int tries = 0; tries < 100 && changes.size() < 3; ++tries) {
+    changes.clear();
+    Reply tl = api.Get("/v1/people/" + std::to_string(p1) + "/timeline?limit=50");
+    ASSERT_TRUE(HasStatus(tl, 200));
+    for (const auto& e : tl.At("/items").as_array()) {
+      const std::string type(e.at("type").as_string());
+      if (type == "tag_added" || type == "segment_entered" || type == "stage_changed") {
+        changes.insert(type + " " + json::serialize(e.at("properties")));
+      }
+    }
+    if (changes.size() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(changes.count("tag_added {\"tag_id\":" + std::to_string(tag.Int("/id")) +
+                            ",\"tag\":\"会员/复购\"}"))
+      << ::testing::PrintToString(changes);
+  EXPECT_TRUE(changes.count("segment_entered {\"segment_id\":" + std::to_string(s) +
+                            ",\"segment\":\"复购未读\"}"))
+      << ::testing::PrintToString(changes);
+  EXPECT_TRUE(changes.count("stage_changed {\"from\":\"new\",\"to\":\"repeat\"}"))
+      << ::testing::PrintToString(changes);
   Reply view = api.Get("/v1/people/" + std::to_string(p1) + "/audience");
   ASSERT_TRUE(HasStatus(view, 200));
   EXPECT_EQ(view.Str("/stage"), "repeat") << view.body;

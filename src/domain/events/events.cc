@@ -1,6 +1,7 @@
 #include "domain/events/events.h"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <charconv>
 #include <condition_variable>
@@ -8,6 +9,7 @@
 #include <mutex>
 #include <unordered_set>
 
+#include "common/crypto.h"
 #include "common/time.h"
 #include "domain/channels/channels.h"
 #include "domain/events/event_id_set.h"
@@ -243,6 +245,11 @@ bool IsEventId(std::string_view s) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == ':' ||
            c == '-';
   });
+}
+
+bool IsSystemEventType(std::string_view type) {
+  return std::find(std::begin(kSystemEventTypes), std::end(kSystemEventTypes), type) !=
+         std::end(kSystemEventTypes);
 }
 
 bool IsEventTouchpoint(std::string_view s) {
@@ -874,6 +881,54 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
     if (r.outcome == EventOutcome::kRejected) ++out.rejected;
   }
   return out;
+}
+
+Status Events::AppendSystem(int64_t tenant_id, const std::vector<SystemEvent>& events) {
+  if (events.empty()) return Status::Ok();
+  static std::atomic<uint64_t> counter{0};
+  const int64_t now = NowMs();
+  // Unique without a look-up: the process's start, a counter and the time.
+  static const std::string prefix = "sys-" + RandomBase62(8) + "-";
+  std::vector<std::string> ids;
+  ids.reserve(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    ids.push_back(prefix + std::to_string(now) + "-" + std::to_string(counter.fetch_add(1)));
+  }
+  if (!log_) {
+    return store_.Write([&](Conn& c) -> Status {
+      for (size_t i = 0; i < events.size(); ++i) {
+        const SystemEvent& e = events[i];
+        RETURN_IF_ERROR(c.Exec("INSERT INTO events (tenant_id, event_id, person_id, type, ts, "
+                               "touchpoint, channel_id, ids, properties, received_at) VALUES (?, "
+                               "?, ?, ?, ?, 'other', NULL, '[]', ?, ?)",
+                               {tenant_id, ids[i], e.person_id, e.type, e.ts, e.properties, now})
+                            .status());
+      }
+      return Status::Ok();
+    });
+  }
+  std::string buf;
+  std::vector<size_t> ends;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const SystemEvent& e = events[i];
+    EncodeEventRecord(EventRecord{tenant_id, e.person_id, e.ts, now, std::nullopt, ids[i], e.type,
+                                  "other", "[]", e.properties},
+                      buf);
+    ends.push_back(buf.size());
+  }
+  std::vector<std::string_view> payloads;
+  for (size_t j = 0, start = 0; j < ends.size(); start = ends[j++]) {
+    payloads.emplace_back(buf.data() + start, ends[j] - start);
+  }
+  ASSIGN_OR_RETURN(eventlog::AppendResult appended, log_->log->Append(payloads));
+  TenantLog& tl = TenantLogOf(tenant_id);
+  std::lock_guard lock(tl.mu);
+  for (size_t i = 0; i < events.size(); ++i) {
+    tl.stored.Insert(HashEventId(ids[i]));
+    tl.timeline[events[i].person_id].push_back({events[i].ts, appended.locators[i]});
+  }
+  tl.records += events.size();
+  return Status::Ok();
 }
 
 StatusOr<std::vector<StoredEvent>> Events::LogTimeline(

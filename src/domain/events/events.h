@@ -167,6 +167,20 @@ struct EventLogStats {
   uint64_t recovered_bytes = 0;  // torn tail dropped when the log was opened
 };
 
+// An event siyu itself records for a known person (the audience's tag_added, segment_entered,
+// stage_changed, …): no ids to resolve, no client event_id. Their types are not accepted from
+// clients (they are neither standard nor custom:).
+struct SystemEvent {
+  int64_t person_id = 0;
+  std::string type;
+  int64_t ts = 0;
+  std::string properties;  // compact JSON object
+};
+inline constexpr std::string_view kSystemEventTypes[] = {"tag_added",       "tag_removed",
+                                                         "segment_entered", "segment_exited",
+                                                         "stage_changed",   "rfm_class_changed"};
+bool IsSystemEventType(std::string_view type);
+
 class Events {
  public:
   Events(store::Store& store, Identity& identity);
@@ -188,6 +202,9 @@ class Events {
   // Stores the valid, new events of `items` in one write and reports every item. Accepted events
   // are durable when this returns. A store failure fails the whole batch (nothing is stored).
   StatusOr<IngestResult> Ingest(int64_t tenant_id, std::vector<EventItem> items);
+  // Records system events (touchpoint "other", event ids "sys-…"), durable when this returns.
+  // They are not passed to the observer.
+  Status AppendSystem(int64_t tenant_id, const std::vector<SystemEvent>& events);
   // Called after every successful Ingest with its items and result (the audience engine's feed).
   using Observer =
       std::function<void(int64_t tenant_id, const std::vector<EventItem>&, const IngestResult&)>;

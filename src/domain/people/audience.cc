@@ -79,6 +79,105 @@ void Audience::Stop() {
   }
   tick_cv_.notify_all();
   if (ticker_.joinable()) ticker_.join();
+  {
+    std::lock_guard lock(emit_mu_);
+    emit_stopping_ = true;
+  }
+  emit_cv_.notify_all();
+  if (emitter_.joinable()) emitter_.join();
+}
+
+void Audience::Emit(int64_t tenant_id, const Deltas& d) {
+  deltas_ += d.size();
+  if (d.empty()) return;
+  constexpr size_t kMaxPending = 1'000'000;
+  const int64_t now = NowMs();
+  {
+    std::lock_guard lock(emit_mu_);
+    for (const audience::Delta& x : d) {
+      if (pending_.size() >= kMaxPending) {
+        ++dropped_;
+        continue;
+      }
+      pending_.push_back({tenant_id, now, x});
+    }
+  }
+  emit_cv_.notify_one();
+}
+
+Audience::ChangeStats Audience::Changes() {
+  ChangeStats st;
+  st.deltas = deltas_;
+  st.recorded = emitted_;
+  st.dropped = dropped_;
+  std::lock_guard lock(emit_mu_);
+  st.pending = pending_.size() + in_flight_;
+  return st;
+}
+
+void Audience::EmitLoop() {
+  std::vector<Pending> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(emit_mu_);
+      emit_cv_.wait(lock, [&] { return emit_stopping_ || !pending_.empty(); });
+      if (pending_.empty() && emit_stopping_) return;
+      batch.swap(pending_);
+      in_flight_ = batch.size();
+    }
+    // Per tenant, in order; names resolved once per batch.
+    std::unordered_map<int64_t, std::vector<SystemEvent>> by_tenant;
+    std::unordered_map<int64_t, std::unordered_map<int64_t, std::string>> tag_names, seg_names;
+    for (const Pending& p : batch) {
+      auto e = EngineOf(p.tenant_id);
+      if (!e) continue;
+      auto& tags = tag_names[p.tenant_id];
+      auto& segs = seg_names[p.tenant_id];
+      if (tags.empty() && segs.empty()) {
+        for (const auto& t : e->Tags())
+          tags[t.id] = t.group.empty() ? t.name : t.group + "/" + t.name;
+        for (const auto& sg : e->Segments()) segs[sg.id] = sg.name;
+        tags[0] = segs[0] = "";  // marks the tenant as looked up
+      }
+      boost::json::object props;
+      const audience::Delta& x = p.delta;
+      switch (x.kind) {
+        case audience::DeltaKind::kTagAdded:
+        case audience::DeltaKind::kTagRemoved:
+          props["tag_id"] = x.id;
+          props["tag"] = tags.count(x.id) ? tags[x.id] : std::string();
+          break;
+        case audience::DeltaKind::kSegmentEntered:
+        case audience::DeltaKind::kSegmentExited:
+          props["segment_id"] = x.id;
+          props["segment"] = segs.count(x.id) ? segs[x.id] : std::string();
+          break;
+        case audience::DeltaKind::kStageChanged:
+          props["from"] = audience::StageKey(static_cast<audience::Stage>(x.from));
+          props["to"] = audience::StageKey(static_cast<audience::Stage>(x.to));
+          break;
+        case audience::DeltaKind::kRfmClassChanged:
+          props["from"] = audience::RfmClassKey(static_cast<audience::RfmClass>(x.from));
+          props["to"] = audience::RfmClassKey(static_cast<audience::RfmClass>(x.to));
+          break;
+      }
+      by_tenant[p.tenant_id].push_back(SystemEvent{x.person, std::string(DeltaKindName(x.kind)),
+                                                   p.ts, boost::json::serialize(props)});
+    }
+    for (const auto& [tenant, events] : by_tenant) {
+      Status s = events_.AppendSystem(tenant, events);
+      if (!s.ok()) {
+        spdlog::warn("audience: tenant {}: recording {} changes: {}", tenant, events.size(),
+                     s.ToString());
+        dropped_ += events.size();
+      } else {
+        emitted_ += events.size();
+      }
+    }
+    batch.clear();
+    std::lock_guard lock(emit_mu_);
+    in_flight_ = 0;
+  }
 }
 
 Audience::Tenant& Audience::TenantOf(int64_t tenant_id) {
@@ -118,6 +217,7 @@ Status Audience::LoadAll() {
     return Status::Ok();
   }));
   for (int64_t id : ids) RETURN_IF_ERROR(Rebuild(id));
+  emitter_ = std::thread([this] { EmitLoop(); });
   ticker_ = std::thread([this] {
     std::unique_lock lock(tick_mu_);
     while (!tick_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return stopping_; })) {
@@ -145,7 +245,7 @@ void Audience::TickAll() {
       Status s = e->Tick(today, &d);
       if (!s.ok()) spdlog::warn("audience: tenant {}: tick: {}", id, s.ToString());
     }
-    deltas_ += d.size();
+    Emit(id, d);
     Status s = Reconcile(id);
     if (!s.ok()) spdlog::warn("audience: tenant {}: reconcile: {}", id, s.ToString());
   }
@@ -213,6 +313,8 @@ Status Audience::Rebuild(int64_t tenant_id) {
   // Events: their days and touchpoints; tiers from member_bound.
   std::vector<std::pair<int64_t, audience::EventFact>> event_facts;
   RETURN_IF_ERROR(events_.ForEachStored(tenant_id, [&](const StoredEvent& ev) -> Status {
+    // The audience's own change events are records of it, not facts for it.
+    if (IsSystemEventType(ev.type)) return Status::Ok();
     auto it = attrs.find(ev.person_id);
     if (it == attrs.end()) return Status::Ok();
     auto& tps = it->second.touchpoints;
@@ -298,7 +400,7 @@ void Audience::Fold(int64_t tenant_id, AudienceEngine& e, int64_t person) {
       spdlog::warn("audience: tenant {}: merge {} into {}: {}", tenant_id, m, person, s.ToString());
       continue;
     }
-    deltas_ += d.size();
+    Emit(tenant_id, d);
     Tenant& t = TenantOf(tenant_id);
     std::lock_guard lock(t.mu);
     auto from = t.attrs.find(m);
@@ -412,7 +514,7 @@ void Audience::OnEvents(int64_t tenant_id, const std::vector<EventItem>& items,
       }
     }
   }
-  deltas_ += d.size();
+  Emit(tenant_id, d);
 }
 
 void Audience::OnPersonCreated(int64_t tenant_id, int64_t person_id) {
@@ -438,7 +540,7 @@ void Audience::OnPersonCreated(int64_t tenant_id, int64_t person_id) {
   }
   Deltas d;
   (void)e->AddPerson(person_id, *a, &d);
-  deltas_ += d.size();
+  Emit(tenant_id, d);
 }
 
 void Audience::OnOrder(int64_t tenant_id, const Order& order) {
@@ -457,7 +559,7 @@ void Audience::OnOrder(int64_t tenant_id, const Order& order) {
   if (!s.ok() && s.code() != ErrorCode::kAlreadyExists) {
     spdlog::warn("audience: tenant {}: order {}: {}", tenant_id, order.id, s.ToString());
   }
-  deltas_ += d.size();
+  Emit(tenant_id, d);
 }
 
 void Audience::OnRefund(int64_t tenant_id, const Order& order) {
@@ -468,7 +570,7 @@ void Audience::OnRefund(int64_t tenant_id, const Order& order) {
   Status s = e->RefundOrder(person, order.id, order.refunded_fen, &d);
   if (!s.ok())
     spdlog::warn("audience: tenant {}: refund {}: {}", tenant_id, order.id, s.ToString());
-  deltas_ += d.size();
+  Emit(tenant_id, d);
 }
 
 Status Audience::Reconcile(int64_t tenant_id) {
@@ -673,7 +775,7 @@ StatusOr<TagMembersResult> Audience::ChangeTagMembers(int64_t tenant_id, int64_t
     });
     return Status::Ok();
   }));
-  deltas_ += d.size();
+  Emit(tenant_id, d);
   return out;
 }
 

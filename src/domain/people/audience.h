@@ -8,6 +8,13 @@
 // thread moves every engine to the new day shortly after local midnight, so rolling windows move
 // with time.
 //
+// Changes are events: every tag_added / tag_removed, segment_entered / segment_exited,
+// stage_changed and rfm_class_changed a fact (or a day passing, or a manual tagging) causes is
+// recorded as a system event of the person (Events::AppendSystem), asynchronously and in order,
+// so that timelines, outreach and journeys can follow them. Definitions (a new rule tag or
+// segment) compute their first members without events. The queue is in memory: a crash can lose
+// the events of the last moments (the memberships themselves are rebuilt from the store).
+//
 // Merges: an event whose ids merged people folds the absorbed rows into the survivor at once;
 // merges made elsewhere (links, approvals, logins) are folded by Reconcile, which the identity
 // routes call and the ticker runs every minute. An unmerge rebuilds the tenant's engine from the
@@ -137,6 +144,14 @@ class Audience {
   // The person `person_id` (any row of it) as the engine sees it. NOT_FOUND.
   StatusOr<std::pair<int64_t, audience::PersonView>> PersonOf(int64_t tenant_id, int64_t person_id);
 
+  struct ChangeStats {
+    uint64_t deltas = 0;    // changes computed
+    uint64_t recorded = 0;  // recorded as system events
+    uint64_t dropped = 0;   // not recorded (queue full or the store failing)
+    uint64_t pending = 0;   // queued now
+  };
+  ChangeStats Changes();
+
   // The tenant's engine (built on first use for a tenant created since start-up).
   std::shared_ptr<audience::AudienceEngine> EngineOf(int64_t tenant_id);
   // The tenant's local day number of `ms`.
@@ -150,6 +165,10 @@ class Audience {
   StatusOr<std::string> TimezoneOf(int64_t tenant_id);
   void Fold(int64_t tenant_id, audience::AudienceEngine& e, int64_t person);
   void TickAll();
+  // Queues the deltas a fact caused, to be recorded as the people's system events (tag_added,
+  // segment_entered, stage_changed, …) by the emitter thread, in order, shortly after.
+  void Emit(int64_t tenant_id, const audience::Deltas& d);
+  void EmitLoop();
 
   store::Store& store_;
   Identity& identity_;
@@ -162,6 +181,19 @@ class Audience {
   std::condition_variable tick_cv_;
   bool stopping_ = false;
   std::thread ticker_;
+
+  struct Pending {
+    int64_t tenant_id;
+    int64_t ts;
+    audience::Delta delta;
+  };
+  std::mutex emit_mu_;
+  std::condition_variable emit_cv_;
+  std::vector<Pending> pending_;
+  size_t in_flight_ = 0;  // taken by the emitter, not yet recorded
+  bool emit_stopping_ = false;
+  std::thread emitter_;
+  std::atomic<uint64_t> emitted_{0}, dropped_{0};
 };
 
 }  // namespace siyu::domain
