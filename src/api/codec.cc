@@ -827,6 +827,92 @@ StatusOr<std::pair<std::optional<std::string>, std::optional<std::string>>> Pars
   return std::make_pair(std::move(text), std::move(json_form));
 }
 
+namespace {
+
+// A nested object `key` of `r`'s object, or nullptr (absent); a non-object is an error in `r`.
+const json::object* OptObject(FieldReader& r, std::string_view key) {
+  const json::value* v = r.OptValue(key);
+  if (!v) return nullptr;
+  if (!v->is_object()) {
+    r.Fail(InvalidField(r.Path(key), std::string(key) + " must be a JSON object"));
+    return nullptr;
+  }
+  return &v->as_object();
+}
+
+std::optional<double> OptNumber(FieldReader& r, std::string_view key) {
+  const json::value* v = r.OptValue(key);
+  if (!v) return std::nullopt;
+  if (!v->is_number()) {
+    r.Fail(InvalidField(r.Path(key), std::string(key) + " must be a number"));
+    return std::nullopt;
+  }
+  return v->to_number<double>();
+}
+
+}  // namespace
+
+StatusOr<domain::AudienceSettings> ParseAudienceSettings(std::string_view body) {
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body));
+  domain::AudienceSettings s = domain::DefaultAudienceSettings();
+  FieldReader top(obj);
+  const json::object* rfm = OptObject(top, "rfm");
+  const json::object* lc = OptObject(top, "lifecycle");
+  RETURN_IF_ERROR(top.Finish());
+  if (rfm) {
+    FieldReader r(*rfm, "rfm");
+    for (auto [key, into] :
+         {std::pair{"recency", &s.rfm.recency}, std::pair{"frequency", &s.rfm.frequency},
+          std::pair{"monetary", &s.rfm.monetary}}) {
+      const json::object* t = OptObject(r, key);
+      if (!t) continue;
+      FieldReader tr(*t, r.Path(key));
+      std::string mode = tr.String("mode", 1, 16);
+      if (mode == "quantile") {
+        into->mode = audience::RfmThreshold::Mode::kQuantile;
+        std::optional<double> q = OptNumber(tr, "quantile");
+        if (tr.ok() && !q) {
+          tr.Fail(Status(ErrorCode::kMissingField, "a quantile threshold needs 'quantile'",
+                         tr.Path("quantile")));
+        }
+        into->quantile = q.value_or(0.5);
+      } else if (mode == "fixed") {
+        into->mode = audience::RfmThreshold::Mode::kFixed;
+        into->value = tr.Int("value", 0, int64_t{1'000'000'000'000});
+      } else if (tr.ok()) {
+        tr.Fail(InvalidField(tr.Path("mode"), "mode is quantile or fixed"));
+      }
+      RETURN_IF_ERROR(tr.Finish());
+    }
+    RETURN_IF_ERROR(r.Finish());
+  }
+  if (lc) {
+    FieldReader r(*lc, "lifecycle");
+    if (auto v = r.OptInt("default_cycle_days", 1, 3650)) {
+      s.lifecycle.default_cycle_days = static_cast<int32_t>(*v);
+    }
+    if (auto v = OptNumber(r, "dormant_cycles")) s.lifecycle.dormant_cycles = *v;
+    if (auto v = OptNumber(r, "churn_cycles")) s.lifecycle.churn_cycles = *v;
+    if (auto v = r.OptInt("active_min_orders", 2, 1000)) {
+      s.lifecycle.active_min_orders = static_cast<uint32_t>(*v);
+    }
+    RETURN_IF_ERROR(r.Finish());
+  }
+  RETURN_IF_ERROR(domain::CheckAudienceSettings(s));
+  return s;
+}
+
+json::object ToJson(const domain::SegmentSnapshotInfo& s) {
+  json::object o;
+  o["id"] = s.id;
+  o["segment_id"] = s.segment_id;
+  o["name"] = s.name;
+  o["expression"] = s.expression;
+  o["people"] = s.people;
+  o["created_at"] = s.created_at;
+  return o;
+}
+
 json::object ToJson(const domain::AudienceTag& t) {
   json::object o;
   o["id"] = t.id;

@@ -104,6 +104,10 @@ StatusOr<domain::NewSegment> ParseNewSegment(std::string_view body);
 // {"expression": "…"} or {"json": {…}}: (expression, json text).
 StatusOr<std::pair<std::optional<std::string>, std::optional<std::string>>> ParseCountInput(
     std::string_view body);
+// PUT /v1/audience/settings: {"rfm":{"recency"|"frequency"|"monetary":{"mode":"quantile",
+// "quantile":q} | {"mode":"fixed","value":n}},"lifecycle":{…}}; absent parts take the defaults.
+StatusOr<domain::AudienceSettings> ParseAudienceSettings(std::string_view body);
+json::object ToJson(const domain::SegmentSnapshotInfo& s);
 json::object ToJson(const domain::AudienceTag& t);
 json::object ToJson(const domain::AudienceSegment& s);
 

@@ -1085,6 +1085,16 @@ bool LoadBrand(const Target& to, const BrandSpec& brand, const Plan& plan, int d
     return false;
   }
   sum.people = verified->at("person_rows").to_number<int64_t>();
+  // So is the audience: tags, segments, stages and classes as a fresh build from the store has
+  // them.
+  auto av = to.Client()->Post("/v1/audience/verify", "{}");
+  if (!Check(av, "POST /v1/audience/verify", err)) return false;
+  auto audience = Body(av, "POST /v1/audience/verify", err);
+  if (!audience) return false;
+  if (!audience->at("ok").as_bool()) {
+    err.Set(std::string(label) + ": the audience disagrees with the store: " + ToJson(*audience));
+    return false;
+  }
   if (sum.people != sum.loaded_people + sum.scan_only) {
     err.Set(
         fmt::format("{} has {} people after the load, not the {} loaded plus the {} who only "

@@ -50,6 +50,9 @@ class FieldReader {
   // Element `i` of an array read above, as an object reader; type errors are recorded here.
   const json::object* ObjectAt(const json::array& arr, std::string_view key, size_t i);
 
+  // The raw value of `key` (read: not UNKNOWN_FIELD), nullptr when absent or null, for the
+  // caller's own type check.
+  const json::value* OptValue(std::string_view key) { return Find(key, false); }
   bool Has(std::string_view key) const;
   // Records an error found by the caller (first error wins).
   void Fail(Status s);

@@ -848,6 +848,68 @@ HttpOut PersonAudience(Ctx& c) {
   return Json(200, o);
 }
 
+HttpOut GetAudienceSettings(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(domain::AudienceSettings st, c.engine.audience().Settings(c.tenant()));
+  boost::system::error_code ec;
+  return Json(200, boost::json::parse(domain::AudienceSettingsJson(st), ec));
+}
+
+HttpOut PutAudienceSettings(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(domain::AudienceSettings in, api::ParseAudienceSettings(c.in.body));
+  TRY_ASSIGN(domain::AudienceSettings st, c.engine.audience().PutSettings(c.tenant(), in));
+  boost::system::error_code ec;
+  return Json(200, boost::json::parse(domain::AudienceSettingsJson(st), ec));
+}
+
+HttpOut VerifyAudience(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(domain::AudienceVerifyReport r, c.engine.audience().Verify(c.tenant()));
+  json::object o;
+  o["ok"] = r.ok;
+  json::array diffs;
+  for (const auto& d : r.differences) diffs.emplace_back(d);
+  o["differences"] = std::move(diffs);
+  o["people"] = r.people;
+  o["seconds"] = r.seconds;
+  return Json(200, o);
+}
+
+HttpOut MakeSegmentSnapshot(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "segment"));
+  TRY_ASSIGN(json::object obj, ParseJsonObject(c.in.body));
+  FieldReader r(obj);
+  std::string name = r.String("name", 1, 32);
+  TRY(r.Finish());
+  TRY_ASSIGN(domain::SegmentSnapshotInfo s, c.engine.audience().Snapshot(c.tenant(), id, name));
+  return Json(201, api::ToJson(s));
+}
+
+HttpOut ListSegmentSnapshots(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "segment"));
+  TRY_ASSIGN(auto list, c.engine.audience().Snapshots(c.tenant(), id));
+  json::array items;
+  for (const auto& s : list) items.emplace_back(api::ToJson(s));
+  return Items(items);
+}
+
+HttpOut SnapshotMembersCsv(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "snapshot"));
+  TRY_ASSIGN(std::vector<int64_t> people, c.engine.audience().SnapshotMembers(c.tenant(), id));
+  HttpOut out;
+  out.body = "person_id\n";
+  for (int64_t p : people) {
+    out.body += std::to_string(p);
+    out.body += '\n';
+  }
+  out.content_type = "text/csv; charset=utf-8";
+  return out;
+}
+
 // ---- the route table ---------------------------------------------------------------------------
 
 const Route kRoutes[] = {
@@ -894,6 +956,12 @@ const Route kRoutes[] = {
     {"GET", "/v1/audience/rfm", Access::kRead, RfmMatrix},
     {"GET", "/v1/audience/lifecycle", Access::kRead, LifecycleStages},
     {"GET", "/v1/audience/koc", Access::kRead, KocList},
+    {"GET", "/v1/audience/settings", Access::kRead, GetAudienceSettings},
+    {"PUT", "/v1/audience/settings", Access::kAdmin, PutAudienceSettings},
+    {"POST", "/v1/audience/verify", Access::kAdmin, VerifyAudience},
+    {"POST", "/v1/segments/{id}/snapshots", Access::kWrite, MakeSegmentSnapshot},
+    {"GET", "/v1/segments/{id}/snapshots", Access::kRead, ListSegmentSnapshots},
+    {"GET", "/v1/segment-snapshots/{id}/members.csv", Access::kRead, SnapshotMembersCsv},
     {"POST", "/v1/orders", Access::kIngest, CreateOrder},
     {"GET", "/v1/orders", Access::kRead, ListOrders},
     {"GET", "/v1/orders/{order_no}", Access::kRead, GetOrder},

@@ -280,6 +280,27 @@ CREATE TABLE person_inviters (
   PRIMARY KEY (tenant_id, person_id)
 );
 )SQL"},
+      // A tenant's audience settings (RFM thresholds, lifecycle rules) as JSON; none = defaults.
+      // A segment snapshot freezes a segment's members at a moment (a campaign's audience):
+      // `members` is the ascending person ids, comma-separated.
+      {9, "audience_settings", R"SQL(
+CREATE TABLE audience_settings (
+  tenant_id BIGINT PRIMARY KEY REFERENCES tenants(id),
+  settings TEXT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE TABLE segment_snapshots (
+  id {{ID}},
+  tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+  segment_id BIGINT NOT NULL,
+  name TEXT NOT NULL,
+  expression TEXT NOT NULL,
+  people BIGINT NOT NULL,
+  members TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX segment_snapshots_segment ON segment_snapshots(tenant_id, segment_id);
+)SQL"},
   };
   return kMigrations;
 }

@@ -1,6 +1,7 @@
 // The audience over HTTP on both stores: rule tags and segments current the moment an order,
 // refund, event or merge is acknowledged; manual tags; the expression errors; TAG_IN_USE; member
 // paging and CSV; and the same answers after a restart (rebuilt from the store).
+#include <map>
 #include <set>
 #include <thread>
 
@@ -228,6 +229,81 @@ TEST_P(AudienceTest, ManualTagsMembersAndBadInput) {
   ASSERT_TRUE(HasStatus(api.Delete(seg_path), 200));
   ASSERT_TRUE(HasStatus(api.Delete(vip_path), 200));
   EXPECT_TRUE(IsError(api.Get(seg_path), 404, "NOT_FOUND"));
+}
+
+TEST_P(AudienceTest, SettingsSnapshotsAndVerify) {
+  Api api = AdminApi();
+  const int64_t now = NowMs();
+  const int64_t day = 86'400'000;
+  std::vector<int64_t> people;
+  for (int i = 0; i < 6; ++i) {
+    people.push_back(NewPerson(api, "unionid:s" + std::to_string(i), now - 200 * day));
+  }
+  // Person i ordered (i + 1) times, the last one 10 * i days ago.
+  for (int i = 0; i < 6; ++i) {
+    for (int k = 0; k <= i; ++k) {
+      Order(api, "S-" + std::to_string(i) + "-" + std::to_string(k), people[i], 1000 * (i + 1),
+            now - (10 * i + 3 * k) * day);
+    }
+  }
+  Reply def = api.Get("/v1/audience/settings");
+  ASSERT_TRUE(HasStatus(def, 200));
+  EXPECT_EQ(def.Str("/rfm/recency/mode"), "quantile");
+  // Fixed thresholds: recent = under 25 days, frequent = over 3 orders, valuable = over ¥20.
+  Reply put =
+      api.Put("/v1/audience/settings",
+              value{{"rfm", value{{"recency", value{{"mode", "fixed"}, {"value", 25}}},
+                                  {"frequency", value{{"mode", "fixed"}, {"value", 3}}},
+                                  {"monetary", value{{"mode", "fixed"}, {"value", 2000}}}}}});
+  ASSERT_TRUE(HasStatus(put, 200)) << put.body;
+  Reply rfm = api.Get("/v1/audience/rfm");
+  ASSERT_TRUE(HasStatus(rfm, 200));
+  EXPECT_EQ(rfm.Int("/thresholds/recency_days"), 25);
+  std::map<std::string, int64_t> cells;
+  for (const auto& c : rfm.At("/cells").as_array()) {
+    cells[std::string(c.at("class").as_string())] = c.at("people").as_int64();
+  }
+  // Recency days 0, 10, 20, 30, 40, 50; orders 1..6; GMV 1000, 4000, 9000, … fen.
+  EXPECT_EQ(cells["general_develop"], 1);    // s0: recent, 1 order, ¥10
+  EXPECT_EQ(cells["important_develop"], 2);  // s1, s2: recent, 2-3 orders, over ¥20
+  EXPECT_EQ(cells["important_keep"], 3);     // s3, s4, s5: not recent, 4+ orders, over ¥20
+  EXPECT_TRUE(IsError(
+      api.Put("/v1/audience/settings",
+              value{{"rfm", value{{"recency", value{{"mode", "quantile"}, {"quantile", 1.5}}}}}}),
+      400, "INVALID_FIELD", "rfm.recency.quantile"));
+  EXPECT_TRUE(
+      IsError(api.Put("/v1/audience/settings",
+                      value{{"lifecycle", value{{"dormant_cycles", 5}, {"churn_cycles", 3}}}}),
+              400, "INVALID_FIELD", "lifecycle.churn_cycles"));
+  EXPECT_TRUE(IsError(api.Put("/v1/audience/settings", value{{"rfm", value{{"speed", 1}}}}), 400,
+                      "UNKNOWN_FIELD", "rfm.speed"));
+  EXPECT_EQ(api.Get("/v1/audience/rfm").body, rfm.body) << "a refused setting changed nothing";
+
+  // A snapshot keeps its members when the segment changes.
+  Reply seg = api.Post("/v1/segments", value{{"name", "常客"}, {"expression", "orders >= 4"}});
+  ASSERT_TRUE(HasStatus(seg, 201));
+  const std::string seg_path = "/v1/segments/" + std::to_string(seg.Int("/id"));
+  Reply snap = api.Post(seg_path + "/snapshots", value{{"name", "十一月名单"}});
+  ASSERT_TRUE(HasStatus(snap, 201)) << snap.body;
+  EXPECT_EQ(snap.Int("/people"), 3);
+  Order(api, "S-extra", people[0], 500, now);
+  Order(api, "S-extra2", people[0], 500, now);
+  Order(api, "S-extra3", people[0], 500, now);
+  EXPECT_EQ(SegmentPeople(api, seg.Int("/id")), 4);
+  Reply csv = api.Get("/v1/segment-snapshots/" + std::to_string(snap.Int("/id")) + "/members.csv");
+  ASSERT_TRUE(HasStatus(csv, 200));
+  EXPECT_EQ(csv.body, "person_id\n" + std::to_string(people[3]) + "\n" + std::to_string(people[4]) +
+                          "\n" + std::to_string(people[5]) + "\n");
+  Reply list = api.Get(seg_path + "/snapshots");
+  ASSERT_TRUE(HasStatus(list, 200));
+  ASSERT_EQ(list.At("/items").as_array().size(), 1u);
+  EXPECT_EQ(list.Str("/items/0/name"), "十一月名单");
+
+  // The live audience equals one built afresh from the store.
+  Reply v = api.Post("/v1/audience/verify", value(json::object{}));
+  ASSERT_TRUE(HasStatus(v, 200));
+  EXPECT_TRUE(v.At("/ok").as_bool()) << v.body;
+  EXPECT_EQ(v.Int("/people"), 6);
 }
 
 SIYU_BACKEND_SUITE(AudienceTest);

@@ -365,6 +365,9 @@ Reply Api::Post(const std::string& target, const json::value& body) {
   return Send("POST", target, json::serialize(body));
 }
 Reply Api::Delete(const std::string& target) { return Send("DELETE", target, "", ""); }
+Reply Api::Put(const std::string& target, const json::value& body) {
+  return Send("PUT", target, json::serialize(body));
+}
 
 Reply Api::Send(const std::string& method, const std::string& target, const std::string& body,
                 const std::string& content_type,

@@ -131,6 +131,7 @@ class Api {
     return Post(target, std::string(body));
   }
   Reply Delete(const std::string& target);
+  Reply Put(const std::string& target, const json::value& body);
   Reply Send(const std::string& method, const std::string& target, const std::string& body,
              const std::string& content_type = "application/json",
              const std::vector<std::pair<std::string, std::string>>& extra = {});

@@ -97,6 +97,12 @@ const std::set<std::string>& CoveredRoutes() {
       "GET /v1/audience/rfm",
       "GET /v1/audience/lifecycle",
       "GET /v1/audience/koc",
+      "GET /v1/audience/settings",
+      "PUT /v1/audience/settings",
+      "POST /v1/audience/verify",
+      "POST /v1/segments/{id}/snapshots",
+      "GET /v1/segments/{id}/snapshots",
+      "GET /v1/segment-snapshots/{id}/members.csv",
   };
   return kCovered;
 }
@@ -265,6 +271,13 @@ TEST_P(IsolationTest, EveryRoute) {
   ASSERT_TRUE(HasStatus(bs, 201));
   EXPECT_EQ(bs.Int("/people"), 1) << bs.body;
   const int64_t b_segment = bs.Int("/id");
+  Reply bsnap =
+      b.Post("/v1/segments/" + std::to_string(b_segment) + "/snapshots", value{{"name", "B-SNAP"}});
+  ASSERT_TRUE(HasStatus(bsnap, 201));
+  const int64_t b_snapshot = bsnap.Int("/id");
+  ASSERT_TRUE(HasStatus(
+      b.Put("/v1/audience/settings", value{{"lifecycle", value{{"default_cycle_days", 45}}}}),
+      200));
   Reply b_spare = b.Post("/v1/api-keys", value{{"name", "b spare"}, {"role", "analyst"}});
   ASSERT_TRUE(HasStatus(b_spare, 201));
   const int64_t b_key_id = b_spare.Int("/id");
@@ -286,15 +299,27 @@ TEST_P(IsolationTest, EveryRoute) {
   auto snapshot_b = [&]() {
     std::string s;
     for (const std::string& path : std::vector<std::string>{
-             "/v1/channels", "/v1/api-keys", "/v1/tenants",
-             "/v1/channels/" + std::to_string(b_channel), "/v1/analytics/overview?" + window,
-             "/v1/analytics/channels?" + window, "/v1/wechat/apps",
+             "/v1/channels",
+             "/v1/api-keys",
+             "/v1/tenants",
+             "/v1/channels/" + std::to_string(b_channel),
+             "/v1/analytics/overview?" + window,
+             "/v1/analytics/channels?" + window,
+             "/v1/wechat/apps",
              "/v1/people/" + std::to_string(b_person) + "/timeline",
              "/v1/people/" + std::to_string(b_events_person) + "/timeline",
-             "/v1/people/" + std::to_string(b_person) + "/identity", "/v1/identity/quarantine",
-             "/v1/identity/resolve?id=phone:13900000001", "/v1/tags", "/v1/segments",
-             "/v1/segments/" + std::to_string(b_segment) + "/members", "/v1/audience/rfm",
-             "/v1/audience/lifecycle", "/v1/audience/koc",
+             "/v1/people/" + std::to_string(b_person) + "/identity",
+             "/v1/identity/quarantine",
+             "/v1/identity/resolve?id=phone:13900000001",
+             "/v1/tags",
+             "/v1/segments",
+             "/v1/segments/" + std::to_string(b_segment) + "/members",
+             "/v1/audience/rfm",
+             "/v1/audience/lifecycle",
+             "/v1/audience/koc",
+             "/v1/audience/settings",
+             "/v1/segments/" + std::to_string(b_segment) + "/snapshots",
+             "/v1/segment-snapshots/" + std::to_string(b_snapshot) + "/members.csv",
              "/v1/people/" + std::to_string(b_person) + "/audience"}) {
       Reply r = b.Get(path);
       EXPECT_TRUE(HasStatus(r, 200)) << path;
@@ -922,6 +947,37 @@ TEST_P(IsolationTest, EveryRoute) {
     }
     EXPECT_EQ(r.Int("/share/people"), static_cast<int64_t>(a_people())) << r.body;
     EXPECT_EQ(r.Int("/share/total_gmv_fen"), 1100) << r.body;
+  };
+  cases["GET /v1/audience/settings"] = [&] {
+    Reply r = a.Get("/v1/audience/settings");
+    ASSERT_TRUE(HasStatus(r, 200));
+    EXPECT_EQ(r.Int("/lifecycle/default_cycle_days"), 30) << "B's setting leaked: " << r.body;
+  };
+  cases["PUT /v1/audience/settings"] = [&] {
+    Reply r = a.Put("/v1/audience/settings",
+                    value{{"rfm", value{{"recency", value{{"mode", "fixed"}, {"value", 60}}}}}});
+    ASSERT_TRUE(HasStatus(r, 200));
+    EXPECT_EQ(r.Int("/rfm/recency/value"), 60);
+    EXPECT_EQ(r.Int("/lifecycle/default_cycle_days"), 30);
+  };
+  cases["POST /v1/audience/verify"] = [&] {
+    Reply r = a.Post("/v1/audience/verify", value(json::object{}));
+    ASSERT_TRUE(HasStatus(r, 200));
+    EXPECT_TRUE(r.At("/ok").as_bool()) << r.body;
+    EXPECT_EQ(r.Int("/people"), static_cast<int64_t>(a_people()));
+  };
+  cases["POST /v1/segments/{id}/snapshots"] = [&] {
+    EXPECT_TRUE(IsError(a.Post(b_seg_path + "/snapshots", value{{"name", "A"}}), 404, "NOT_FOUND"));
+  };
+  cases["GET /v1/segments/{id}/snapshots"] = [&] {
+    Reply r = a.Get(b_seg_path + "/snapshots");
+    ASSERT_TRUE(HasStatus(r, 200));
+    EXPECT_TRUE(r.At("/items").as_array().empty()) << r.body;
+  };
+  cases["GET /v1/segment-snapshots/{id}/members.csv"] = [&] {
+    EXPECT_TRUE(
+        IsError(a.Get("/v1/segment-snapshots/" + std::to_string(b_snapshot) + "/members.csv"), 404,
+                "NOT_FOUND"));
   };
   cases["GET /v1/people/{id}/audience"] = [&] {
     EXPECT_TRUE(

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <unordered_set>
@@ -263,22 +264,13 @@ std::shared_ptr<AudienceEngine> Audience::EngineOf(int64_t tenant_id) {
   return t.engine;
 }
 
-Status Audience::Rebuild(int64_t tenant_id) {
-  Tenant& t = TenantOf(tenant_id);
-  std::lock_guard build(t.build_mu);
+StatusOr<Audience::Built> Audience::Build(int64_t tenant_id) {
   ASSIGN_OR_RETURN(std::string tz, TimezoneOf(tenant_id));
-  {
-    std::lock_guard lock(t.mu);
-    t.tz = tz;
-  }
-  auto start = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(AudienceSettings settings, Settings(tenant_id));
   audience::EngineOptions options;
   options.today = LocalDayNumber(NowMs(), tz);
-  // RFM splits each dimension at the median of the tenant's buyers (resolved at every daily tick),
-  // so the matrix means "better or worse than our typical buyer" whatever the brand's rhythm.
-  options.rfm.recency = {audience::RfmThreshold::Mode::kQuantile, 0, 0.5};
-  options.rfm.frequency = {audience::RfmThreshold::Mode::kQuantile, 0, 0.5};
-  options.rfm.monetary = {audience::RfmThreshold::Mode::kQuantile, 0, 0.5};
+  options.rfm = settings.rfm;
+  options.lifecycle = settings.lifecycle;
   auto e = std::make_shared<AudienceEngine>(options);
   std::unordered_map<int64_t, PersonAttrs> attrs;
   std::vector<std::pair<int64_t, int64_t>> merges;  // (row, canonical)
@@ -377,16 +369,264 @@ Status Audience::Rebuild(int64_t tenant_id) {
   }
   for (const auto& s : segments) RETURN_IF_ERROR(e->DefineSegment(s));
   RETURN_IF_ERROR(e->EndBulkLoad());
-  // Keep the attributes of the people the engine holds (merged-in rows are gone).
+  // The attributes of the people the engine holds (merged-in rows are gone).
+  return Built{std::move(e), std::move(attrs), std::move(tz)};
+}
+
+Status Audience::Rebuild(int64_t tenant_id) {
+  Tenant& t = TenantOf(tenant_id);
+  std::lock_guard build(t.build_mu);
+  auto start = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(Built b, Build(tenant_id));
+  auto e = b.engine;
   {
     std::lock_guard lock(t.mu);
-    t.engine = e;
-    t.attrs = std::move(attrs);
+    t.engine = std::move(b.engine);
+    t.attrs = std::move(b.attrs);
+    t.tz = std::move(b.tz);
   }
   spdlog::info("audience: tenant {}: {} people, {} tags, {} segments in {:.2f} s", tenant_id,
                e->PeopleCount(), e->Tags().size(), e->Segments().size(),
                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return Status::Ok();
+}
+
+// ---- settings, snapshots, verification ---------------------------------------------------------
+
+AudienceSettings DefaultAudienceSettings() {
+  AudienceSettings s;
+  // RFM splits each dimension at the median of the tenant's buyers (resolved at every daily tick),
+  // so the matrix means "better or worse than our typical buyer" whatever the brand's rhythm.
+  s.rfm.recency = {audience::RfmThreshold::Mode::kQuantile, 0, 0.5};
+  s.rfm.frequency = {audience::RfmThreshold::Mode::kQuantile, 0, 0.5};
+  s.rfm.monetary = {audience::RfmThreshold::Mode::kQuantile, 0, 0.5};
+  return s;
+}
+
+Status CheckAudienceSettings(const AudienceSettings& s) {
+  const std::pair<const char*, const audience::RfmThreshold*> dims[] = {
+      {"rfm.recency", &s.rfm.recency},
+      {"rfm.frequency", &s.rfm.frequency},
+      {"rfm.monetary", &s.rfm.monetary}};
+  for (const auto& [name, t] : dims) {
+    if (t->mode == audience::RfmThreshold::Mode::kQuantile) {
+      if (!(t->quantile > 0 && t->quantile < 1)) {
+        return InvalidField(std::string(name) + ".quantile", "a quantile is between 0 and 1");
+      }
+    } else if (t->value < 0 || t->value > int64_t{1'000'000'000'000}) {
+      return InvalidField(std::string(name) + ".value",
+                          "a fixed threshold is 0 to 1,000,000,000,000");
+    }
+  }
+  const auto& l = s.lifecycle;
+  if (l.default_cycle_days < 1 || l.default_cycle_days > 3650) {
+    return InvalidField("lifecycle.default_cycle_days", "the purchase cycle is 1 to 3650 days");
+  }
+  if (!(l.dormant_cycles >= 0.5 && l.dormant_cycles <= 100)) {
+    return InvalidField("lifecycle.dormant_cycles", "dormant_cycles is 0.5 to 100");
+  }
+  if (!(l.churn_cycles > l.dormant_cycles && l.churn_cycles <= 200)) {
+    return InvalidField("lifecycle.churn_cycles",
+                        "churn_cycles is more than dormant_cycles, at most 200");
+  }
+  if (l.active_min_orders < 2 || l.active_min_orders > 1000) {
+    return InvalidField("lifecycle.active_min_orders", "active_min_orders is 2 to 1000");
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+boost::json::object ThresholdJson(const audience::RfmThreshold& t) {
+  boost::json::object o;
+  if (t.mode == audience::RfmThreshold::Mode::kQuantile) {
+    o["mode"] = "quantile";
+    o["quantile"] = t.quantile;
+  } else {
+    o["mode"] = "fixed";
+    o["value"] = t.value;
+  }
+  return o;
+}
+
+std::optional<audience::RfmThreshold> ThresholdFrom(const boost::json::value* v) {
+  if (!v || !v->is_object()) return std::nullopt;
+  const auto& o = v->as_object();
+  audience::RfmThreshold t;
+  const auto* mode = o.if_contains("mode");
+  if (mode && mode->is_string() && mode->as_string() == "fixed") {
+    t.mode = audience::RfmThreshold::Mode::kFixed;
+    const auto* value = o.if_contains("value");
+    if (!value || !value->is_int64()) return std::nullopt;
+    t.value = value->as_int64();
+  } else {
+    t.mode = audience::RfmThreshold::Mode::kQuantile;
+    const auto* q = o.if_contains("quantile");
+    if (!q || !(q->is_double() || q->is_int64())) return std::nullopt;
+    t.quantile = q->to_number<double>();
+  }
+  return t;
+}
+
+}  // namespace
+
+std::string AudienceSettingsJson(const AudienceSettings& s) {
+  boost::json::object rfm{{"recency", ThresholdJson(s.rfm.recency)},
+                          {"frequency", ThresholdJson(s.rfm.frequency)},
+                          {"monetary", ThresholdJson(s.rfm.monetary)}};
+  boost::json::object lc{{"default_cycle_days", s.lifecycle.default_cycle_days},
+                         {"dormant_cycles", s.lifecycle.dormant_cycles},
+                         {"churn_cycles", s.lifecycle.churn_cycles},
+                         {"active_min_orders", s.lifecycle.active_min_orders}};
+  return boost::json::serialize(boost::json::object{{"rfm", rfm}, {"lifecycle", lc}});
+}
+
+// Reads what AudienceSettingsJson wrote (the stored form); anything unreadable is the default.
+AudienceSettings AudienceSettingsFromJson(std::string_view text) {
+  AudienceSettings s = DefaultAudienceSettings();
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(text, ec);
+  if (ec || !v.is_object()) return s;
+  const auto& o = v.as_object();
+  if (const auto* rfm = o.if_contains("rfm"); rfm && rfm->is_object()) {
+    const auto& r = rfm->as_object();
+    if (auto t = ThresholdFrom(r.if_contains("recency"))) s.rfm.recency = *t;
+    if (auto t = ThresholdFrom(r.if_contains("frequency"))) s.rfm.frequency = *t;
+    if (auto t = ThresholdFrom(r.if_contains("monetary"))) s.rfm.monetary = *t;
+  }
+  if (const auto* lc = o.if_contains("lifecycle"); lc && lc->is_object()) {
+    const auto& l = lc->as_object();
+    if (const auto* x = l.if_contains("default_cycle_days"); x && x->is_int64()) {
+      s.lifecycle.default_cycle_days = static_cast<int32_t>(x->as_int64());
+    }
+    if (const auto* x = l.if_contains("dormant_cycles"); x && x->is_number()) {
+      s.lifecycle.dormant_cycles = x->to_number<double>();
+    }
+    if (const auto* x = l.if_contains("churn_cycles"); x && x->is_number()) {
+      s.lifecycle.churn_cycles = x->to_number<double>();
+    }
+    if (const auto* x = l.if_contains("active_min_orders"); x && x->is_int64()) {
+      s.lifecycle.active_min_orders = static_cast<uint32_t>(x->as_int64());
+    }
+  }
+  return s;
+}
+
+StatusOr<AudienceSettings> Audience::Settings(int64_t tenant_id) {
+  AudienceSettings out = DefaultAudienceSettings();
+  RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+    ASSIGN_OR_RETURN(
+        Rows r, c.Query("SELECT settings FROM audience_settings WHERE tenant_id = ?", {tenant_id}));
+    out = r.empty() ? DefaultAudienceSettings() : AudienceSettingsFromJson(r[0].Text(0));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+StatusOr<AudienceSettings> Audience::PutSettings(int64_t tenant_id, const AudienceSettings& in) {
+  RETURN_IF_ERROR(CheckAudienceSettings(in));
+  const std::string text = AudienceSettingsJson(in);
+  const int64_t now = NowMs();
+  RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
+    RETURN_IF_ERROR(
+        c.Exec("DELETE FROM audience_settings WHERE tenant_id = ?", {tenant_id}).status());
+    return c
+        .Exec("INSERT INTO audience_settings (tenant_id, settings, updated_at) VALUES (?, ?, ?)",
+              {tenant_id, text, now})
+        .status();
+  }));
+  RETURN_IF_ERROR(Rebuild(tenant_id));
+  return Settings(tenant_id);
+}
+
+StatusOr<SegmentSnapshotInfo> Audience::Snapshot(int64_t tenant_id, int64_t segment_id,
+                                                 const std::string& name) {
+  auto e = EngineOf(tenant_id);
+  if (!e) return Status(ErrorCode::kStoreUnavailable, "the audience engine is not available");
+  RETURN_IF_ERROR(CheckText(name, "name", 1, "a snapshot's name"));
+  ASSIGN_OR_RETURN(AudienceSegment seg, Segment(tenant_id, segment_id));
+  auto snap = e->SegmentSnapshot(segment_id);
+  if (!snap.ok()) {
+    return Status(ErrorCode::kNotFound, "no segment " + std::to_string(segment_id), "id");
+  }
+  std::vector<int64_t> members = e->Members(*snap);
+  std::string text;
+  text.reserve(members.size() * 8);
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (i) text += ',';
+    text += std::to_string(members[i]);
+  }
+  SegmentSnapshotInfo out{0, segment_id, name, seg.expression, members.size(), NowMs()};
+  RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
+    ASSIGN_OR_RETURN(Rows r, c.Query("INSERT INTO segment_snapshots (tenant_id, segment_id, name, "
+                                     "expression, people, members, created_at) VALUES (?, ?, ?, "
+                                     "?, ?, ?, ?) RETURNING id",
+                                     {tenant_id, segment_id, name, seg.expression,
+                                      static_cast<int64_t>(out.people), text, out.created_at}));
+    out.id = r.at(0).Int(0);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+StatusOr<std::vector<SegmentSnapshotInfo>> Audience::Snapshots(int64_t tenant_id,
+                                                               int64_t segment_id) {
+  std::vector<SegmentSnapshotInfo> out;
+  RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+    out.clear();
+    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT id, segment_id, name, expression, people, created_at "
+                                     "FROM segment_snapshots WHERE tenant_id = ? AND segment_id = "
+                                     "? ORDER BY id DESC",
+                                     {tenant_id, segment_id}));
+    for (const Row& row : r) {
+      out.push_back({row.Int(0), row.Int(1), row.Text(2), row.Text(3),
+                     static_cast<uint64_t>(row.Int(4)), row.Int(5)});
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+StatusOr<std::vector<int64_t>> Audience::SnapshotMembers(int64_t tenant_id, int64_t snapshot_id) {
+  std::vector<int64_t> out;
+  RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+    out.clear();
+    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT members FROM segment_snapshots WHERE tenant_id = ? "
+                                     "AND id = ?",
+                                     {tenant_id, snapshot_id}));
+    if (r.empty()) {
+      return Status(ErrorCode::kNotFound, "no snapshot " + std::to_string(snapshot_id), "id");
+    }
+    std::string_view text = r[0].Text(0);
+    while (!text.empty()) {
+      size_t comma = text.find(',');
+      std::string_view part = text.substr(0, comma);
+      int64_t v = 0;
+      std::from_chars(part.data(), part.data() + part.size(), v);
+      out.push_back(v);
+      if (comma == std::string_view::npos) break;
+      text.remove_prefix(comma + 1);
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+StatusOr<AudienceVerifyReport> Audience::Verify(int64_t tenant_id) {
+  auto start = std::chrono::steady_clock::now();
+  auto live = EngineOf(tenant_id);
+  if (!live) return Status(ErrorCode::kStoreUnavailable, "the audience engine is not available");
+  Tenant& t = TenantOf(tenant_id);
+  std::lock_guard build(t.build_mu);
+  ASSIGN_OR_RETURN(Built b, Build(tenant_id));
+  // Quantile thresholds move at the daily tick: compare with the live engine's.
+  b.engine->PinRfmThresholds(live->ResolvedRfmThresholds());
+  AudienceVerifyReport out;
+  out.differences = live->Diff(*b.engine, 20);
+  out.ok = out.differences.empty();
+  out.people = live->PeopleCount();
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
 }
 
 // ---- facts -------------------------------------------------------------------------------------

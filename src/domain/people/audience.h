@@ -91,6 +91,36 @@ struct CountAnswer {
   std::string json;        // canonical JSON form
 };
 
+// How a tenant's people are classified: RFM thresholds (fixed, or a quantile of the buyers
+// resolved daily) and lifecycle rules. Defaults: every RFM dimension split at the buyers' median.
+struct AudienceSettings {
+  audience::RfmOptions rfm;
+  audience::LifecycleOptions lifecycle;
+};
+AudienceSettings DefaultAudienceSettings();
+// The stored (and API) JSON form: {"rfm":{"recency":{"mode":"quantile","quantile":0.5} |
+// {"mode":"fixed","value":30},"frequency":…,"monetary":…},"lifecycle":{"default_cycle_days",
+// "dormant_cycles","churn_cycles","active_min_orders"}}.
+std::string AudienceSettingsJson(const AudienceSettings& s);
+// INVALID_FIELD naming the setting (e.g. "rfm.recency.quantile") for values out of range.
+Status CheckAudienceSettings(const AudienceSettings& s);
+
+struct SegmentSnapshotInfo {
+  int64_t id = 0;
+  int64_t segment_id = 0;
+  std::string name;
+  std::string expression;  // the segment's expression when frozen
+  uint64_t people = 0;
+  int64_t created_at = 0;
+};
+
+struct AudienceVerifyReport {
+  bool ok = true;
+  std::vector<std::string> differences;  // the first differences, if any
+  uint64_t people = 0;
+  double seconds = 0;
+};
+
 class Audience {
  public:
   Audience(store::Store& store, Identity& identity, Events& events);
@@ -123,6 +153,21 @@ class Audience {
   StatusOr<AudienceSegment> Segment(int64_t tenant_id, int64_t segment_id);
   StatusOr<AudienceSegment> CreateSegment(int64_t tenant_id, const NewSegment& in);
   Status DeleteSegment(int64_t tenant_id, int64_t segment_id);
+
+  // Settings: stored per tenant; a change rebuilds the tenant's engine.
+  StatusOr<AudienceSettings> Settings(int64_t tenant_id);
+  StatusOr<AudienceSettings> PutSettings(int64_t tenant_id, const AudienceSettings& in);
+
+  // Snapshots: a segment's members frozen now (a campaign's audience), kept after the segment
+  // changes or is deleted.
+  StatusOr<SegmentSnapshotInfo> Snapshot(int64_t tenant_id, int64_t segment_id,
+                                         const std::string& name);
+  StatusOr<std::vector<SegmentSnapshotInfo>> Snapshots(int64_t tenant_id, int64_t segment_id);
+  StatusOr<std::vector<int64_t>> SnapshotMembers(int64_t tenant_id, int64_t snapshot_id);
+
+  // Builds the tenant's engine afresh from the store and compares it with the live one (people,
+  // facts, definitions, stages, classes, memberships). Differences are findings, not errors.
+  StatusOr<AudienceVerifyReport> Verify(int64_t tenant_id);
 
   // ---- reads -----------------------------------------------------------------------------------
   StatusOr<CountAnswer> Count(int64_t tenant_id, const std::optional<std::string>& expression,
@@ -160,8 +205,13 @@ class Audience {
  private:
   struct Tenant;
   Tenant& TenantOf(int64_t tenant_id);
-  StatusOr<std::shared_ptr<audience::AudienceEngine>> Build(int64_t tenant_id,
-                                                            const std::string& tz);
+  // The tenant's engine built from the store, not installed.
+  struct Built {
+    std::shared_ptr<audience::AudienceEngine> engine;
+    std::unordered_map<int64_t, audience::PersonAttrs> attrs;
+    std::string tz;
+  };
+  StatusOr<Built> Build(int64_t tenant_id);
   StatusOr<std::string> TimezoneOf(int64_t tenant_id);
   void Fold(int64_t tenant_id, audience::AudienceEngine& e, int64_t person);
   void TickAll();
