@@ -1,7 +1,8 @@
 // Browser test of the console's audience pages (人群运营) against a running server: the tags by
 // group, the segment builder's live count (the same figure POST /v1/audience/count answers for the
-// same expression), saving a segment, the RFM matrix, the lifecycle chart, the KOC ranking and a
-// person's audience profile.
+// same expression), saving a segment, freezing a segment's members (a snapshot), the RFM matrix and
+// its threshold settings, the lifecycle chart, its rules and the audience check (verify), the KOC
+// ranking and a person's audience profile.
 //
 //   npm ci --prefix tests/browser
 //   SIYU_URL=http://127.0.0.1:8080 SIYU_USER=admin SIYU_PASSWORD=… \
@@ -9,11 +10,13 @@
 //
 // It reads the first tenant (with `siyu demo`: the demo brand, whose tags include the groups 会员
 // and 行为, the rule tag 高价值 and the manual tag 门店VIP, and whose segments include 沉睡会员 and
-// 近30天活跃). The only thing it writes there is one segment with a name unique to the run,
-// deleted again at the end; segments change no figure the overview test reads.
+// 近30天活跃). It writes there one segment with a name unique to the run, deleted again at the end,
+// and one snapshot of 沉睡会员 with a name unique to the run (snapshots cannot be deleted); neither
+// changes a figure the overview test reads. It reads the audience settings but does not change them
+// (it sends one invalid change, which the server refuses).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { BASE, call, loadChromium } from './api.mjs'
 
@@ -44,6 +47,7 @@ const STAGES = ['prospect', 'new', 'repeat', 'active', 'dormant', 'churned', 're
 
 // tag("name") or tag("group/name"): the console's builder always writes the group when there is one
 const tagRef = (t) => (t.group ? `${t.group}/${t.name}` : t.name)
+const runId = () => `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 test('audience pages: tags, the segment builder and its live count, RFM, lifecycle, KOC, a person’s profile', { timeout: 300_000 }, async () => {
@@ -75,7 +79,11 @@ test('audience pages: tags, the segment builder and its live count, RFM, lifecyc
 
   // The segment the test builds: 高价值 AND orders(last 365d) >= 2.
   const wantJson = { and: [{ tag: tagRef(ruleTag) }, { orders: { window_days: 365 }, op: '>=', value: 2 }] }
-  const segmentName = `浏览器测试人群-${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`
+  const segmentName = `浏览器测试人群-${runId()}`
+  const snapshotName = `浏览器测试名单-${runId()}`
+  const isAdmin = tenant.role === 'admin'
+  const settingsBefore = await api('GET', '/v1/audience/settings')
+  assert.ok(settingsBefore?.rfm && settingsBefore?.lifecycle, 'GET /v1/audience/settings has no rfm or lifecycle')
   let savedId = null
 
   // 2. The console in a real browser.
@@ -244,6 +252,48 @@ test('audience pages: tags, the segment builder and its live count, RFM, lifecyc
       await page.screenshot({ path: SCREENSHOT.replace(/(\.png)?$/, '-segments.png'), fullPage: true }).catch(() => {})
     }
 
+    // 7b. Freeze the members of a demo segment (沉睡会员) under a name; the snapshot is listed by
+    // GET /v1/segments/{id}/snapshots with the people the console shows, and its CSV has them.
+    const demoSegment = segments.find((s) => s.name === DEMO_SEGMENTS[0])
+    const demoRow = page.locator('.el-table__row', { has: page.locator(`[data-testid="segment-row"][data-id="${demoSegment.id}"]`) }).first()
+    await demoRow.locator('[data-testid="segment-snapshot"]').click()
+    const snapName = page.locator('input[data-testid="snapshot-name"]')
+    await snapName.waitFor({ state: 'visible', timeout: 10_000 }).catch((e) => {
+      throw new Error(`the snapshot dialog did not open for ${DEMO_SEGMENTS[0]} (${e.message})${diag()}`)
+    })
+    assert.ok((await snapName.inputValue()).startsWith(DEMO_SEGMENTS[0]), `the snapshot's default name “${await snapName.inputValue()}” does not start with the segment's name`)
+    await snapName.fill(snapshotName)
+    await page.locator('[data-testid="snapshot-submit"]').click()
+    const snapList = page.locator(`[data-testid="segment-snapshots-list"][data-segment="${demoSegment.id}"]`)
+    const snapRow = snapList.locator(`[data-testid="segment-snapshot-row"][data-name="${snapshotName}"]`)
+    await snapRow.waitFor({ timeout: 15_000 }).catch(async (e) => {
+      const err = await page.locator('[data-testid="snapshot-error"], [data-testid="snapshot-dialog"] .el-form-item__error').allInnerTexts().catch(() => [])
+      throw new Error(`the snapshot ${snapshotName} is not listed after freezing it${err.length ? `: “${err.join(' ')}”` : ''} (${e.message})${diag()}`)
+    })
+    const snapShown = { id: await snapRow.getAttribute('data-id'), people: await snapRow.getAttribute('data-people') }
+    const snaps = (await api('GET', `/v1/segments/${demoSegment.id}/snapshots`))?.items
+    assert.ok(Array.isArray(snaps), `GET /v1/segments/${demoSegment.id}/snapshots has no items array`)
+    const snap = snaps.find((x) => x.name === snapshotName)
+    assert.ok(snap, `GET /v1/segments/${demoSegment.id}/snapshots does not list ${snapshotName}`)
+    assert.equal(String(snap.id), snapShown.id, 'the console lists the snapshot with another id than the API’s')
+    assert.equal(snapShown.people, String(snap.people), `the console shows ${snapShown.people} people in the snapshot, the API ${snap.people}`)
+    assert.equal(String(snaps[0].id), String(snap.id), 'the new snapshot is not the newest the API lists')
+    const snapTableRow = snapList.locator('.el-table__row', { has: page.locator(`[data-testid="segment-snapshot-row"][data-id="${snap.id}"]`) }).first()
+    assert.equal((await snapTableRow.locator('[data-testid="segment-snapshot-expression"]').innerText()).trim(), snap.expression, 'the snapshot shows another expression than the API’s')
+    const snapCsv = snapTableRow.locator('[data-testid="segment-snapshot-csv"]')
+    assert.equal(await snapCsv.getAttribute('data-href'), `/v1/segment-snapshots/${snap.id}/members.csv`, 'the snapshot’s CSV points elsewhere')
+    const [download] = await Promise.all([page.waitForEvent('download', { timeout: 15_000 }), snapCsv.click()])
+    const csv = await readFile(await download.path(), 'utf8')
+    const csvLines = csv.split('\n').filter((l) => l.trim() !== '')
+    assert.equal(csvLines[0], 'person_id', 'the snapshot’s CSV has no person_id header')
+    // (checked at the end, so that the pages after this one are checked too)
+    const csvIds = csvLines.slice(1)
+    let snapshotCsvProblem = ''
+    if (csvIds.length !== Number(snap.people)) snapshotCsvProblem = `the snapshot’s CSV has ${csvIds.length} people, the snapshot ${snap.people}: ${csvIds.slice(0, 12).join(' ')}`
+    else if (!csvIds.every((id) => /^[1-9]\d*$/.test(id)) || new Set(csvIds).size !== csvIds.length) snapshotCsvProblem = `the snapshot’s CSV has ids that are not distinct person ids: ${csvIds.slice(0, 12).join(' ')}`
+    await page.keyboard.press('Escape')
+    await page.locator('[data-testid="segment-snapshots-list"]').waitFor({ state: 'hidden', timeout: 10_000 }).catch(() => {})
+
     // 8. RFM: the 8 classes, with the API's people and GMV.
     await openPage('nav-audience-rfm', 'audience-rfm', 'rfm-error')
     const cells = page.locator('[data-testid="rfm-cell"]')
@@ -274,6 +324,32 @@ test('audience pages: tags, the segment builder and its live count, RFM, lifecyc
       assert.equal(await page.locator(`[data-testid="rfm-threshold-${dim}"]`).count(), 1, `the RFM page does not show the ${dim.toUpperCase()} threshold`)
     }
 
+    // 8b. The thresholds dialog shows the API's settings (read-only for other roles than admin).
+    await page.locator('[data-testid="rfm-settings"]').click()
+    const rfmSettings = page.locator('[data-testid="audience-settings"][data-section="rfm"]')
+    await page.locator('[data-testid="audience-settings"][data-section="rfm"]:is([data-state="ready"], [data-state="error"])').waitFor({ timeout: 15_000 }).catch((e) => {
+      throw new Error(`the RFM settings dialog did not open (${e.message})${diag()}`)
+    })
+    assert.equal(await rfmSettings.getAttribute('data-state'), 'ready', `the RFM settings did not load${diag()}`)
+    assert.equal(await rfmSettings.getAttribute('data-readonly'), String(!isAdmin), `the RFM settings are ${isAdmin ? 'read-only for an admin' : 'editable for a ' + tenant.role}`)
+    const settingsNow = await api('GET', '/v1/audience/settings')
+    for (const dim of ['recency', 'frequency', 'monetary']) {
+      const want = settingsNow.rfm[dim]
+      const box = rfmSettings.locator(`[data-testid="rfm-setting"][data-dim="${dim}"]`)
+      assert.equal(await box.getAttribute('data-mode'), want.mode, `the RFM settings show ${dim} split by ${await box.getAttribute('data-mode')}, the API by ${want.mode}`)
+      assert.ok(/\bis-active\b/.test((await box.locator(`[data-testid="rfm-setting-mode-${want.mode}"]`).getAttribute('class')) || ''), `the ${want.mode} choice of ${dim} is not selected`)
+      if (want.mode === 'quantile') {
+        const shownQ = await box.locator('[data-testid="rfm-setting-quantile"] input').inputValue()
+        assert.equal(Number(shownQ), Number(want.quantile), `the RFM settings show the ${dim} quantile ${shownQ}, the API ${want.quantile}`)
+      } else {
+        const shownV = await box.locator('input[data-testid="rfm-setting-value"], [data-testid="rfm-setting-value"] input').first().inputValue()
+        const wantV = dim === 'monetary' ? (Number(want.value) / 100).toFixed(2) : String(want.value)
+        assert.equal(shownV, wantV, `the RFM settings show the fixed ${dim} ${shownV}, the API ${want.value}`)
+      }
+    }
+    await page.locator('[data-testid="audience-settings-cancel"]:visible').click()
+    await rfmSettings.waitFor({ state: 'hidden', timeout: 10_000 })
+
     // 9. Lifecycle: the chart renders, with the 7 stages in order.
     await openPage('nav-audience-lifecycle', 'audience-lifecycle', 'lifecycle-error')
     const lifecycle = await api('GET', '/v1/audience/lifecycle')
@@ -288,6 +364,49 @@ test('audience pages: tags, the segment builder and its live count, RFM, lifecyc
     }
     const stagesShown = await page.locator('[data-testid="lifecycle-stage"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-stage')))
     assert.deepEqual(stagesShown, STAGES, 'the lifecycle stages are not shown in order')
+
+    // 9b. The rules dialog shows the API's lifecycle settings; a change the server refuses
+    // (churn before dormant) is shown next to its field, and changes nothing.
+    await page.locator('[data-testid="lifecycle-settings"]').click()
+    const lcSettings = page.locator('[data-testid="audience-settings"][data-section="lifecycle"]')
+    await page.locator('[data-testid="audience-settings"][data-section="lifecycle"]:is([data-state="ready"], [data-state="error"])').waitFor({ timeout: 15_000 }).catch((e) => {
+      throw new Error(`the lifecycle rules dialog did not open (${e.message})${diag()}`)
+    })
+    assert.equal(await lcSettings.getAttribute('data-state'), 'ready', `the lifecycle rules did not load${diag()}`)
+    for (const [k, v] of Object.entries(settingsNow.lifecycle)) {
+      const shown = await lcSettings.locator(`[data-testid="lifecycle-setting"][data-key="${k}"] input`).inputValue()
+      assert.equal(Number(shown), Number(v), `the lifecycle rules show ${k} = ${shown}, the API ${v}`)
+    }
+    if (isAdmin) {
+      const churn = lcSettings.locator('[data-testid="lifecycle-setting"][data-key="churn_cycles"] input')
+      await churn.fill(String(Math.max(0.5, Number(settingsNow.lifecycle.dormant_cycles) - 0.5)))
+      await churn.blur()
+      await page.locator('[data-testid="audience-settings-save"]:visible').click()
+      const churnItem = lcSettings.locator('.el-form-item', { has: page.locator('[data-testid="lifecycle-setting"][data-key="churn_cycles"]') })
+      await churnItem.locator('.el-form-item__error').waitFor({ timeout: 10_000 }).catch(async (e) => {
+        const other = await lcSettings.locator('[data-testid="audience-settings-error"]').innerText().catch(() => '')
+        throw new Error(`the refused churn_cycles is not shown next to its field${other ? ` (shown above the form: “${other}”)` : ''} (${e.message})${diag()}`)
+      })
+      assert.ok((await churnItem.locator('.el-form-item__error').innerText()).includes('churn_cycles'), 'the message next to churn_cycles is not the server’s')
+    }
+    await page.locator('[data-testid="audience-settings-cancel"]:visible').click()
+    await lcSettings.waitFor({ state: 'hidden', timeout: 10_000 })
+    assert.deepEqual(await api('GET', '/v1/audience/settings'), settingsBefore, 'the audience settings changed during the test')
+
+    // 9c. Verify (admins): the audience rebuilt from the store is the live one.
+    if (isAdmin) {
+      await page.locator('[data-testid="audience-verify"]').click()
+      const verified = page.locator('[data-testid="audience-verify-result"]')
+      await verified.waitFor({ timeout: 120_000 }).catch((e) => {
+        throw new Error(`verify showed no result (${e.message})${diag()}`)
+      })
+      const verifyText = await verified.innerText()
+      assert.equal(await verified.getAttribute('data-ok'), 'true', `verify found differences: ${verifyText}`)
+      assert.ok(Number.isFinite(Number(await verified.getAttribute('data-seconds'))), 'verify does not show the seconds it took')
+      assert.ok(verifyText.includes('校验通过') && verifyText.includes('秒'), `verify's result does not say ok with the seconds: ${verifyText}`)
+    } else {
+      assert.equal(await page.locator('[data-testid="audience-verify"]').count(), 0, `verify is offered to a ${tenant.role}`)
+    }
 
     // 10. KOC: the ranking, and the share for another N.
     await openPage('nav-audience-koc', 'audience-koc', 'koc-error')
@@ -333,6 +452,7 @@ test('audience pages: tags, the segment builder and its live count, RFM, lifecyc
     await page.locator('[data-testid="lang-switch"]').click()
     await page.locator('[data-testid="lang-option-zh-CN"]').click()
 
+    assert.equal(snapshotCsvProblem, '', snapshotCsvProblem)
     const pageErrors = problems.filter((p) => p.startsWith('page error'))
     assert.deepEqual(pageErrors, [], 'uncaught errors in the page')
   } finally {

@@ -199,4 +199,13 @@ export const api = {
   lifecycle: () => request('GET', '/v1/audience/lifecycle'),
   koc: ({ limit, topPercent }) => request('GET', '/v1/audience/koc', { query: { limit, top_percent: topPercent } }),
   personAudience: (id) => request('GET', `/v1/people/${encodeURIComponent(id)}/audience`),
+  // audience settings: RFM thresholds and lifecycle rules (PUT: admin; the whole object)
+  audienceSettings: () => request('GET', '/v1/audience/settings'),
+  putAudienceSettings: (body) => request('PUT', '/v1/audience/settings', { body }),
+  // rebuilds the audience from the store and compares it with the live one (admin)
+  verifyAudience: () => request('POST', '/v1/audience/verify', { body: {} }),
+  // segment snapshots: a segment's members frozen under a name, kept when the segment changes
+  makeSegmentSnapshot: (id, body) => request('POST', `/v1/segments/${encodeURIComponent(id)}/snapshots`, { body }),
+  segmentSnapshots: (id) => request('GET', `/v1/segments/${encodeURIComponent(id)}/snapshots`),
+  snapshotMembersCsv: (id) => requestBlob(`/v1/segment-snapshots/${encodeURIComponent(id)}/members.csv`),
 }

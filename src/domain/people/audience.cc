@@ -597,7 +597,8 @@ StatusOr<std::vector<int64_t>> Audience::SnapshotMembers(int64_t tenant_id, int6
     if (r.empty()) {
       return Status(ErrorCode::kNotFound, "no snapshot " + std::to_string(snapshot_id), "id");
     }
-    std::string_view text = r[0].Text(0);
+    const std::string stored = r[0].Text(0);
+    std::string_view text = stored;
     while (!text.empty()) {
       size_t comma = text.find(',');
       std::string_view part = text.substr(0, comma);
