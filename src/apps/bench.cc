@@ -5,19 +5,26 @@
 //
 // `siyu bench ingest`: batches of events over HTTP into siyu on SQLite, then the same rows into
 // PostgreSQL by COPY and by multi-row INSERT (see the section below).
+//
+// `siyu bench audience`: the audience engine against PostgreSQL and SQLite answering the same
+// segment expressions over the same people and tag memberships (see its section below).
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -31,6 +38,7 @@
 #include "common/crypto.h"
 #include "common/json.h"
 #include "common/time.h"
+#include "domain/audience/audience_bench.h"
 #include "domain/identity/identity_bench.h"
 #include "engine/engine.h"
 
@@ -1012,6 +1020,646 @@ struct StoreRun {
 
 }  // namespace
 
+// ---- siyu bench audience -------------------------------------------------------------------
+//
+// The audience engine against SQL peers on the same data: BenchData (audience_bench.h) generates
+// a tenant of --people people with 500 tags (5 dense at 30-60 %, 495 sparse at 0.1-5 %), tiers,
+// touchpoints, orders and events. The engine bulk-loads it and answers 5-term and 20-term count
+// expressions and materialises a ~10 % segment; PostgreSQL (--pg, by COPY) and SQLite (a temp
+// file) load the same people and tag memberships for --sql-people people and answer the same
+// expressions in SQL, whose counts must equal the engine's at that size.
+//
+// SQL layout (the best case for the peers, not siyu's store schema):
+//   people(id BIGINT PRIMARY KEY, tier TEXT)                      + index people(tier)
+//   person_tags(tag_id, person_id)    PRIMARY KEY (tag_id, person_id)  (SQLite: WITHOUT ROWID)
+//   person_touchpoints(touchpoint, person_id)  PRIMARY KEY (touchpoint, person_id)
+// and an expression becomes SELECT COUNT(*) FROM people p WHERE <condition>, a tag being
+// `p.id IN (SELECT person_id FROM person_tags WHERE tag_id = …)` (AND/OR/NOT as in SQL).
+// PostgreSQL keys are added after COPY, then VACUUM ANALYZE; queries run with work_mem = 512MB
+// (hashed subplans) and the server's default parallelism. SQLite inserts in key order in one
+// transaction (journal off during the load only), then ANALYZE; queries with a 1 GiB page cache.
+
+namespace {
+
+using audience::AudienceEngine;
+using audience::Expr;
+using audience::Kind;
+namespace abench = audience::bench;
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+size_t ProcessRss() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  unsigned long size = 0, resident = 0;
+  if (std::fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
+  std::fclose(f);
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+struct Lat {
+  double p50 = 0, p99 = 0, mean = 0;
+  size_t n = 0;
+};
+Lat LatOf(std::vector<double> v) {
+  Lat l;
+  l.n = v.size();
+  if (v.empty()) return l;
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[std::min(v.size() - 1, size_t(q * double(v.size())))]; };
+  l.p50 = at(0.5);
+  l.p99 = at(0.99);
+  double s = 0;
+  for (double x : v) s += x;
+  l.mean = s / double(v.size());
+  return l;
+}
+
+// The SQL of the bench's expressions: tags, tier, touchpoint, AND/OR/NOT.
+StatusOr<std::string> BenchSqlCondition(const Expr& e) {
+  auto quote = [](const std::string& s) {
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+    return out + "'";
+  };
+  switch (e.kind) {
+    case Kind::kAnd:
+    case Kind::kOr: {
+      std::string out;
+      for (const Expr& c : e.children) {
+        ASSIGN_OR_RETURN(std::string s, BenchSqlCondition(c));
+        if (!out.empty()) out += e.kind == Kind::kAnd ? " AND " : " OR ";
+        out += "(" + s + ")";
+      }
+      return out;
+    }
+    case Kind::kNot: {
+      ASSIGN_OR_RETURN(std::string s, BenchSqlCondition(e.children.at(0)));
+      return "NOT (" + s + ")";
+    }
+    case Kind::kTag:
+      return fmt::format("p.id IN (SELECT person_id FROM person_tags WHERE tag_id = {})", e.id);
+    case Kind::kTier:
+      return "p.tier = " + quote(e.name);
+    case Kind::kTouchpoint:
+      return "p.id IN (SELECT person_id FROM person_touchpoints WHERE touchpoint = " +
+             quote(e.name) + ")";
+    default:
+      return Status(ErrorCode::kInvalidField,
+                    "the bench's SQL form takes tags, tier and touchpoint only");
+  }
+}
+
+// One engine run over `people` people: load, counts, materialisation, memory.
+struct EngineRun {
+  uint64_t people = 0;
+  double load_s = 0;
+  Lat q5, q20, mat, mat_ids;
+  uint64_t mat_count = 0;
+  std::vector<uint64_t> counts5, counts20;  // per expression
+  uint64_t tag_memberships = 0;
+  size_t tag_bitmap_bytes = 0, bitmap_bytes = 0, column_bytes = 0, aggregate_bytes = 0;
+  size_t rss_load = 0, rss_total = 0;
+};
+
+struct Queries {
+  std::vector<std::string> q5, q20;
+  std::string ten;
+};
+
+StatusOr<EngineRun> RunAudienceEngine(const abench::BenchConfig& bc, const Queries& q) {
+  EngineRun r;
+  r.people = bc.people;
+  abench::BenchData data(bc);
+  const size_t rss0 = ProcessRss();
+  audience::EngineOptions options;
+  options.today = bc.today;
+  auto e = std::make_unique<AudienceEngine>(options);
+  auto t0 = Clock::now();
+  RETURN_IF_ERROR(abench::LoadBench(data, *e));
+  r.load_s = MsSince(t0) / 1000;
+  r.rss_total = ProcessRss();
+  r.rss_load = r.rss_total - rss0;
+  audience::EngineStats st = e->Stats();
+  r.tag_memberships = st.tag_memberships;
+  r.tag_bitmap_bytes = st.tag_bitmap_bytes;
+  r.bitmap_bytes = st.bitmap_bytes;
+  r.column_bytes = st.column_bytes;
+  r.aggregate_bytes = st.aggregate_bytes;
+  auto timed = [&](const std::vector<std::string>& texts, std::vector<uint64_t>& counts,
+                   Lat& lat) -> Status {
+    std::vector<Expr> exprs;
+    for (const std::string& t : texts) {
+      ASSIGN_OR_RETURN(Expr x, e->Parse(t));
+      exprs.push_back(std::move(x));
+    }
+    std::vector<double> ms;
+    counts.assign(exprs.size(), 0);
+    for (int rep = 0; rep < 3; ++rep) {
+      for (size_t i = 0; i < exprs.size(); ++i) {
+        auto c0 = Clock::now();
+        ASSIGN_OR_RETURN(uint64_t n, e->Count(exprs[i]));
+        ms.push_back(MsSince(c0));
+        counts[i] = n;
+      }
+    }
+    lat = LatOf(std::move(ms));
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(timed(q.q5, r.counts5, r.q5));
+  RETURN_IF_ERROR(timed(q.q20, r.counts20, r.q20));
+  ASSIGN_OR_RETURN(Expr ten, e->Parse(q.ten));
+  std::vector<double> mat, ids;
+  for (int rep = 0; rep < 10; ++rep) {
+    auto m0 = Clock::now();
+    ASSIGN_OR_RETURN(audience::PersonSet set, e->Evaluate(ten));
+    mat.push_back(MsSince(m0));
+    auto m1 = Clock::now();
+    std::vector<int64_t> members = e->Members(set);
+    ids.push_back(MsSince(m1));
+    r.mat_count = members.size();
+  }
+  r.mat = LatOf(std::move(mat));
+  r.mat_ids = LatOf(std::move(ids));
+  return r;
+}
+
+// A SQL peer's run.
+struct SqlRun {
+  std::string label;
+  uint64_t people = 0;
+  uint64_t rows = 0;  // person_tags rows
+  double load_s = 0, index_s = 0;
+  Lat q5, q20, mat;
+  uint64_t mat_count = 0;
+  std::vector<std::string> mismatches;
+};
+
+// The rows both peers load, produced tag by tag (person_tags in key order).
+struct PeerRows {
+  const abench::BenchData& data;
+  // people: (id, tier or ""), touchpoints: (touchpoint, id) grouped by touchpoint.
+  void People(const std::function<void(int64_t, const std::string&)>& person,
+              std::map<std::string, std::vector<int64_t>>& touch) const {
+    for (uint64_t i = 0; i < data.config().people; ++i) {
+      abench::BenchPerson p = data.Person(i);
+      person(p.id, p.attrs.tier);
+      for (const std::string& t : p.attrs.touchpoints) touch[t].push_back(p.id);
+    }
+  }
+  void Tags(const std::function<void(int64_t tag, int64_t person)>& f) const {
+    for (size_t t = 0; t < data.tags().size(); ++t) {
+      const int64_t id = data.tags()[t].id;
+      data.TagMembers(t, [&](uint64_t i) { f(id, static_cast<int64_t>(i + 1)); });
+    }
+  }
+};
+
+class PgQuery {
+ public:
+  explicit PgQuery(const std::string& url) : c_(PQconnectdb(url.c_str())) {}
+  ~PgQuery() { PQfinish(c_); }
+  Status Ok() const {
+    if (PQstatus(c_) == CONNECTION_OK) return Status::Ok();
+    return Status(ErrorCode::kStoreUnavailable,
+                  std::string("cannot connect to PostgreSQL: ") + PQerrorMessage(c_));
+  }
+  Status Exec(const std::string& sql) {
+    PGresult* r = PQexec(c_, sql.c_str());
+    const auto t = PQresultStatus(r);
+    Status s;
+    if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK) {
+      s = Status(ErrorCode::kStoreUnavailable, sql.substr(0, 80) + ": " + PQerrorMessage(c_));
+    }
+    PQclear(r);
+    return s;
+  }
+  Status Copy(const std::string& table, const std::string& data) {
+    PGresult* r = PQexec(c_, ("COPY " + table + " FROM STDIN").c_str());
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+      PQclear(r);
+      return Status(ErrorCode::kStoreUnavailable, std::string("COPY: ") + PQerrorMessage(c_));
+    }
+    PQclear(r);
+    if (PQputCopyData(c_, data.data(), static_cast<int>(data.size())) != 1 ||
+        PQputCopyEnd(c_, nullptr) != 1) {
+      return Status(ErrorCode::kStoreUnavailable, std::string("COPY: ") + PQerrorMessage(c_));
+    }
+    Status s;
+    while (PGresult* res = PQgetResult(c_)) {
+      if (PQresultStatus(res) != PGRES_COMMAND_OK && s.ok()) {
+        s = Status(ErrorCode::kStoreUnavailable, std::string("COPY: ") + PQerrorMessage(c_));
+      }
+      PQclear(res);
+    }
+    return s;
+  }
+  // The rows of the first column.
+  StatusOr<std::vector<int64_t>> Ints(const std::string& sql) {
+    PGresult* r = PQexec(c_, sql.c_str());
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+      std::string m = PQerrorMessage(c_);
+      PQclear(r);
+      return Status(ErrorCode::kStoreUnavailable, sql.substr(0, 80) + ": " + m);
+    }
+    std::vector<int64_t> v(static_cast<size_t>(PQntuples(r)));
+    for (int i = 0; i < PQntuples(r); ++i)
+      v[size_t(i)] = std::strtoll(PQgetvalue(r, i, 0), nullptr, 10);
+    PQclear(r);
+    return v;
+  }
+
+ private:
+  PGconn* c_;
+};
+
+class Lite {
+ public:
+  explicit Lite(const std::string& path) { sqlite3_open(path.c_str(), &db_); }
+  ~Lite() { sqlite3_close(db_); }
+  Status Exec(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string m = err ? err : "?";
+      sqlite3_free(err);
+      return Status(ErrorCode::kStoreUnavailable, sql.substr(0, 80) + ": " + m);
+    }
+    return Status::Ok();
+  }
+  StatusOr<std::vector<int64_t>> Ints(const std::string& sql) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+      return Status(ErrorCode::kStoreUnavailable, sqlite3_errmsg(db_));
+    }
+    std::vector<int64_t> v;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) v.push_back(sqlite3_column_int64(st, 0));
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return Status(ErrorCode::kStoreUnavailable, sqlite3_errmsg(db_));
+    return v;
+  }
+  // Runs `sql` (two parameters) once per f's call to `row`.
+  Status Insert(
+      const std::string& sql,
+      const std::function<void(const std::function<void(int64_t, const std::string*, int64_t)>&)>&
+          f) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+      return Status(ErrorCode::kStoreUnavailable, sqlite3_errmsg(db_));
+    }
+    Status s;
+    f([&](int64_t a, const std::string* text, int64_t b) {
+      if (!s.ok()) return;
+      if (text) {
+        sqlite3_bind_text(st, 1, text->c_str(), static_cast<int>(text->size()), SQLITE_STATIC);
+      } else {
+        sqlite3_bind_int64(st, 1, a);
+      }
+      sqlite3_bind_int64(st, 2, b);
+      if (sqlite3_step(st) != SQLITE_DONE) {
+        s = Status(ErrorCode::kStoreUnavailable, sqlite3_errmsg(db_));
+      }
+      sqlite3_reset(st);
+    });
+    sqlite3_finalize(st);
+    return s;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// Times the expressions on a peer through `ints` (one query, its first column); checks counts.
+template <typename IntsFn>
+void RunSqlQueries(SqlRun& r, const Queries& q, const std::vector<Expr>& e5,
+                   const std::vector<Expr>& e20, const Expr& ten, const EngineRun& engine,
+                   size_t n5, size_t n20, IntsFn ints) {
+  auto timed = [&](const std::vector<Expr>& exprs, const std::vector<std::string>& texts,
+                   const std::vector<uint64_t>& want, size_t n, Lat& lat) {
+    std::vector<double> ms;
+    for (size_t i = 0; i < exprs.size() && i < n; ++i) {
+      auto cond = BenchSqlCondition(exprs[i]);
+      if (!cond.ok()) {
+        r.mismatches.push_back(texts[i] + ": " + cond.status().ToString());
+        continue;
+      }
+      auto t0 = Clock::now();
+      auto v = ints("SELECT COUNT(*) FROM people p WHERE " + *cond);
+      ms.push_back(MsSince(t0));
+      if (!v.ok() || v->size() != 1) {
+        r.mismatches.push_back(texts[i] + ": " + (v.ok() ? "no row" : v.status().ToString()));
+      } else if (uint64_t((*v)[0]) != want[i]) {
+        r.mismatches.push_back(fmt::format("{}: SQL {} != siyu {}", texts[i], (*v)[0], want[i]));
+      }
+    }
+    lat = LatOf(std::move(ms));
+  };
+  timed(e5, q.q5, engine.counts5, n5, r.q5);
+  timed(e20, q.q20, engine.counts20, n20, r.q20);
+  auto cond = BenchSqlCondition(ten);
+  std::vector<double> ms;
+  for (int rep = 0; cond.ok() && rep < 3; ++rep) {
+    auto t0 = Clock::now();
+    auto v = ints("SELECT p.id FROM people p WHERE " + *cond + " ORDER BY p.id");
+    ms.push_back(MsSince(t0));
+    if (v.ok()) r.mat_count = v->size();
+  }
+  if (r.mat_count != engine.mat_count) {
+    r.mismatches.push_back(
+        fmt::format("materialised segment: SQL {} != siyu {}", r.mat_count, engine.mat_count));
+  }
+  r.mat = LatOf(std::move(ms));
+}
+
+StatusOr<SqlRun> RunPgPeer(const std::string& url, const abench::BenchData& data, const Queries& q,
+                           const std::vector<Expr>& e5, const std::vector<Expr>& e20,
+                           const Expr& ten, const EngineRun& engine, size_t n5, size_t n20) {
+  SqlRun r;
+  r.label = "PostgreSQL";
+  r.people = data.config().people;
+  PgQuery pg(url);
+  RETURN_IF_ERROR(pg.Ok());
+  RETURN_IF_ERROR(pg.Exec("SET client_min_messages = warning"));
+  RETURN_IF_ERROR(pg.Exec("DROP SCHEMA IF EXISTS siyu_bench_audience CASCADE"));
+  RETURN_IF_ERROR(pg.Exec("CREATE SCHEMA siyu_bench_audience"));
+  RETURN_IF_ERROR(pg.Exec("SET search_path = siyu_bench_audience"));
+  // Room for hashed IN / NOT IN subplans (a dense tag at 10 M people has 3-6 M members): with the
+  // default 4 MB, NOT IN falls back to a rescan per person and a 20-term count takes minutes.
+  RETURN_IF_ERROR(pg.Exec("SET work_mem = '512MB'"));
+  RETURN_IF_ERROR(pg.Exec(
+      "CREATE TABLE people (id BIGINT NOT NULL, tier TEXT); CREATE TABLE person_tags (tag_id "
+      "BIGINT NOT NULL, person_id BIGINT NOT NULL); CREATE TABLE person_touchpoints (touchpoint "
+      "TEXT NOT NULL, person_id BIGINT NOT NULL)"));
+  PeerRows rows{data};
+  auto t0 = Clock::now();
+  std::string buf;
+  std::map<std::string, std::vector<int64_t>> touch;
+  Status s;
+  auto flush = [&](const char* table, bool force) {
+    if (s.ok() && (force || buf.size() > (32u << 20))) {
+      if (!buf.empty()) s = pg.Copy(table, buf);
+      buf.clear();
+    }
+  };
+  rows.People(
+      [&](int64_t id, const std::string& tier) {
+        buf += std::to_string(id);
+        buf += '\t';
+        buf += tier.empty() ? std::string("\\N") : tier;
+        buf += '\n';
+        flush("people", false);
+      },
+      touch);
+  flush("people", true);
+  for (const auto& [t, ids] : touch) {
+    for (int64_t id : ids) buf += t + "\t" + std::to_string(id) + "\n";
+  }
+  flush("person_touchpoints", true);
+  rows.Tags([&](int64_t tag, int64_t person) {
+    buf += std::to_string(tag);
+    buf += '\t';
+    buf += std::to_string(person);
+    buf += '\n';
+    ++r.rows;
+    flush("person_tags", false);
+  });
+  flush("person_tags", true);
+  RETURN_IF_ERROR(s);
+  r.load_s = MsSince(t0) / 1000;
+  auto t1 = Clock::now();
+  RETURN_IF_ERROR(pg.Exec("ALTER TABLE people ADD PRIMARY KEY (id)"));
+  RETURN_IF_ERROR(pg.Exec("CREATE INDEX people_tier ON people (tier)"));
+  RETURN_IF_ERROR(pg.Exec("ALTER TABLE person_tags ADD PRIMARY KEY (tag_id, person_id)"));
+  RETURN_IF_ERROR(
+      pg.Exec("ALTER TABLE person_touchpoints ADD PRIMARY KEY (touchpoint, person_id)"));
+  RETURN_IF_ERROR(pg.Exec("VACUUM ANALYZE people"));
+  RETURN_IF_ERROR(pg.Exec("VACUUM ANALYZE person_tags"));
+  RETURN_IF_ERROR(pg.Exec("VACUUM ANALYZE person_touchpoints"));
+  r.index_s = MsSince(t1) / 1000;
+  RunSqlQueries(r, q, e5, e20, ten, engine, n5, n20,
+                [&](const std::string& sql) { return pg.Ints(sql); });
+  (void)pg.Exec("DROP SCHEMA siyu_bench_audience CASCADE");
+  return r;
+}
+
+StatusOr<SqlRun> RunSqlitePeer(const std::string& dir, const abench::BenchData& data,
+                               const Queries& q, const std::vector<Expr>& e5,
+                               const std::vector<Expr>& e20, const Expr& ten,
+                               const EngineRun& engine, size_t n5, size_t n20) {
+  SqlRun r;
+  r.label = "SQLite";
+  r.people = data.config().people;
+  const std::string path = dir + "/audience-peer.db";
+  std::filesystem::remove(path);
+  Status s;
+  {
+    Lite db(path);
+    RETURN_IF_ERROR(
+        db.Exec("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA "
+                "cache_size = -1048576"));
+    RETURN_IF_ERROR(db.Exec(
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, tier TEXT); CREATE TABLE person_tags "
+        "(tag_id INTEGER NOT NULL, person_id INTEGER NOT NULL, PRIMARY KEY (tag_id, person_id)) "
+        "WITHOUT ROWID; CREATE TABLE person_touchpoints (touchpoint TEXT NOT NULL, person_id "
+        "INTEGER NOT NULL, PRIMARY KEY (touchpoint, person_id)) WITHOUT ROWID"));
+    PeerRows rows{data};
+    auto t0 = Clock::now();
+    RETURN_IF_ERROR(db.Exec("BEGIN"));
+    std::map<std::string, std::vector<int64_t>> touch;
+    std::vector<std::pair<int64_t, std::string>> people;
+    RETURN_IF_ERROR(db.Insert(
+        "INSERT INTO people (id, tier) VALUES (?2, NULLIF(?1, ''))", [&](const auto& row) {
+          rows.People([&](int64_t id, const std::string& tier) { row(0, &tier, id); }, touch);
+        }));
+    RETURN_IF_ERROR(
+        db.Insert("INSERT INTO person_touchpoints (touchpoint, person_id) VALUES (?1, ?2)",
+                  [&](const auto& row) {
+                    for (const auto& [t, ids] : touch) {
+                      for (int64_t id : ids) row(0, &t, id);
+                    }
+                  }));
+    RETURN_IF_ERROR(db.Insert("INSERT INTO person_tags (tag_id, person_id) VALUES (?1, ?2)",
+                              [&](const auto& row) {
+                                rows.Tags([&](int64_t tag, int64_t person) {
+                                  row(tag, nullptr, person);
+                                  ++r.rows;
+                                });
+                              }));
+    RETURN_IF_ERROR(db.Exec("COMMIT"));
+    r.load_s = MsSince(t0) / 1000;
+    auto t1 = Clock::now();
+    RETURN_IF_ERROR(db.Exec("CREATE INDEX people_tier ON people (tier); ANALYZE"));
+    r.index_s = MsSince(t1) / 1000;
+  }
+  // Queried through a fresh connection with the default settings (but a 1 GiB page cache).
+  Lite db(path);
+  RETURN_IF_ERROR(db.Exec("PRAGMA cache_size = -1048576"));
+  RunSqlQueries(r, q, e5, e20, ten, engine, n5, n20,
+                [&](const std::string& sql) { return db.Ints(sql); });
+  std::filesystem::remove(path);
+  return r;
+}
+
+struct AudienceArgs {
+  uint64_t people = 10'000'000;
+  uint64_t sql_people = 1'000'000;
+  uint64_t seed = 42;
+  size_t queries = 200;     // 5-term expressions for the engine (half as many 20-term)
+  size_t sql_queries = 20;  // 5-term expressions for each SQL peer (half as many 20-term)
+};
+
+int BenchAudience(const BenchConfig& cfg, const std::string& sqlite_dir) {
+  AudienceArgs a;
+  for (size_t i = 0; i < cfg.extra.size(); ++i) {
+    const std::string& k = cfg.extra[i];
+    if (i + 1 >= cfg.extra.size()) {
+      std::cerr << "siyu bench audience: " << k << " needs a value\n";
+      return 2;
+    }
+    const uint64_t v = std::strtoull(cfg.extra[++i].c_str(), nullptr, 10);
+    if (k == "--people") {
+      a.people = v;
+    } else if (k == "--sql-people") {
+      a.sql_people = v;
+    } else if (k == "--seed") {
+      a.seed = v;
+    } else if (k == "--queries") {
+      a.queries = v;
+    } else if (k == "--sql-queries") {
+      a.sql_queries = v;
+    } else {
+      std::cerr << "siyu bench audience: unknown argument '" << k
+                << "' (--people N, --sql-people N, --seed S, --queries Q, --sql-queries Q)\n";
+      return 2;
+    }
+  }
+  a.sql_people = std::min(a.sql_people, a.people);
+  if (a.people < 1000 || a.queries < 2 || a.sql_queries < 2) {
+    std::cerr << "siyu bench audience: --people >= 1000, --queries and --sql-queries >= 2\n";
+    return 2;
+  }
+  abench::BenchConfig bc;
+  bc.people = a.sql_people;
+  bc.seed = a.seed;
+  abench::BenchData small(bc);
+  Queries q;
+  q.q5 = small.CountQueries(5, a.queries, a.seed + 5);
+  q.q20 = small.CountQueries(20, a.queries / 2, a.seed + 20);
+  q.ten = small.TenPercentQuery();
+
+  // The engine at the SQL peers' size: the counts the peers must reproduce.
+  std::cout << fmt::format("siyu engine at {} people (the SQL peers' size)…\n", a.sql_people)
+            << std::flush;
+  auto at_sql = RunAudienceEngine(bc, q);
+  if (!at_sql.ok()) {
+    std::cerr << "siyu bench audience: " << at_sql.status().ToString() << "\n";
+    return 1;
+  }
+  // The expressions, bound to the tags' ids (the same ids at every size).
+  std::vector<Expr> e5, e20;
+  Expr ten;
+  {
+    AudienceEngine binder;
+    for (const auto& t : small.tags()) (void)binder.DefineTag({t.id, t.group, t.name, ""});
+    for (const auto& t : q.q5) e5.push_back(*binder.Parse(t));
+    for (const auto& t : q.q20) e20.push_back(*binder.Parse(t));
+    ten = *binder.Parse(q.ten);
+  }
+  std::vector<SqlRun> peers;
+  bool failed = false;
+  const size_t n5 = a.sql_queries, n20 = a.sql_queries / 2;
+  if (!cfg.pg_url.empty()) {
+    std::cout << "PostgreSQL peer: COPY, keys, queries…\n" << std::flush;
+    auto r = RunPgPeer(cfg.pg_url, small, q, e5, e20, ten, *at_sql, n5, n20);
+    if (!r.ok()) {
+      std::cerr << "PostgreSQL peer: " << r.status().ToString() << "\n";
+      failed = true;
+    } else {
+      peers.push_back(std::move(r).value());
+    }
+  }
+  std::cout << "SQLite peer: inserts, queries…\n" << std::flush;
+  {
+    auto r = RunSqlitePeer(sqlite_dir, small, q, e5, e20, ten, *at_sql, n5, n20);
+    if (!r.ok()) {
+      std::cerr << "SQLite peer: " << r.status().ToString() << "\n";
+      failed = true;
+    } else {
+      peers.push_back(std::move(r).value());
+    }
+  }
+  // The engine at full size.
+  std::optional<EngineRun> full;
+  if (a.people != a.sql_people) {
+    std::cout << fmt::format("siyu engine at {} people…\n", a.people) << std::flush;
+    abench::BenchConfig big = bc;
+    big.people = a.people;
+    auto r = RunAudienceEngine(big, q);
+    if (!r.ok()) {
+      std::cerr << "siyu bench audience: " << r.status().ToString() << "\n";
+      return 1;
+    }
+    full = std::move(r).value();
+  }
+
+  auto engine_rows = [](const EngineRun& r) {
+    std::cout << fmt::format("\nsiyu engine, {} people (one thread; each count 3 times)\n",
+                             r.people);
+    std::cout << fmt::format("  bulk load (500 tags, 20 rule tags, 20 segments): {:.1f} s\n",
+                             r.load_s);
+    std::cout << fmt::format("  count, 5-term  p50 / p99: {:.3f} / {:.3f} ms ({} runs)\n", r.q5.p50,
+                             r.q5.p99, r.q5.n);
+    std::cout << fmt::format("  count, 20-term p50 / p99: {:.3f} / {:.3f} ms ({} runs)\n",
+                             r.q20.p50, r.q20.p99, r.q20.n);
+    std::cout << fmt::format(
+        "  materialise the ~10 % segment ({} members): bitmap p50 {:.2f} ms, its ids p50 {:.2f} "
+        "ms\n",
+        r.mat_count, r.mat.p50, r.mat_ids.p50);
+    std::cout << fmt::format(
+        "  tag memberships {}; tag bitmaps {:.1f} MiB = {:.2f} B per (person, tag); all bitmaps "
+        "{:.1f} MiB; columns {:.0f} B/person; aggregates {:.0f} B/person\n",
+        r.tag_memberships, r.tag_bitmap_bytes / 1048576.0,
+        double(r.tag_bitmap_bytes) / double(std::max<uint64_t>(1, r.tag_memberships)),
+        r.bitmap_bytes / 1048576.0, double(r.column_bytes) / double(r.people),
+        double(r.aggregate_bytes) / double(r.people));
+    std::cout << fmt::format(
+        "  RSS of the load {:.0f} MiB ({:.0f} B per person); process RSS {:.0f} MiB\n",
+        r.rss_load / 1048576.0, double(r.rss_load) / double(r.people), r.rss_total / 1048576.0);
+  };
+  engine_rows(*at_sql);
+  if (full) engine_rows(*full);
+  for (const SqlRun& p : peers) {
+    std::cout << fmt::format("\n{}, {} people, {} person_tags rows\n", p.label, p.people, p.rows);
+    std::cout << fmt::format("  load {:.1f} s, keys/indexes + ANALYZE {:.1f} s\n", p.load_s,
+                             p.index_s);
+    std::cout << fmt::format("  count, 5-term  p50 / p99: {:.1f} / {:.1f} ms ({} queries)\n",
+                             p.q5.p50, p.q5.p99, p.q5.n);
+    std::cout << fmt::format("  count, 20-term p50 / p99: {:.1f} / {:.1f} ms ({} queries)\n",
+                             p.q20.p50, p.q20.p99, p.q20.n);
+    std::cout << fmt::format("  materialise the ~10 % segment ({} ids, ascending) p50: {:.1f} ms\n",
+                             p.mat_count, p.mat.p50);
+    std::cout << fmt::format(
+        "  siyu/{} latency ratio (p50): 5-term {:.5f} ({:.0f}x faster), 20-term {:.5f} ({:.0f}x), "
+        "segment ids {:.4f} ({:.0f}x)\n",
+        p.label, at_sql->q5.p50 / p.q5.p50, p.q5.p50 / at_sql->q5.p50, at_sql->q20.p50 / p.q20.p50,
+        p.q20.p50 / at_sql->q20.p50, (at_sql->mat.p50 + at_sql->mat_ids.p50) / p.mat.p50,
+        p.mat.p50 / (at_sql->mat.p50 + at_sql->mat_ids.p50));
+    if (p.mismatches.empty()) {
+      std::cout << fmt::format("  every count equals siyu's ({} expressions and the segment)\n",
+                               p.q5.n + p.q20.n);
+    } else {
+      failed = true;
+      for (const std::string& m : p.mismatches) std::cout << "  MISMATCH: " << m << "\n";
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+}  // namespace
+
 int Bench(const BenchConfig& cfg) {
   if (cfg.workload == "identity") {
     std::vector<std::string> args = {"siyu bench identity"};
@@ -1020,13 +1668,27 @@ int Bench(const BenchConfig& cfg) {
     for (auto& a : args) argv.push_back(a.data());
     return identity::BenchMain(static_cast<int>(argv.size()), argv.data());
   }
+  if (cfg.workload == "audience") {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "siyu-bench-XXXXXX").string();
+    const std::string dir =
+        cfg.data_dir.empty() ? std::string(mkdtemp(tmpl.data()) ? tmpl : "") : cfg.data_dir;
+    if (dir.empty()) {
+      std::cerr << "siyu bench: cannot create a temporary directory: " << std::strerror(errno)
+                << "\n";
+      return 1;
+    }
+    spdlog::set_level(spdlog::level::warn);
+    int rc = BenchAudience(cfg, dir);
+    if (cfg.data_dir.empty()) std::filesystem::remove_all(dir);
+    return rc;
+  }
   if (!cfg.extra.empty()) {
     std::cerr << "siyu bench: unknown argument '" << cfg.extra.front() << "'\n";
     return 2;
   }
   if (cfg.workload != "orders" && cfg.workload != "ingest") {
     std::cerr << "siyu bench: unknown workload '" << cfg.workload
-              << "' (known: orders, ingest, identity)\n";
+              << "' (known: orders, ingest, identity, audience)\n";
     return 2;
   }
   if (cfg.clients < 1 || cfg.seconds < 1) {

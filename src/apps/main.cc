@@ -57,8 +57,10 @@ int main(int argc, char** argv) {
 
   apps::BenchConfig bench;
   auto* bench_cmd = app.add_subcommand("bench", "benchmarks with peers side by side");
-  bench_cmd->add_option("workload", bench.workload, "orders | ingest | identity")->required();
-  // `siyu bench identity --people N --ids M …` passes its own flags through.
+  bench_cmd->add_option("workload", bench.workload, "orders | ingest | identity | audience")
+      ->required();
+  // `siyu bench identity --people N --ids M …` and `siyu bench audience --people N --sql-people M
+  // …` pass their own flags through.
   bench_cmd->allow_extras();
   bench_cmd->add_option("--pg", bench.pg_url, "PostgreSQL URL for the side-by-side run");
   auto* bench_clients = bench_cmd->add_option("--clients", bench.clients,
