@@ -1359,6 +1359,11 @@ struct AudienceEngine::Impl {
           text.substr(group.size() + 1) == name) {
         by_path.push_back({id, std::string(group)});
       }
+      // "/name": the tag of that name in no group (a bare name may be ambiguous).
+      if (group.empty() && text.size() == name.size() + 1 && text[0] == '/' &&
+          text.substr(1) == name) {
+        by_path.push_back({id, std::string()});
+      }
     };
     for (const TagSlot& t : tags) {
       if (t.alive && t.id != override_id) consider(t.id, t.group, t.name);

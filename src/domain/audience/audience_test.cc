@@ -107,6 +107,11 @@ TEST(AudienceTest, AmbiguousTagNamesNeedTheGroup) {
   EXPECT_NE(c.status().message().find("活动/美妆"), std::string::npos);
   EXPECT_TRUE(e.Count("tag(\"活动/美妆\")").ok());
   EXPECT_EQ(*e.ResolveTag("兴趣/美妆"), 1);
+  // A tag in no group of the same name: "/美妆".
+  ASSERT_TRUE(e.DefineTag({4, "", "美妆", ""}).ok());
+  EXPECT_EQ(*e.ResolveTag("/美妆"), 4);
+  EXPECT_EQ(e.ResolveTag("美妆").status().code(), ErrorCode::kUnknownTag);
+  EXPECT_EQ(e.ResolveTag("/护肤").status().code(), ErrorCode::kUnknownTag);
 }
 
 TEST(AudienceTest, RuleTagsUpdatePerFact) {

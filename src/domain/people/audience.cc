@@ -807,6 +807,7 @@ void Audience::OnRefund(int64_t tenant_id, const Order& order) {
   auto e = EngineOf(tenant_id);
   if (!e) return;
   const int64_t person = identity_.CanonicalOf(tenant_id, order.person_id);
+  if (order.refunded_fen <= 0) return;  // a free order refunded: nothing counted changes
   Deltas d;
   Status s = e->RefundOrder(person, order.id, order.refunded_fen, &d);
   if (!s.ok())
