@@ -1660,6 +1660,141 @@ int BenchAudience(const BenchConfig& cfg, const std::string& sqlite_dir) {
 
 }  // namespace
 
+// ---- `siyu bench segment-live` ------------------------------------------------------------------
+//
+// How soon a segment change caused by an event is visible through the API, under ingest. The
+// real server on SQLite; a segment `events("page_view", last 1d) >= 3`; N clients post batches of
+// 100 page views paced to --rate events/s in all. In each batch one new "probe" person gets their
+// third view (the other 97 events are first or second views of other people). After the answer
+// the client polls GET /v1/people/{id}/audience until the probe is in the segment (membership
+// visible), then the probe's timeline until its segment_entered event is there. Latencies are
+// from sending the batch.
+
+int BenchSegmentLive(const BenchConfig& cfg, const std::string& sqlite_dir, double rate) {
+  ServeConfig sc;
+  sc.store = store::Options{sqlite_dir};
+  sc.http.port = 0;
+  sc.http.access_log = false;
+  auto srv = Server::Start(sc);
+  if (!srv.ok()) {
+    std::cerr << "siyu bench: " << srv.status().ToString() << "\n";
+    return 1;
+  }
+  auto& tenancy = (*srv)->engine().tenancy();
+  auto t = tenancy.CreateTenant(fmt::format("bench live {}", RandomBase62(6)), std::nullopt);
+  if (!t.ok()) return 1;
+  auto key = tenancy.CreateKey(t->id, "bench", domain::Role::kAdmin);
+  if (!key.ok()) return 1;
+  const uint16_t port = (*srv)->port();
+  client::HttpClient admin("127.0.0.1", port);
+  admin.SetHeader("Authorization", "Bearer " + key->plaintext);
+  auto seg = admin.Post(
+      "/v1/segments", R"({"name":"三次浏览","expression":"events(\"page_view\", last 1d) >= 3"})");
+  if (seg.status != 201) {
+    std::cerr << "siyu bench: POST /v1/segments answered " << seg.status << " " << seg.body << "\n";
+    return 1;
+  }
+  const int64_t segment_id = ParseJsonObject(seg.body)->at("id").to_number<int64_t>();
+  const int clients = cfg.clients;
+  const double per_client = rate / clients;  // events/s
+  const auto period = std::chrono::duration<double>(100.0 / per_client);
+  std::vector<std::vector<float>> member_ms(clients), event_ms(clients), ack_ms(clients);
+  std::atomic<int64_t> events{0}, errors{0};
+  std::barrier<> start(clients + 1);
+  const auto deadline = Clock::now() + std::chrono::seconds(cfg.seconds);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      client::HttpClient api("127.0.0.1", port);
+      api.SetHeader("Authorization", "Bearer " + key->plaintext);
+      start.arrive_and_wait();
+      auto next = Clock::now();
+      for (int64_t b = 0; Clock::now() < deadline; ++b) {
+        std::this_thread::sleep_until(next);
+        next += std::chrono::duration_cast<Clock::duration>(period);
+        const int64_t now = NowMs();
+        std::string body = R"({"events":[)";
+        auto add = [&](const std::string& who, int k) {
+          if (body.back() != '[') body += ',';
+          body += fmt::format(
+              R"({{"event_id":"live-{}-{}-{}","type":"page_view","ids":["unionid:{}"],"ts":{},)"
+              R"("touchpoint":"mini_program","properties":{{"path":"/p"}}}})",
+              c, b, k, who, now - 1000);
+        };
+        const std::string probe = fmt::format("probe-{}-{}", c, b);
+        for (int k = 0; k < 3; ++k) add(probe, k);
+        for (int k = 3; k < 100; ++k) add(fmt::format("crowd-{}-{}-{}", c, b, k / 2), k);
+        body += "]}";
+        auto t0 = Clock::now();
+        auto r = api.Post("/v1/events", body);
+        auto t1 = Clock::now();
+        auto o = r.status == 200 ? ParseJsonObject(r.body) : StatusOr<json::object>(Status());
+        if (!o.ok() || o->at("accepted").to_number<int64_t>() != 100) {
+          ++errors;
+          continue;
+        }
+        events += 100;
+        ack_ms[c].push_back(std::chrono::duration<float, std::milli>(t1 - t0).count());
+        const int64_t person =
+            o->at("results").as_array()[0].as_object().at("person_id").to_number<int64_t>();
+        const std::string needle = std::to_string(segment_id);
+        for (int poll = 0; poll < 5000; ++poll) {
+          auto a = api.Get("/v1/people/" + std::to_string(person) + "/audience");
+          auto ao = ParseJsonObject(a.body);
+          bool in = false;
+          if (ao.ok()) {
+            for (const auto& s : ao->at("segments").as_array())
+              in |= s.to_number<int64_t>() == segment_id;
+          }
+          if (in) {
+            member_ms[c].push_back(
+                std::chrono::duration<float, std::milli>(Clock::now() - t0).count());
+            break;
+          }
+          std::this_thread::sleep_for(std::chrono::microseconds(500));
+        }
+        for (int poll = 0; poll < 5000; ++poll) {
+          auto tl = api.Get("/v1/people/" + std::to_string(person) + "/timeline?limit=10");
+          if (tl.body.find("\"segment_entered\"") != std::string::npos) {
+            event_ms[c].push_back(
+                std::chrono::duration<float, std::milli>(Clock::now() - t0).count());
+            break;
+          }
+          std::this_thread::sleep_for(std::chrono::microseconds(500));
+        }
+      }
+    });
+  }
+  auto w0 = Clock::now();
+  start.arrive_and_wait();
+  for (auto& th : threads) th.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - w0).count();
+  std::vector<float> members, evs, acks;
+  for (int c = 0; c < clients; ++c) {
+    members.insert(members.end(), member_ms[c].begin(), member_ms[c].end());
+    evs.insert(evs.end(), event_ms[c].begin(), event_ms[c].end());
+    acks.insert(acks.end(), ack_ms[c].begin(), ack_ms[c].end());
+  }
+  const size_t probes = acks.size();
+  std::cout << fmt::format(
+      "segment-live: {} clients, {:.0f} events/s ingested ({} events, {} errors) in {:.1f} s\n"
+      "  batch ack               p50 {:.2f} ms  p99 {:.2f} ms\n"
+      "  membership visible      p50 {:.2f} ms  p99 {:.2f} ms  ({} of {} probes)\n"
+      "  segment_entered event   p50 {:.2f} ms  p99 {:.2f} ms  ({} of {} probes)\n",
+      clients, static_cast<double>(events.load()) / secs, events.load(), errors.load(), secs,
+      Percentile(acks, 0.5), Percentile(acks, 0.99), Percentile(members, 0.5),
+      Percentile(members, 0.99), members.size(), probes, Percentile(evs, 0.5),
+      Percentile(evs, 0.99), evs.size(), probes);
+  const bool met = members.size() == probes && evs.size() == probes && probes > 0 &&
+                   Percentile(evs, 0.99) < 50 &&
+                   static_cast<double>(events.load()) / secs >= 0.95 * rate;
+  std::cout << fmt::format(
+      "target (segment_entered visible p99 < 50 ms under {:.0f} events/s): {}\n", rate,
+      met ? "met" : "NOT met");
+  (*srv)->Stop();
+  return members.size() == probes && evs.size() == probes ? 0 : 1;
+}
+
 int Bench(const BenchConfig& cfg) {
   if (cfg.workload == "identity") {
     std::vector<std::string> args = {"siyu bench identity"};
@@ -1682,13 +1817,21 @@ int Bench(const BenchConfig& cfg) {
     if (cfg.data_dir.empty()) std::filesystem::remove_all(dir);
     return rc;
   }
+  if (cfg.workload == "segment-live") {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "siyu-bench-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) return 1;
+    spdlog::set_level(spdlog::level::warn);
+    int rc = BenchSegmentLive(cfg, tmpl, 20'000);
+    std::filesystem::remove_all(tmpl);
+    return rc;
+  }
   if (!cfg.extra.empty()) {
     std::cerr << "siyu bench: unknown argument '" << cfg.extra.front() << "'\n";
     return 2;
   }
   if (cfg.workload != "orders" && cfg.workload != "ingest") {
     std::cerr << "siyu bench: unknown workload '" << cfg.workload
-              << "' (known: orders, ingest, identity, audience)\n";
+              << "' (known: orders, ingest, identity, audience, segment-live)\n";
     return 2;
   }
   if (cfg.clients < 1 || cfg.seconds < 1) {

@@ -57,7 +57,9 @@ int main(int argc, char** argv) {
 
   apps::BenchConfig bench;
   auto* bench_cmd = app.add_subcommand("bench", "benchmarks with peers side by side");
-  bench_cmd->add_option("workload", bench.workload, "orders | ingest | identity | audience")
+  bench_cmd
+      ->add_option("workload", bench.workload,
+                   "orders | ingest | identity | audience | segment-live")
       ->required();
   // `siyu bench identity --people N --ids M …` and `siyu bench audience --people N --sql-people M
   // …` pass their own flags through.
