@@ -726,10 +726,8 @@ HttpOut SegmentMembers(Ctx& c) {
                true);
 }
 
-HttpOut SegmentMembersCsv(Ctx& c) {
-  TRY(CheckQuery(c, {}));
-  TRY_ASSIGN(int64_t id, PathId(c, 0, "segment"));
-  TRY_ASSIGN(std::vector<int64_t> people, c.engine.audience().AllSegmentMembers(c.tenant(), id));
+// A CSV of person ids, one per line under a `person_id` header.
+HttpOut PersonIdsCsv(const std::vector<int64_t>& people) {
   HttpOut out;
   out.body = "person_id\n";
   for (int64_t p : people) {
@@ -738,6 +736,13 @@ HttpOut SegmentMembersCsv(Ctx& c) {
   }
   out.content_type = "text/csv; charset=utf-8";
   return out;
+}
+
+HttpOut SegmentMembersCsv(Ctx& c) {
+  TRY(CheckQuery(c, {}));
+  TRY_ASSIGN(int64_t id, PathId(c, 0, "segment"));
+  TRY_ASSIGN(std::vector<int64_t> people, c.engine.audience().AllSegmentMembers(c.tenant(), id));
+  return PersonIdsCsv(people);
 }
 
 HttpOut CountAudience(Ctx& c) {
@@ -900,14 +905,7 @@ HttpOut SnapshotMembersCsv(Ctx& c) {
   TRY(CheckQuery(c, {}));
   TRY_ASSIGN(int64_t id, PathId(c, 0, "snapshot"));
   TRY_ASSIGN(std::vector<int64_t> people, c.engine.audience().SnapshotMembers(c.tenant(), id));
-  HttpOut out;
-  out.body = "person_id\n";
-  for (int64_t p : people) {
-    out.body += std::to_string(p);
-    out.body += '\n';
-  }
-  out.content_type = "text/csv; charset=utf-8";
-  return out;
+  return PersonIdsCsv(people);
 }
 
 // ---- the route table ---------------------------------------------------------------------------
