@@ -573,6 +573,24 @@ StoredEvent StoredFromRecord(const EventRecord& r) {
   return e;
 }
 
+// Encodes `records` and appends them to the log as one batch (durable when this returns).
+StatusOr<eventlog::AppendResult> AppendRecords(eventlog::Log& log,
+                                               const std::vector<EventRecord>& records) {
+  std::string buf;
+  std::vector<size_t> ends;
+  ends.reserve(records.size());
+  for (const EventRecord& r : records) {
+    EncodeEventRecord(r, buf);
+    ends.push_back(buf.size());
+  }
+  std::vector<std::string_view> payloads;
+  payloads.reserve(records.size());
+  for (size_t j = 0, start = 0; j < ends.size(); start = ends[j++]) {
+    payloads.emplace_back(buf.data() + start, ends[j] - start);
+  }
+  return log.Append(payloads);
+}
+
 // Newest first by (ts, event_id), as timelines are ordered.
 bool NewerFirst(const StoredEvent& a, const StoredEvent& b) {
   if (a.ts != b.ts) return a.ts > b.ts;
@@ -829,22 +847,14 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
     }
 
     if (!mine.empty()) {
-      std::string buf;
-      std::vector<size_t> ends;
-      ends.reserve(mine.size());
+      std::vector<EventRecord> records;
+      records.reserve(mine.size());
       for (size_t i : mine) {
         const EventIn& e = items[i].event;
-        EncodeEventRecord(EventRecord{tenant_id, origin_of[i], e.ts, now, channel_of[i], e.event_id,
-                                      e.type, e.touchpoint, e.ids_json, e.properties},
-                          buf);
-        ends.push_back(buf.size());
+        records.push_back(EventRecord{tenant_id, origin_of[i], e.ts, now, channel_of[i], e.event_id,
+                                      e.type, e.touchpoint, e.ids_json, e.properties});
       }
-      std::vector<std::string_view> payloads;
-      payloads.reserve(mine.size());
-      for (size_t j = 0, start = 0; j < ends.size(); start = ends[j++]) {
-        payloads.emplace_back(buf.data() + start, ends[j] - start);
-      }
-      ASSIGN_OR_RETURN(appended, log_->log->Append(payloads));
+      ASSIGN_OR_RETURN(appended, AppendRecords(*log_->log, records));
       durable = true;
     }
   }
@@ -907,20 +917,14 @@ Status Events::AppendSystem(int64_t tenant_id, const std::vector<SystemEvent>& e
       return Status::Ok();
     });
   }
-  std::string buf;
-  std::vector<size_t> ends;
+  std::vector<EventRecord> records;
+  records.reserve(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
     const SystemEvent& e = events[i];
-    EncodeEventRecord(EventRecord{tenant_id, e.person_id, e.ts, now, std::nullopt, ids[i], e.type,
-                                  "other", "[]", e.properties},
-                      buf);
-    ends.push_back(buf.size());
+    records.push_back(EventRecord{tenant_id, e.person_id, e.ts, now, std::nullopt, ids[i], e.type,
+                                  "other", "[]", e.properties});
   }
-  std::vector<std::string_view> payloads;
-  for (size_t j = 0, start = 0; j < ends.size(); start = ends[j++]) {
-    payloads.emplace_back(buf.data() + start, ends[j] - start);
-  }
-  ASSIGN_OR_RETURN(eventlog::AppendResult appended, log_->log->Append(payloads));
+  ASSIGN_OR_RETURN(eventlog::AppendResult appended, AppendRecords(*log_->log, records));
   TenantLog& tl = TenantLogOf(tenant_id);
   std::lock_guard lock(tl.mu);
   for (size_t i = 0; i < events.size(); ++i) {

@@ -630,6 +630,16 @@ StatusOr<AudienceVerifyReport> Audience::Verify(int64_t tenant_id) {
   return out;
 }
 
+// A definition changes the engine inside its write: if that write does not commit, the engine holds
+// what the store does not, so the tenant's engine is dropped (rebuilt on next use).
+void Audience::DropEngineOnRollback(Conn& c, int64_t tenant_id) {
+  c.OnRollback([this, tenant_id](Conn&) {
+    Tenant& t = TenantOf(tenant_id);
+    std::lock_guard lock(t.mu);
+    t.engine.reset();
+  });
+}
+
 // ---- facts -------------------------------------------------------------------------------------
 
 void Audience::Fold(int64_t tenant_id, AudienceEngine& e, int64_t person) {
@@ -901,12 +911,7 @@ StatusOr<AudienceTag> Audience::CreateTag(int64_t tenant_id, const NewTag& in) {
     d.clear();
     Status s = e->DefineTag(audience::TagDef{out.id, in.group, in.name, out.rule.value_or("")}, &d);
     if (!s.ok()) return WithField(s, "rule");
-    // If this write does not commit, the engine holds a tag the store does not: rebuild it.
-    c.OnRollback([this, tenant_id](Conn&) {
-      Tenant& t = TenantOf(tenant_id);
-      std::lock_guard lock(t.mu);
-      t.engine.reset();
-    });
+    DropEngineOnRollback(c, tenant_id);
     return Status::Ok();
   }));
   deltas_ += d.size();
@@ -930,11 +935,7 @@ Status Audience::DeleteTag(int64_t tenant_id, int64_t tag_id) {
         c.Exec("DELETE FROM tags WHERE tenant_id = ? AND id = ?", {tenant_id, tag_id}).status());
     d.clear();
     RETURN_IF_ERROR(e->DropTag(tag_id, &d));
-    c.OnRollback([this, tenant_id](Conn&) {
-      Tenant& t = TenantOf(tenant_id);
-      std::lock_guard lock(t.mu);
-      t.engine.reset();
-    });
+    DropEngineOnRollback(c, tenant_id);
     return Status::Ok();
   }));
   deltas_ += d.size();
@@ -1010,11 +1011,7 @@ StatusOr<TagMembersResult> Audience::ChangeTagMembers(int64_t tenant_id, int64_t
         ++out.changed;
       }
     }
-    c.OnRollback([this, tenant_id](Conn&) {
-      Tenant& t = TenantOf(tenant_id);
-      std::lock_guard lock(t.mu);
-      t.engine.reset();
-    });
+    DropEngineOnRollback(c, tenant_id);
     return Status::Ok();
   }));
   Emit(tenant_id, d);
@@ -1075,11 +1072,7 @@ StatusOr<AudienceSegment> Audience::CreateSegment(int64_t tenant_id, const NewSe
     out.id = r.at(0).Int(0);
     d.clear();
     RETURN_IF_ERROR(e->DefineSegment(audience::SegmentDef{out.id, in.name, out.expression}, &d));
-    c.OnRollback([this, tenant_id](Conn&) {
-      Tenant& t = TenantOf(tenant_id);
-      std::lock_guard lock(t.mu);
-      t.engine.reset();
-    });
+    DropEngineOnRollback(c, tenant_id);
     return Status::Ok();
   }));
   deltas_ += d.size();
@@ -1101,11 +1094,7 @@ Status Audience::DeleteSegment(int64_t tenant_id, int64_t segment_id) {
         c.Exec("DELETE FROM segments WHERE tenant_id = ? AND id = ?", {tenant_id, segment_id})
             .status());
     RETURN_IF_ERROR(e->DropSegment(segment_id));
-    c.OnRollback([this, tenant_id](Conn&) {
-      Tenant& t = TenantOf(tenant_id);
-      std::lock_guard lock(t.mu);
-      t.engine.reset();
-    });
+    DropEngineOnRollback(c, tenant_id);
     return Status::Ok();
   });
 }

@@ -214,6 +214,7 @@ class Audience {
   StatusOr<Built> Build(int64_t tenant_id);
   StatusOr<std::string> TimezoneOf(int64_t tenant_id);
   void Fold(int64_t tenant_id, audience::AudienceEngine& e, int64_t person);
+  void DropEngineOnRollback(store::Conn& c, int64_t tenant_id);
   void TickAll();
   // Queues the deltas a fact caused, to be recorded as the people's system events (tag_added,
   // segment_entered, stage_changed, …) by the emitter thread, in order, shortly after.
