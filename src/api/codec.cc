@@ -179,6 +179,7 @@ StatusOr<domain::NewOrder> ParseNewOrder(std::string_view body, int64_t now_ms) 
       FieldReader lr(*lo, "lines[" + std::to_string(i) + "]");
       domain::OrderLine line;
       line.sku = lr.String("sku", 1, 64);
+      line.category = lr.OptString("category", 1, 64);
       line.quantity = lr.Int("quantity", 1, domain::kMaxQuantity, ErrorCode::kAmountOutOfRange);
       line.unit_price_fen =
           lr.Int("unit_price_fen", 0, domain::kMaxUnitPriceFen, ErrorCode::kAmountOutOfRange);
@@ -347,6 +348,7 @@ json::object ToJson(const domain::Order& ord) {
   for (const auto& l : ord.lines) {
     json::object lo;
     lo["sku"] = l.sku;
+    if (l.category) lo["category"] = *l.category;
     lo["quantity"] = l.quantity;
     lo["unit_price_fen"] = l.unit_price_fen;
     lo["amount_fen"] = l.amount_fen;

@@ -229,9 +229,9 @@ StatusOr<ImportSummary> ImportPeople(domain::People& people, int64_t tenant_id, 
 StatusOr<ImportSummary> ImportOrders(domain::Orders& orders, int64_t tenant_id, std::string csv,
                                      const ImportOptions& options) {
   ImportSummary sum;
-  const std::vector<std::string> fields = {"order_no", "external_id",    "person_id",  "sku",
-                                           "quantity", "unit_price_fen", "unit_price", "total_fen",
-                                           "paid_at",  "refunded_at"};
+  const std::vector<std::string> fields = {
+      "order_no",       "external_id", "person_id", "sku",     "category",   "quantity",
+      "unit_price_fen", "unit_price",  "total_fen", "paid_at", "refunded_at"};
   ASSIGN_OR_RETURN(std::vector<Row> rows,
                    ReadRows(std::move(csv), fields, options.mapping, &sum.errors));
   // Group the rows of each order_no, in order of first appearance.
@@ -287,6 +287,7 @@ StatusOr<ImportSummary> ImportOrders(domain::Orders& orders, int64_t tenant_id, 
         for (const Row* r : g.rows) {
           json::object line;
           if (auto v = r->Get("sku")) line["sku"] = *v;
+          if (auto v = r->Get("category")) line["category"] = *v;
           if (auto v = r->Get("quantity")) line["quantity"] = IntCell(*v);
           if (auto v = r->Get("unit_price_fen")) {
             line["unit_price_fen"] = IntCell(*v);

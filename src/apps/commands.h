@@ -27,7 +27,9 @@ struct ServeConfig {
 };
 
 // `siyu admin verify`: rebuilds every tenant's identity graph from the store twice over and checks
-// them, their invariants and people.canonical_id. Prints a JSON summary; 0 when all agree.
+// them, their invariants and people.canonical_id; builds every tenant's audience engine from the
+// store and checks each segment's and tag's members against the store's SQL answer. Prints a JSON
+// summary; 0 when all agree. (A running server's live engine: POST /v1/audience/verify.)
 int Verify(const store::Options& store, const domain::IdentityOptions& identity);
 
 // `siyu serve`: runs until SIGTERM/SIGINT, then drains and commits. Returns the exit code.

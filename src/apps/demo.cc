@@ -56,6 +56,7 @@ constexpr int64_t kShanghaiOffsetMs = 8 * kMsPerHour;
 struct Sku {
   std::string_view code;
   int64_t price_fen;
+  std::string_view category;  // what bought(category=…) matches
 };
 
 // How a channel's people identify themselves: weights of an openid of `app`, a unionid, a phone.
@@ -103,16 +104,16 @@ BrandSpec CleanLife() {
   return BrandSpec{
       "CL",
       {
-          {"CL-LAUNDRY-2KG", 4990},     // 洗衣液 2kg
-          {"CL-PODS-52", 5990},         // 洗衣凝珠 52颗
-          {"CL-TISSUE-24", 5990},       // 抽纸 24包
-          {"CL-DISH-1100", 1990},       // 洗洁精 1.1kg
-          {"CL-BODYWASH-750", 3990},    // 沐浴露 750ml
-          {"CL-TOOTHPASTE-120", 1290},  // 牙膏 120g
-          {"CL-SHAMPOO-500", 4590},     // 洗发水 500ml
-          {"CL-WIPES-80X3", 1590},      // 湿巾 80抽×3
-          {"CL-KITCHEN-6", 2490},       // 厨房纸 6卷
-          {"CL-HANDWASH-500", 1690},    // 洗手液 500ml
+          {"CL-LAUNDRY-2KG", 4990, "洗衣"},     // 洗衣液 2kg
+          {"CL-PODS-52", 5990, "洗衣"},         // 洗衣凝珠 52颗
+          {"CL-TISSUE-24", 5990, "纸品"},       // 抽纸 24包
+          {"CL-DISH-1100", 1990, "厨房清洁"},   // 洗洁精 1.1kg
+          {"CL-BODYWASH-750", 3990, "个护"},    // 沐浴露 750ml
+          {"CL-TOOTHPASTE-120", 1290, "个护"},  // 牙膏 120g
+          {"CL-SHAMPOO-500", 4590, "个护"},     // 洗发水 500ml
+          {"CL-WIPES-80X3", 1590, "纸品"},      // 湿巾 80抽×3
+          {"CL-KITCHEN-6", 2490, "纸品"},       // 厨房纸 6卷
+          {"CL-HANDWASH-500", 1690, "个护"},    // 洗手液 500ml
       },
       {
           {{"公众号关注", "wechat_public", "official_account", 600'000},
@@ -144,9 +145,9 @@ BrandSpec SampleTwo() {
   return BrandSpec{
       "ST",
       {
-          {"ST-NUTS-750", 2990},  // 每日坚果 750g
-          {"ST-TEA-100", 3990},   // 花草茶 100g
-          {"ST-GIFTBOX", 12800},  // 节日礼盒
+          {"ST-NUTS-750", 2990, "零食"},  // 每日坚果 750g
+          {"ST-TEA-100", 3990, "茶饮"},   // 花草茶 100g
+          {"ST-GIFTBOX", 12800, "礼盒"},  // 节日礼盒
       },
       {
           {{"视频号直播", "wechat_public", "mini_program", 150'000},
@@ -749,6 +750,9 @@ bool EnsureAudience(const Target& to, LoadError& err) {
       {"会员", "门店VIP", nullptr},
       {"行为", "近7天浏览", "events(\"page_view\", last 7d) >= 1"},
       {"行为", "爱分享", "events(\"share\", last 30d) >= 2"},
+      {"行为", "加购多件", "event_sum(\"add_to_cart\", \"quantity\", last 30d) >= 3"},
+      {"品类", "买过纸品", "bought(category=\"纸品\", last 180d)"},
+      {"品类", "洗衣常客", "orders(category=\"洗衣\", last 365d) >= 2"},
   };
   for (const TagSpec& t : kTags) {
     if (tags->count(t.name)) continue;
@@ -763,6 +767,8 @@ bool EnsureAudience(const Target& to, LoadError& err) {
       {"近30天活跃", "events(\"page_view\", last 30d) >= 1 OR orders(last 30d) >= 1"},
       {"银卡未复购", "tag(\"银卡会员\") AND NOT tag(\"复购客\")"},
       {"重要挽留", "rfm(\"important_retain\")"},
+      {"洗衣液该补货了",
+       "bought(category=\"洗衣\", last 90d) AND NOT bought(category=\"洗衣\", last 30d)"},
   };
   for (const auto& [name, expression] : kSegments) {
     if (segments->count(name)) continue;
@@ -815,6 +821,7 @@ bool SendPerson(client::HttpClient& c, const BrandSpec& brand, const PlannedPers
       const Sku& sku = brand.skus[l.sku];
       json::object lo;
       lo["sku"] = sku.code;
+      lo["category"] = sku.category;
       lo["quantity"] = l.quantity;
       lo["unit_price_fen"] = sku.price_fen;
       lines.push_back(std::move(lo));

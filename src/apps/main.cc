@@ -95,7 +95,9 @@ int main(int argc, char** argv) {
 
   domain::IdentityOptions verify_identity;
   auto* verify = admin->add_subcommand(
-      "verify", "check the identity graphs rebuilt from the store against people.canonical_id");
+      "verify",
+      "check the identity graphs and the audience engines rebuilt from the store against "
+      "the store (people.canonical_id, every segment and tag in SQL)");
   add_store(verify);
   verify
       ->add_option("--max-people-per-id", verify_identity.max_people_per_id,

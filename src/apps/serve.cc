@@ -107,6 +107,31 @@ int Verify(const store::Options& store, const domain::IdentityOptions& identity)
   json::object o;
   o["ok"] = s.ok();
   if (!s.ok()) o["error"] = s.message();
+  // The audience: each tenant's engine built from the store, every segment and tag against the
+  // same question asked of the store in SQL.
+  json::array audiences;
+  bool audience_ok = true;
+  for (const auto& st : (*engine)->identity().Stats()) {
+    json::object a;
+    a["tenant_id"] = st.tenant_id;
+    auto r = (*engine)->audience().CheckAgainstStore(st.tenant_id);
+    if (!r.ok()) {
+      a["ok"] = false;
+      a["error"] = r.status().message();
+      audience_ok = false;
+    } else {
+      a["ok"] = r->ok;
+      a["people"] = r->people;
+      json::array diffs;
+      for (const auto& d : r->differences) diffs.emplace_back(d);
+      a["differences"] = std::move(diffs);
+      a["seconds"] = r->seconds;
+      audience_ok = audience_ok && r->ok;
+    }
+    audiences.emplace_back(std::move(a));
+  }
+  o["audience"] = std::move(audiences);
+  o["ok"] = s.ok() && audience_ok;
   json::array tenants;
   for (const auto& st : (*engine)->identity().Stats()) {
     json::object t;
@@ -124,7 +149,7 @@ int Verify(const store::Options& store, const domain::IdentityOptions& identity)
   o["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << ToJson(o) << "\n";
   (*engine)->Shutdown();
-  return s.ok() ? 0 : 1;
+  return s.ok() && audience_ok ? 0 : 1;
 }
 
 int Bootstrap(const store::Options& store, const std::string& tenant, const std::string& username,

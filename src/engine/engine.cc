@@ -38,6 +38,12 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const store::Options& options,
     });
     e->people_.SetCreatedObserver(
         [e](int64_t tenant, int64_t person) { e->audience_.OnPersonCreated(tenant, person); });
+    // Each fact's write and its observer run inside the audience's fact scope, so that a build of
+    // a tenant's engine that runs meanwhile reads the fact or is given it, exactly once.
+    auto scope = [e](int64_t tenant) { return e->audience_.BeginFact(tenant); };
+    e->events_.SetFactScope(scope);
+    e->orders_.SetFactScope(scope);
+    e->people_.SetFactScope(scope);
     RETURN_IF_ERROR(e->audience_.LoadAll());
   }
   return engine;

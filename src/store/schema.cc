@@ -301,6 +301,11 @@ CREATE TABLE segment_snapshots (
 );
 CREATE INDEX segment_snapshots_segment ON segment_snapshots(tenant_id, segment_id);
 )SQL"},
+      // An order line's product category as the client or import names it (the catalog comes
+      // later): what bought(category=…) and orders(category=…) match.
+      {10, "order_line_category", R"SQL(
+ALTER TABLE order_lines ADD COLUMN category TEXT;
+)SQL"},
   };
   return kMigrations;
 }

@@ -151,7 +151,11 @@ class Generator {
           "l.sku = {})",
           ctx_.tenant_id, sku);
     } else if (e.filter == ItemFilter::kCategory) {
-      s += " AND 1 = 0";  // the store keeps no categories
+      ASSIGN_OR_RETURN(std::string category, Quote(e.name));
+      s += fmt::format(
+          " AND sy_o.oid IN (SELECT l.order_id FROM order_lines l WHERE l.tenant_id = {} AND "
+          "l.category = {})",
+          ctx_.tenant_id, category);
     }
     return s;
   }
@@ -178,11 +182,15 @@ class Generator {
   StatusOr<std::string> EventSumValue(const std::string& property) {
     if (pg()) {
       ASSIGN_OR_RETURN(std::string prop, Quote(property));
-      // Integers only (a number whose text has no fraction or exponent).
+      // Integers only (a number written without fraction or exponent: json, not jsonb, keeps
+      // the text as written). Nested CASEs: PostgreSQL may evaluate AND operands in any order; no
+      // '?' (the store's parameter mark).
       return fmt::format(
-          "CASE WHEN jsonb_typeof(x.properties::jsonb -> {0}) = 'number' AND "
-          "(x.properties::jsonb ->> {0}) ~ '^-?[0-9]+$' THEN (x.properties::jsonb ->> {0})::BIGINT "
-          "END",
+          "CASE WHEN json_typeof(x.properties::json -> {0}) = 'number' THEN CASE WHEN "
+          "(x.properties::json ->> {0}) ~ '^-{{0,1}}[0-9]{{1,19}}$' THEN CASE WHEN "
+          "(x.properties::json "
+          "->> {0})::NUMERIC BETWEEN -9223372036854775808 AND 9223372036854775807 THEN "
+          "(x.properties::json ->> {0})::BIGINT END END END",
           prop);
     }
     if (property.find('"') != std::string::npos || property.find('\\') != std::string::npos) {
@@ -373,40 +381,34 @@ class Generator {
     }
     const std::string pid_of_row = ctx_.merged_people ? "COALESCE(r.canonical_id, r.id)" : "r.id";
     if (need_attrs_) {
-      // Rows in ascending id (the survivor, the smallest id, first), as Merge folds them: the
-      // first channel is the latest row that was a new earliest sighting and has a channel, else
-      // the first row with one; the last channel the first row with one.
+      // A person's rows (the service folds them): the first channel of the earliest row with
+      // one (the smaller id on a tie), the last channel of the first row (ascending id) with one.
       ctes.push_back(fmt::format(
           "sy_r AS (SELECT {0} AS pid, r.id AS rid, COALESCE(r.first_channel_id, 0) AS fc, "
-          "COALESCE(r.last_channel_id, 0) AS lc, {1} AS d, MIN({1}) OVER (PARTITION BY {0} ORDER "
-          "BY r.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev FROM people r WHERE "
-          "r.tenant_id = {2})",
+          "COALESCE(r.last_channel_id, 0) AS lc, {1} AS d FROM people r WHERE r.tenant_id = {2})",
           pid_of_row, DayOf("r.acquired_at"), tenant));
       ctes.push_back(
-          "sy_a AS (SELECT sel.pid, COALESCE(f.fc, 0) AS first_channel, COALESCE(l.lc, 0) AS "
-          "last_channel FROM (SELECT pid, COALESCE(MAX(CASE WHEN (prev IS NULL OR d < prev) AND fc "
-          "<> 0 THEN rid END), MIN(CASE WHEN fc <> 0 THEN rid END)) AS frid, MIN(CASE WHEN lc <> 0 "
-          "THEN rid END) AS lrid FROM sy_r GROUP BY pid) sel LEFT JOIN sy_r f ON f.rid = sel.frid "
-          "LEFT JOIN sy_r l ON l.rid = sel.lrid)");
+          "sy_a AS (SELECT p0.pid, COALESCE(f.fc, 0) AS first_channel, COALESCE(l.lc, 0) AS "
+          "last_channel FROM (SELECT DISTINCT pid FROM sy_r) p0 LEFT JOIN (SELECT pid, fc, "
+          "ROW_NUMBER() OVER (PARTITION BY pid ORDER BY d, rid) AS rn FROM sy_r WHERE fc <> 0) f "
+          "ON f.pid = p0.pid AND f.rn = 1 LEFT JOIN (SELECT pid, lc, ROW_NUMBER() OVER "
+          "(PARTITION BY pid ORDER BY rid) AS rn FROM sy_r WHERE lc <> 0) l ON l.pid = p0.pid AND "
+          "l.rn = 1)");
     }
     if (need_tier_) {
-      // A row's tier: the level of its member_bound event with the greatest event_id (the order
-      // the store hands events to the engine); a person's: the first row (ascending id) with one.
+      // A person's tier: the level of the latest member_bound event (by ts, then event_id in
+      // byte order) of any of its rows that names one.
       const std::string level =
           pg() ? "CASE WHEN jsonb_typeof(x.properties::jsonb -> 'level') = 'string' THEN "
                  "x.properties::jsonb ->> 'level' END"
                : "CASE WHEN json_type(x.properties, '$.level') = 'text' THEN "
                  "json_extract(x.properties, '$.level') END";
       ctes.push_back(fmt::format(
-          "sy_rt AS (SELECT rid, lv FROM (SELECT x.person_id AS rid, {0} AS lv, ROW_NUMBER() OVER "
-          "(PARTITION BY x.person_id ORDER BY x.event_id DESC) AS rn FROM events x WHERE "
-          "x.tenant_id = {1} AND x.type = 'member_bound' AND {0} <> '') t WHERE rn = 1)",
-          level, tenant));
-      ctes.push_back(fmt::format(
-          "sy_t AS (SELECT w.pid, rt.lv AS tier FROM (SELECT {0} AS pid, MIN(r.id) AS rid FROM "
-          "people r JOIN sy_rt ON sy_rt.rid = r.id WHERE r.tenant_id = {1} GROUP BY {0}) w JOIN "
-          "sy_rt rt ON rt.rid = w.rid)",
-          pid_of_row, tenant));
+          "sy_t AS (SELECT pid, lv AS tier FROM (SELECT {0} AS pid, {1} AS lv, ROW_NUMBER() OVER "
+          "(PARTITION BY {0} ORDER BY x.ts DESC, x.event_id{2} DESC) AS rn FROM events x JOIN "
+          "people r ON r.id = x.person_id WHERE x.tenant_id = {3} AND r.tenant_id = {3} AND "
+          "x.type = 'member_bound' AND {1} <> '') t WHERE rn = 1)",
+          pid_of_row, level, pg() ? " COLLATE \"C\"" : "", tenant));
     }
     if (ctes.empty()) return "";
     std::string out = "WITH ";

@@ -8,17 +8,14 @@
 // id)` of people: every row of a merged person contributes its facts), ascending. Facts are read
 // as the service feeds them to the engine (src/domain/people/audience.cc):
 //   - first_seen_day: the local day of each row's `acquired_at`, the earliest over the person's
-//     rows; first channel, last channel and tier fold over the rows in ascending id (survivor
-//     first) exactly as AudienceEngine::Merge does (first_channel: the latest row that was a new
-//     earliest sighting and has a channel, else the first row with one; last channel and tier:
-//     the first row that has one);
-//   - a row's tier: the string `level` of its member_bound event with the greatest event_id;
-//     touchpoints: every event's touchpoint;
+//     rows; first channel: that of the earliest row (then smallest id) that has one; last channel:
+//     that of the first row in ascending id (the survivor first) that has one;
+//   - tier: the string `level` of the person's latest member_bound event (by ts, then event_id in
+//     byte order) that names one, over all its rows; touchpoints: every event's touchpoint;
 //   - orders: paid_at's local day, total_fen, refunded_fen (an order refunded in full stops
-//     counting; gmv is net of refunds), skus from order_lines. The store keeps no categories, so
-//     `category=` filters match no order (as in the engine the service feeds);
-//   - events: type and local day of `ts`; event_sum reads the integer property from the JSON
-//     `properties` (the README's semantics);
+//     counting; gmv is net of refunds), skus and categories from order_lines;
+//   - events: type and local day of `ts`; event_sum sums the property where it is a JSON integer
+//     (written without fraction or exponent, within int64), as the service feeds the engine;
 //   - manual tags: person_tags on any row of the person; a rule tag is its rule, expanded.
 // RFM classes use the thresholds the engine resolved (`rfm`); lifecycle stages are computed in SQL
 // from the counting orders' distinct days (median gaps, window functions), per the README.

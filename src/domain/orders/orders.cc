@@ -29,10 +29,13 @@ Order FromRow(const store::Row& r) {
 }
 
 Status LoadLines(Conn& c, Order& o) {
-  ASSIGN_OR_RETURN(Rows r, c.Query("SELECT sku, quantity, unit_price_fen, amount_fen FROM "
-                                   "order_lines WHERE order_id = ? ORDER BY line_no",
+  ASSIGN_OR_RETURN(Rows r, c.Query("SELECT sku, quantity, unit_price_fen, amount_fen, category "
+                                   "FROM order_lines WHERE order_id = ? ORDER BY line_no",
                                    {o.id}));
-  for (const auto& row : r) o.lines.push_back({row.Text(0), row.Int(1), row.Int(2), row.Int(3)});
+  for (const auto& row : r) {
+    o.lines.push_back({row.Text(0), row.Int(1), row.Int(2), row.Int(3),
+                       row.IsNull(4) ? std::nullopt : std::optional<std::string>(row.Text(4))});
+  }
   return Status::Ok();
 }
 
@@ -54,6 +57,7 @@ std::string ContentHash(int64_t person_id, const NewOrder& in) {
   for (const auto& l : in.lines) {
     s += "|" + std::to_string(l.sku.size()) + ":" + l.sku + "," + std::to_string(l.quantity) + "," +
          std::to_string(l.unit_price_fen);
+    if (l.category) s += "," + std::to_string(l.category->size()) + ":" + *l.category;
   }
   return Sha256Hex(s);
 }
@@ -61,6 +65,7 @@ std::string ContentHash(int64_t person_id, const NewOrder& in) {
 }  // namespace
 
 StatusOr<std::pair<Order, bool>> Orders::Create(int64_t tenant_id, NewOrder in) {
+  std::shared_ptr<void> scope = fact_scope_ ? fact_scope_(tenant_id) : nullptr;
   if (in.person_id.has_value() == in.external_id.has_value()) {
     return Status(ErrorCode::kMissingField, "give exactly one of person_id and external_id",
                   "person_id");
@@ -138,11 +143,13 @@ StatusOr<std::pair<Order, bool>> Orders::Create(int64_t tenant_id, NewOrder in) 
     int64_t id = r.at(0).Int(0);
     for (size_t i = 0; i < in.lines.size(); ++i) {
       const auto& l = in.lines[i];
-      RETURN_IF_ERROR(c.Exec("INSERT INTO order_lines (tenant_id, order_id, line_no, sku, "
-                             "quantity, unit_price_fen, amount_fen) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             {tenant_id, id, static_cast<int64_t>(i), l.sku, l.quantity,
-                              l.unit_price_fen, l.amount_fen})
-                          .status());
+      RETURN_IF_ERROR(
+          c.Exec("INSERT INTO order_lines (tenant_id, order_id, line_no, sku, "
+                 "quantity, unit_price_fen, amount_fen, category) VALUES (?, ?, ?, ?, "
+                 "?, ?, ?, ?)",
+                 {tenant_id, id, static_cast<int64_t>(i), l.sku, l.quantity, l.unit_price_fen,
+                  l.amount_fen, l.category ? store::Value(*l.category) : store::Value(nullptr)})
+              .status());
     }
     out = Order{id,           in.order_no, person_id, "paid",       in.lines,
                 in.total_fen, 0,           paid_at,   std::nullopt, now};
@@ -196,6 +203,7 @@ StatusOr<OrderPage> Orders::List(int64_t tenant_id,
 StatusOr<Order> Orders::Refund(int64_t tenant_id, const std::string& order_no,
                                std::optional<std::string> reason,
                                std::optional<int64_t> refunded_at) {
+  std::shared_ptr<void> scope = fact_scope_ ? fact_scope_(tenant_id) : nullptr;
   int64_t now = NowMs();
   Order out;
   bool refunded = false;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "domain/fact_scope.h"
 #include "store/store.h"
 
 namespace siyu::domain {
@@ -23,6 +24,7 @@ struct OrderLine {
   int64_t quantity = 0;
   int64_t unit_price_fen = 0;
   int64_t amount_fen = 0;
+  std::optional<std::string> category;  // the product's category, as the client names it
 };
 
 struct Order {
@@ -66,10 +68,13 @@ class Orders {
   // Called after an order is created (refund false) or refunded (true), once committed.
   using Observer = std::function<void(int64_t tenant_id, const Order&, bool refund)>;
   void SetObserver(Observer fn) { observer_ = std::move(fn); }
+  // Held from before an order or refund is written until the observer has run.
+  void SetFactScope(FactScope fn) { fact_scope_ = std::move(fn); }
 
  private:
   store::Store& store_;
   Observer observer_;
+  FactScope fact_scope_;
 };
 
 }  // namespace siyu::domain

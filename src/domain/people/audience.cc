@@ -7,9 +7,11 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <iterator>
 #include <unordered_set>
 
 #include "common/time.h"
+#include "domain/audience/sql.h"
 
 namespace siyu::domain {
 
@@ -47,25 +49,108 @@ Status CheckText(const std::string& s, const char* field, size_t min, const char
 uint64_t OrZero(const StatusOr<uint64_t>& v) { return v.ok() ? *v : 0; }
 
 // The tier a member_bound event names ("level"), if any.
-std::string TierOf(const EventIn& e) {
-  if (e.type != "member_bound") return {};
+std::string TierOf(std::string_view type, std::string_view properties) {
+  if (type != "member_bound") return {};
   boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(e.properties, ec);
+  boost::json::value v = boost::json::parse(properties, ec);
   if (ec || !v.is_object()) return {};
   const auto* level = v.as_object().if_contains("level");
   return level && level->is_string() ? std::string(level->as_string()) : std::string();
 }
 
+// The integer properties of an event (top level; what event_sum sums). Decimals, strings and
+// numbers written with a fraction or an exponent are not integers.
+std::vector<std::pair<std::string, int64_t>> EventValues(std::string_view properties) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  if (properties.find_first_of("0123456789") == std::string_view::npos) return out;
+  unsigned char buf[4096];
+  boost::json::monotonic_resource mr(buf, sizeof buf);
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(properties, ec, &mr);
+  if (ec || !v.is_object()) return out;
+  for (const auto& kv : v.as_object()) {
+    if (kv.value().is_int64()) {
+      out.emplace_back(std::string(kv.key()), kv.value().as_int64());
+    } else if (kv.value().is_uint64() &&
+               kv.value().as_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
+      out.emplace_back(std::string(kv.key()), static_cast<int64_t>(kv.value().as_uint64()));
+    }
+  }
+  return out;
+}
+
+// A member_bound event (ts, event_id) later than the one that named the row's tier.
+bool LaterTier(int64_t ts, std::string_view event_id, int64_t tier_ts,
+               std::string_view tier_event) {
+  return ts != tier_ts ? ts > tier_ts : event_id > tier_event;
+}
+
 }  // namespace
 
-// What the service keeps per tenant beside its engine: the time zone, and each live person's
-// attributes as last given to the engine (UpdateAttrs takes them whole).
+// A writer-preferring shared lock: facts hold it shared (BeginFact), a build exclusively while it
+// drains the facts in flight and while it installs. Facts arrive all the time, so a build must not
+// wait for a moment without any (a reader-preferring lock would let it starve).
+class Audience::FactGate {
+ public:
+  void lock_shared() {
+    std::unique_lock l(m_);
+    cv_.wait(l, [&] { return !writer_ && writers_waiting_ == 0; });
+    ++readers_;
+  }
+  void unlock_shared() {
+    std::lock_guard l(m_);
+    if (--readers_ == 0) cv_.notify_all();
+  }
+  void lock() {
+    std::unique_lock l(m_);
+    ++writers_waiting_;
+    cv_.wait(l, [&] { return !writer_ && readers_ == 0; });
+    --writers_waiting_;
+    writer_ = true;
+  }
+  void unlock() {
+    std::lock_guard l(m_);
+    writer_ = false;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int readers_ = 0, writers_waiting_ = 0;
+  bool writer_ = false;
+};
+
+namespace {
+// Fact scopes this thread holds (BeginFact is reentrant: only the outermost locks).
+thread_local int fact_scopes = 0;
+}  // namespace
+
+// What the service keeps per tenant beside its engine: the time zone, and the attributes of each
+// row of its people (a person's are folded from its rows).
 struct Audience::Tenant {
   std::mutex mu;  // guards everything below except the engine's own state
   std::shared_ptr<AudienceEngine> engine;
   std::string tz;
-  std::unordered_map<int64_t, PersonAttrs> attrs;
-  std::mutex build_mu;  // one build at a time
+  RowMap rows;
+  std::unique_ptr<Journal> journal;  // while a build catches up
+  FactGate gate;                     // facts in flight hold it shared (BeginFact)
+  std::mutex build_mu;               // one build (or definition change) at a time
+};
+
+// The facts that arrive while a build reads the store, replayed into it once it has.
+struct Audience::Journal {
+  // Events the build took from the store have received_at >= since (it started a margin before the
+  // build, so an ingest whose facts it journals began after it; else the replay is ambiguous).
+  int64_t since = 0;
+  struct Entry {
+    enum class Kind { kEvents, kOrder, kRefund, kPerson } kind = Kind::kEvents;
+    std::vector<EventItem> items;  // kEvents: the accepted ones, with their results in r
+    IngestResult r;
+    Order order;         // kOrder, kRefund
+    int64_t person = 0;  // kPerson
+  };
+  std::vector<Entry> entries;
 };
 
 Audience::Audience(store::Store& store, Identity& identity, Events& events)
@@ -258,21 +343,76 @@ std::shared_ptr<AudienceEngine> Audience::EngineOf(int64_t tenant_id) {
     std::lock_guard lock(t.mu);
     if (t.engine) return t.engine;
   }
-  Status s = Rebuild(tenant_id);
+  std::lock_guard build(t.build_mu);
+  {
+    std::lock_guard lock(t.mu);
+    if (t.engine) return t.engine;
+  }
+  Status s = RebuildLocked(tenant_id, t);
   if (!s.ok()) spdlog::error("audience: tenant {}: {}", tenant_id, s.ToString());
   std::lock_guard lock(t.mu);
   return t.engine;
 }
 
-StatusOr<Audience::Built> Audience::Build(int64_t tenant_id) {
+StatusOr<std::shared_ptr<AudienceEngine>> Audience::LockDefinitions(
+    int64_t tenant_id, std::unique_lock<std::mutex>& lock) {
+  Tenant& t = TenantOf(tenant_id);
+  lock = std::unique_lock(t.build_mu);
+  {
+    std::lock_guard l(t.mu);
+    if (t.engine) return t.engine;
+  }
+  RETURN_IF_ERROR(RebuildLocked(tenant_id, t));
+  std::lock_guard l(t.mu);
+  if (!t.engine)
+    return Status(ErrorCode::kStoreUnavailable, "the audience engine is not available");
+  return t.engine;
+}
+
+PersonAttrs Audience::FoldRows(const RowMap& rows, std::vector<int64_t> ids) {
+  std::sort(ids.begin(), ids.end());
+  PersonAttrs out;
+  bool any = false;
+  Day first_day = 0;
+  const RowAttrs* tier = nullptr;
+  for (int64_t id : ids) {
+    auto it = rows.find(id);
+    if (it == rows.end()) continue;
+    const RowAttrs& r = it->second;
+    out.first_seen_day =
+        any ? std::min(out.first_seen_day, r.a.first_seen_day) : r.a.first_seen_day;
+    any = true;
+    if (r.a.first_channel != 0 && (out.first_channel == 0 || r.a.first_seen_day < first_day)) {
+      out.first_channel = r.a.first_channel;
+      first_day = r.a.first_seen_day;
+    }
+    if (out.last_channel == 0) out.last_channel = r.a.last_channel;
+    for (const auto& tp : r.a.touchpoints) {
+      if (std::find(out.touchpoints.begin(), out.touchpoints.end(), tp) == out.touchpoints.end()) {
+        out.touchpoints.push_back(tp);
+      }
+    }
+    if (!r.a.tier.empty() &&
+        (!tier || LaterTier(r.tier_ts, r.tier_event, tier->tier_ts, tier->tier_event))) {
+      tier = &r;
+    }
+  }
+  std::sort(out.touchpoints.begin(), out.touchpoints.end());
+  if (tier) out.tier = tier->a.tier;
+  return out;
+}
+
+StatusOr<Audience::Built> Audience::Build(int64_t tenant_id, int64_t since) {
   ASSIGN_OR_RETURN(std::string tz, TimezoneOf(tenant_id));
   ASSIGN_OR_RETURN(AudienceSettings settings, Settings(tenant_id));
   audience::EngineOptions options;
   options.today = LocalDayNumber(NowMs(), tz);
   options.rfm = settings.rfm;
   options.lifecycle = settings.lifecycle;
-  auto e = std::make_shared<AudienceEngine>(options);
-  std::unordered_map<int64_t, PersonAttrs> attrs;
+  Built b;
+  b.engine = std::make_shared<AudienceEngine>(options);
+  AudienceEngine* e = b.engine.get();
+  RowMap& rows = b.rows;
   std::vector<std::pair<int64_t, int64_t>> merges;  // (row, canonical)
   std::vector<audience::SegmentDef> segments;
   e->BeginBulkLoad();
@@ -289,11 +429,10 @@ StatusOr<Audience::Built> Audience::Build(int64_t tenant_id) {
                              "canonical_id FROM people WHERE tenant_id = ? ORDER BY id",
                              {tenant_id}));
     for (const Row& r : people) {
-      PersonAttrs a;
-      a.first_seen_day = LocalDayNumber(r.Int(1), tz);
-      a.first_channel = r.OptInt(2).value_or(0);
-      a.last_channel = r.OptInt(3).value_or(0);
-      attrs[r.Int(0)] = a;
+      RowAttrs& row = rows[r.Int(0)];
+      row.a.first_seen_day = LocalDayNumber(r.Int(1), tz);
+      row.a.first_channel = r.OptInt(2).value_or(0);
+      row.a.last_channel = r.OptInt(3).value_or(0);
       if (!r.IsNull(4)) merges.emplace_back(r.Int(0), r.Int(4));
     }
     ASSIGN_OR_RETURN(Rows segs, c.Query("SELECT id, name, expression FROM segments WHERE "
@@ -302,89 +441,204 @@ StatusOr<Audience::Built> Audience::Build(int64_t tenant_id) {
     for (const Row& r : segs) segments.push_back({r.Int(0), r.Text(1), r.Text(2)});
     return Status::Ok();
   }));
-  // Events: their days and touchpoints; tiers from member_bound.
+  if (build_pause_) build_pause_();
+  // Events: their days, values and touchpoints; tiers from member_bound. Events of rows written
+  // after the people were read come from the journal.
   std::vector<std::pair<int64_t, audience::EventFact>> event_facts;
   RETURN_IF_ERROR(events_.ForEachStored(tenant_id, [&](const StoredEvent& ev) -> Status {
     // The audience's own change events are records of it, not facts for it.
     if (IsSystemEventType(ev.type)) return Status::Ok();
-    auto it = attrs.find(ev.person_id);
-    if (it == attrs.end()) return Status::Ok();
-    auto& tps = it->second.touchpoints;
+    auto it = rows.find(ev.person_id);
+    if (it == rows.end()) return Status::Ok();
+    RowAttrs& row = it->second;
+    auto& tps = row.a.touchpoints;
     if (std::find(tps.begin(), tps.end(), ev.touchpoint) == tps.end()) {
       tps.push_back(ev.touchpoint);
     }
-    if (ev.type == "member_bound") {
-      EventIn in;
-      in.type = ev.type;
-      in.properties = ev.properties;
-      if (std::string tier = TierOf(in); !tier.empty()) it->second.tier = tier;
+    if (std::string tier = TierOf(ev.type, ev.properties);
+        !tier.empty() &&
+        (row.a.tier.empty() || LaterTier(ev.ts, ev.event_id, row.tier_ts, row.tier_event))) {
+      row.a.tier = std::move(tier);
+      row.tier_ts = ev.ts;
+      row.tier_event = ev.event_id;
     }
+    if (ev.received_at >= since) b.recent.Insert(HashEventId(ev.event_id));
     audience::EventFact f;
     f.type = ev.type;
     f.day = LocalDayNumber(ev.ts, tz);
+    f.values = EventValues(ev.properties);
     event_facts.emplace_back(ev.person_id, std::move(f));
     return Status::Ok();
   }));
-  for (auto& [id, a] : attrs) {
-    std::sort(a.touchpoints.begin(), a.touchpoints.end());
-    RETURN_IF_ERROR(e->AddPerson(id, a));
+  for (auto& [id, row] : rows) {
+    std::sort(row.a.touchpoints.begin(), row.a.touchpoints.end());
+    RETURN_IF_ERROR(e->AddPerson(id, row.a));
   }
   for (const auto& [person, f] : event_facts) RETURN_IF_ERROR(e->AddEvent(person, f));
   event_facts.clear();
+  event_facts.shrink_to_fit();
+  if (build_pause_) build_pause_();
+  // Orders, manual tags and inviters of people the read above saw (later ones are journaled).
   RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
     std::unordered_map<int64_t, std::vector<std::string>> skus;
-    ASSIGN_OR_RETURN(Rows lines, c.Query("SELECT order_id, sku FROM order_lines WHERE "
+    std::unordered_map<int64_t, std::vector<std::string>> categories;
+    ASSIGN_OR_RETURN(Rows lines, c.Query("SELECT order_id, sku, category FROM order_lines WHERE "
                                          "tenant_id = ? ORDER BY order_id, line_no",
                                          {tenant_id}));
-    for (const Row& r : lines) skus[r.Int(0)].push_back(r.Text(1));
+    for (const Row& r : lines) {
+      skus[r.Int(0)].push_back(r.Text(1));
+      if (!r.IsNull(2)) categories[r.Int(0)].push_back(r.Text(2));
+    }
     ASSIGN_OR_RETURN(Rows orders, c.Query("SELECT id, person_id, paid_at, total_fen, "
                                           "refunded_fen FROM orders WHERE tenant_id = ? ORDER "
                                           "BY id",
                                           {tenant_id}));
     for (const Row& r : orders) {
+      if (!e->HasPerson(r.Int(1))) continue;
       audience::OrderFact o;
       o.id = r.Int(0);
       o.day = LocalDayNumber(r.Int(2), tz);
       o.amount_fen = r.Int(3);
       o.skus = std::move(skus[o.id]);
+      o.categories = std::move(categories[o.id]);
       RETURN_IF_ERROR(e->AddOrder(r.Int(1), o));
       if (r.Int(4) > 0) RETURN_IF_ERROR(e->RefundOrder(r.Int(1), o.id, r.Int(4)));
     }
     ASSIGN_OR_RETURN(Rows manual, c.Query("SELECT person_id, tag_id FROM person_tags WHERE "
                                           "tenant_id = ?",
                                           {tenant_id}));
-    for (const Row& r : manual) RETURN_IF_ERROR(e->AddTag(r.Int(0), r.Int(1)));
+    for (const Row& r : manual) {
+      if (e->HasPerson(r.Int(0))) RETURN_IF_ERROR(e->AddTag(r.Int(0), r.Int(1)));
+    }
     ASSIGN_OR_RETURN(Rows inviters, c.Query("SELECT person_id, inviter_id FROM person_inviters "
                                             "WHERE tenant_id = ?",
                                             {tenant_id}));
-    for (const Row& r : inviters) RETURN_IF_ERROR(e->SetInviter(r.Int(0), r.Int(1)));
+    for (const Row& r : inviters) {
+      if (e->HasPerson(r.Int(0))) RETURN_IF_ERROR(e->SetInviter(r.Int(0), r.Int(1)));
+    }
     return Status::Ok();
   }));
-  // Merged rows fold into their survivor, as the graph has it now.
+  // Merged rows fold into their survivor, as the graph has it now; survivors get the attributes
+  // folded from all their rows.
+  std::vector<int64_t> survivors;
   for (const auto& [row, stored_canonical] : merges) {
     const int64_t survivor = identity_.CanonicalOf(tenant_id, row);
     if (survivor == row || !e->HasPerson(row) || !e->HasPerson(survivor)) continue;
     RETURN_IF_ERROR(e->Merge(survivor, row));
-    attrs.erase(row);
+    survivors.push_back(survivor);
+  }
+  std::sort(survivors.begin(), survivors.end());
+  survivors.erase(std::unique(survivors.begin(), survivors.end()), survivors.end());
+  for (int64_t p : survivors) {
+    RETURN_IF_ERROR(e->UpdateAttrs(p, FoldRows(rows, identity_.ComponentOf(tenant_id, p))));
   }
   for (const auto& s : segments) RETURN_IF_ERROR(e->DefineSegment(s));
   RETURN_IF_ERROR(e->EndBulkLoad());
-  // The attributes of the people the engine holds (merged-in rows are gone).
-  return Built{std::move(e), std::move(attrs), std::move(tz)};
+  b.tz = std::move(tz);
+  return b;
+}
+
+StatusOr<Audience::Built> Audience::BuildCaughtUp(int64_t tenant_id, Tenant& t,
+                                                  std::unique_lock<FactGate>& exclusive) {
+  // Events the build reads are known by their ids if received from a little before it started:
+  // every journaled event was received after (its scope began after the drain), the margin only
+  // absorbs a wall clock stepping back.
+  constexpr int64_t kSlackMs = 10'000;
+  for (int attempt = 1;; ++attempt) {
+    int64_t since = 0;
+    {
+      // The facts in flight finish (their writes are durable: the build reads them); the ones that
+      // begin from now on are journaled.
+      std::lock_guard drain(t.gate);
+      std::lock_guard lock(t.mu);
+      t.journal = std::make_unique<Journal>();
+      since = t.journal->since = NowMs() - kSlackMs;
+    }
+    StatusOr<Built> b = Build(tenant_id, since);
+    if (!b.ok()) {
+      std::lock_guard lock(t.mu);
+      t.journal.reset();
+      return b.status();
+    }
+    bool ambiguous = false;
+    // Catch up while facts keep landing, then the last ones with them stopped.
+    Journal part;
+    part.since = since;
+    {
+      std::lock_guard lock(t.mu);
+      part.entries.swap(t.journal->entries);
+    }
+    Replay(tenant_id, *b, part, &ambiguous);
+    exclusive = std::unique_lock(t.gate);
+    {
+      std::lock_guard lock(t.mu);
+      part.entries.clear();
+      part.entries.swap(t.journal->entries);
+      t.journal.reset();
+    }
+    Replay(tenant_id, *b, part, &ambiguous);
+    // Merges made while it built (links, approvals).
+    std::mutex mu;
+    Sink s{*b->engine, b->rows, mu, b->tz, {}};
+    RETURN_IF_ERROR(ApplyReconcile(tenant_id, s));
+    if (!ambiguous) return b;
+    if (attempt == 3) {
+      spdlog::warn(
+          "audience: tenant {}: the clock moved back during builds; some events may "
+          "count twice until the next rebuild",
+          tenant_id);
+      return b;
+    }
+    exclusive.unlock();
+  }
+}
+
+void Audience::Replay(int64_t tenant_id, Built& b, Journal& j, bool* ambiguous) {
+  std::mutex mu;
+  Sink s{*b.engine, b.rows, mu, b.tz, {}};
+  for (Journal::Entry& x : j.entries) {
+    switch (x.kind) {
+      case Journal::Entry::Kind::kEvents: {
+        if (x.r.started_at < j.since) *ambiguous = true;
+        std::vector<char> skip(x.items.size(), 0);
+        for (size_t i = 0; i < x.items.size(); ++i) {
+          skip[i] = b.recent.Contains(HashEventId(x.items[i].event_id));
+        }
+        ApplyEvents(tenant_id, s, x.items, x.r, &skip);
+        break;
+      }
+      case Journal::Entry::Kind::kOrder:
+        ApplyOrder(tenant_id, s, x.order);
+        break;
+      case Journal::Entry::Kind::kRefund:
+        ApplyRefund(tenant_id, s, x.order);
+        break;
+      case Journal::Entry::Kind::kPerson:
+        ApplyPersonCreated(tenant_id, s, x.person);
+        break;
+    }
+  }
+  // The live engine reported these changes as they happened.
 }
 
 Status Audience::Rebuild(int64_t tenant_id) {
   Tenant& t = TenantOf(tenant_id);
   std::lock_guard build(t.build_mu);
+  return RebuildLocked(tenant_id, t);
+}
+
+Status Audience::RebuildLocked(int64_t tenant_id, Tenant& t) {
   auto start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(Built b, Build(tenant_id));
+  std::unique_lock<FactGate> exclusive;
+  ASSIGN_OR_RETURN(Built b, BuildCaughtUp(tenant_id, t, exclusive));
   auto e = b.engine;
   {
     std::lock_guard lock(t.mu);
     t.engine = std::move(b.engine);
-    t.attrs = std::move(b.attrs);
+    t.rows = std::move(b.rows);
     t.tz = std::move(b.tz);
   }
+  exclusive.unlock();
   spdlog::info("audience: tenant {}: {} people, {} tags, {} segments in {:.2f} s", tenant_id,
                e->PeopleCount(), e->Tags().size(), e->Segments().size(),
                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -615,17 +869,92 @@ StatusOr<std::vector<int64_t>> Audience::SnapshotMembers(int64_t tenant_id, int6
 
 StatusOr<AudienceVerifyReport> Audience::Verify(int64_t tenant_id) {
   auto start = std::chrono::steady_clock::now();
-  auto live = EngineOf(tenant_id);
-  if (!live) return Status(ErrorCode::kStoreUnavailable, "the audience engine is not available");
+  std::unique_lock<std::mutex> build;
+  ASSIGN_OR_RETURN(auto live, LockDefinitions(tenant_id, build));
   Tenant& t = TenantOf(tenant_id);
-  std::lock_guard build(t.build_mu);
-  ASSIGN_OR_RETURN(Built b, Build(tenant_id));
+  // Built while facts keep landing, caught up, and compared with facts stopped.
+  std::unique_lock<FactGate> exclusive;
+  ASSIGN_OR_RETURN(Built b, BuildCaughtUp(tenant_id, t, exclusive));
+  {
+    std::lock_guard lock(t.mu);
+    live = t.engine;
+  }
   // Quantile thresholds move at the daily tick: compare with the live engine's.
   b.engine->PinRfmThresholds(live->ResolvedRfmThresholds());
   AudienceVerifyReport out;
   out.differences = live->Diff(*b.engine, 20);
   out.ok = out.differences.empty();
   out.people = live->PeopleCount();
+  exclusive.unlock();
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+StatusOr<AudienceVerifyReport> Audience::CheckAgainstStore(int64_t tenant_id) {
+  auto start = std::chrono::steady_clock::now();
+  auto e = EngineOf(tenant_id);
+  if (!e) return Status(ErrorCode::kStoreUnavailable, "the audience engine is not available");
+  ASSIGN_OR_RETURN(std::string tz, TimezoneOf(tenant_id));
+  const int64_t now = NowMs();
+  audience::SqlContext ctx;
+  ctx.dialect = store_.dialect() == store::Dialect::kPostgres ? audience::SqlDialect::kPostgres
+                                                              : audience::SqlDialect::kSqlite;
+  ctx.tenant_id = tenant_id;
+  ctx.today = e->today();
+  ctx.tz_offset_ms = int64_t{LocalDayNumber(now, tz)} * 86'400'000 - StartOfLocalDay(now, tz);
+  ctx.tags = e->Tags();
+  ctx.rfm = e->ResolvedRfmThresholds();
+  ctx.lifecycle = e->options().lifecycle;
+  AudienceVerifyReport out;
+  out.people = e->PeopleCount();
+  auto check = [&](const std::string& what, const StatusOr<audience::Expr>& x,
+                   const StatusOr<audience::PersonSet>& members) -> Status {
+    if (!x.ok() || !members.ok()) {
+      out.differences.push_back(what + ": cannot be evaluated");
+      return Status::Ok();
+    }
+    auto sql = audience::ExpressionToSql(*x, ctx);
+    if (!sql.ok()) {
+      out.differences.push_back(what + ": " + sql.status().message());
+      return Status::Ok();
+    }
+    std::vector<int64_t> stored;
+    RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+      stored.clear();
+      ASSIGN_OR_RETURN(Rows r, c.Query(*sql));
+      for (const Row& row : r) stored.push_back(row.Int(0));
+      return Status::Ok();
+    }));
+    std::vector<int64_t> live = e->Members(*members);
+    if (live != stored) {
+      std::vector<int64_t> only_live, only_store;
+      std::set_difference(live.begin(), live.end(), stored.begin(), stored.end(),
+                          std::back_inserter(only_live));
+      std::set_difference(stored.begin(), stored.end(), live.begin(), live.end(),
+                          std::back_inserter(only_store));
+      std::string d = what + ": " + std::to_string(live.size()) + " members in memory, " +
+                      std::to_string(stored.size()) + " by the store";
+      if (!only_live.empty())
+        d += "; e.g. person " + std::to_string(only_live[0]) + " only in memory";
+      if (!only_store.empty())
+        d += "; e.g. person " + std::to_string(only_store[0]) + " only by the store";
+      out.differences.push_back(std::move(d));
+    }
+    return Status::Ok();
+  };
+  for (const auto& sg : e->Segments()) {
+    RETURN_IF_ERROR(check("segment " + std::to_string(sg.id) + " (" + sg.name + ")",
+                          e->Parse(sg.expression), e->SegmentSnapshot(sg.id)));
+  }
+  for (const auto& tg : e->Tags()) {
+    audience::Expr x;
+    x.kind = audience::Kind::kTag;
+    x.id = tg.id;
+    x.name = tg.group.empty() ? tg.name : tg.group + "/" + tg.name;
+    RETURN_IF_ERROR(
+        check("tag " + std::to_string(tg.id) + " (" + x.name + ")", x, e->TagMembers(tg.id)));
+  }
+  out.ok = out.differences.empty();
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
 }
@@ -642,192 +971,270 @@ void Audience::DropEngineOnRollback(Conn& c, int64_t tenant_id) {
 
 // ---- facts -------------------------------------------------------------------------------------
 
-void Audience::Fold(int64_t tenant_id, AudienceEngine& e, int64_t person) {
-  for (int64_t m : identity_.ComponentOf(tenant_id, person)) {
-    if (m == person || !e.HasPerson(m)) continue;
-    Deltas d;
-    Status s = e.Merge(person, m, &d);
-    if (!s.ok()) {
-      spdlog::warn("audience: tenant {}: merge {} into {}: {}", tenant_id, m, person, s.ToString());
-      continue;
-    }
-    Emit(tenant_id, d);
-    Tenant& t = TenantOf(tenant_id);
-    std::lock_guard lock(t.mu);
-    auto from = t.attrs.find(m);
-    if (from == t.attrs.end()) continue;
-    PersonAttrs& into = t.attrs[person];
-    for (const auto& tp : from->second.touchpoints) {
-      if (std::find(into.touchpoints.begin(), into.touchpoints.end(), tp) ==
-          into.touchpoints.end()) {
-        into.touchpoints.push_back(tp);
-      }
-    }
-    std::sort(into.touchpoints.begin(), into.touchpoints.end());
-    if (from->second.first_seen_day < into.first_seen_day) {
-      into.first_seen_day = from->second.first_seen_day;
-      into.first_channel = from->second.first_channel;
-    }
-    if (into.tier.empty()) into.tier = from->second.tier;
-    t.attrs.erase(from);
+std::shared_ptr<void> Audience::BeginFact(int64_t tenant_id) {
+  if (fact_scopes++ > 0) {
+    return std::shared_ptr<void>(nullptr, [](void*) { --fact_scopes; });
   }
+  Tenant& t = TenantOf(tenant_id);
+  t.gate.lock_shared();
+  return std::shared_ptr<void>(&t, [](void* p) {
+    static_cast<Tenant*>(p)->gate.unlock_shared();
+    --fact_scopes;
+  });
 }
 
-void Audience::OnEvents(int64_t tenant_id, const std::vector<EventItem>& items,
-                        const IngestResult& r) {
-  auto e = EngineOf(tenant_id);
-  if (!e) return;
+template <typename Fn, typename J>
+void Audience::ApplyLive(int64_t tenant_id, Fn&& fn, J&& journal) {
+  // Callers outside a fact scope (no service wired it) get one here.
+  std::shared_ptr<void> scope = fact_scopes == 0 ? BeginFact(tenant_id) : nullptr;
   Tenant& t = TenantOf(tenant_id);
+  std::shared_ptr<AudienceEngine> e;
   std::string tz;
+  bool journaling = false;
   {
     std::lock_guard lock(t.mu);
+    e = t.engine;
     tz = t.tz;
+    journaling = t.journal != nullptr;
   }
+  if (e) {
+    Sink s{*e, t.rows, t.mu, std::move(tz), {}};
+    fn(s);
+    Emit(tenant_id, s.d);
+  }
+  if (journaling) {
+    std::lock_guard lock(t.mu);
+    if (t.journal) journal(*t.journal);
+  }
+  // No engine and no build under way: the engine built on next use reads the fact from the store
+  // (not built here: a build waits for the facts in flight, this one among them).
+}
+
+void Audience::RefreshPerson(Sink& s, int64_t person, std::vector<int64_t> rows) {
+  PersonAttrs a;
+  {
+    std::lock_guard lock(s.mu);
+    a = FoldRows(s.rows, std::move(rows));
+  }
+  Status st =
+      s.e.HasPerson(person) ? s.e.UpdateAttrs(person, a, &s.d) : s.e.AddPerson(person, a, &s.d);
+  if (!st.ok()) spdlog::warn("audience: person {}: {}", person, st.ToString());
+}
+
+void Audience::FoldPerson(int64_t tenant_id, Sink& s, int64_t person) {
+  std::vector<int64_t> rows = identity_.ComponentOf(tenant_id, person);
+  bool merged = false;
+  for (int64_t m : rows) {
+    if (m == person || !s.e.HasPerson(m)) continue;
+    if (!s.e.HasPerson(person)) ApplyPersonCreated(tenant_id, s, person);
+    Status st = s.e.Merge(person, m, &s.d);
+    if (!st.ok()) {
+      spdlog::warn("audience: tenant {}: merge {} into {}: {}", tenant_id, m, person,
+                   st.ToString());
+      continue;
+    }
+    merged = true;
+  }
+  if (merged) RefreshPerson(s, person, std::move(rows));
+}
+
+void Audience::ApplyEvents(int64_t tenant_id, Sink& s, const std::vector<EventItem>& items,
+                           const IngestResult& r, const std::vector<char>* skip) {
   std::vector<int64_t> moved;  // people whose channels may have moved
-  Deltas d;
   for (size_t i = 0; i < items.size() && i < r.results.size(); ++i) {
     const EventResult& res = r.results[i];
-    if (res.outcome != EventOutcome::kAccepted) continue;
+    if (res.outcome != EventOutcome::kAccepted || (skip && (*skip)[i])) continue;
     const EventIn& ev = items[i].event;
     const int64_t person = res.person_id;
-    const Day day = LocalDayNumber(ev.ts, tz);
-    if (res.link == LinkState::kMerged) Fold(tenant_id, *e, person);
-    std::optional<PersonAttrs> update;
+    const Day day = LocalDayNumber(ev.ts, s.tz);
+    if (res.link == LinkState::kMerged) FoldPerson(tenant_id, s, person);
+    bool fresh = false, changed = false;
     {
-      std::lock_guard lock(t.mu);
-      auto [it, fresh] = t.attrs.try_emplace(person);
-      PersonAttrs& a = it->second;
+      std::lock_guard lock(s.mu);
+      auto [it, created] = s.rows.try_emplace(person);
+      RowAttrs& row = it->second;
+      fresh = created;
       if (fresh) {
-        a.first_seen_day = day;
-        a.first_channel = a.last_channel = res.channel_id.value_or(0);
-        a.touchpoints = {ev.touchpoint};
-        a.tier = TierOf(ev);
-        update = a;
-      } else {
-        bool changed = false;
-        if (std::find(a.touchpoints.begin(), a.touchpoints.end(), ev.touchpoint) ==
-            a.touchpoints.end()) {
-          a.touchpoints.push_back(ev.touchpoint);
-          std::sort(a.touchpoints.begin(), a.touchpoints.end());
-          changed = true;
-        }
-        if (std::string tier = TierOf(ev); !tier.empty() && tier != a.tier) {
-          a.tier = tier;
-          changed = true;
-        }
-        if (changed) update = a;
+        row.a.first_seen_day = day;
+        row.a.first_channel = row.a.last_channel = res.channel_id.value_or(0);
+      }
+      if (std::find(row.a.touchpoints.begin(), row.a.touchpoints.end(), ev.touchpoint) ==
+          row.a.touchpoints.end()) {
+        row.a.touchpoints.push_back(ev.touchpoint);
+        std::sort(row.a.touchpoints.begin(), row.a.touchpoints.end());
+        changed = true;
+      }
+      if (std::string tier = TierOf(ev.type, ev.properties);
+          !tier.empty() &&
+          (row.a.tier.empty() || LaterTier(ev.ts, ev.event_id, row.tier_ts, row.tier_event))) {
+        changed |= tier != row.a.tier;
+        row.a.tier = std::move(tier);
+        row.tier_ts = ev.ts;
+        row.tier_event = ev.event_id;
       }
     }
-    if (update) {
-      Status s = e->HasPerson(person) ? e->UpdateAttrs(person, *update, &d)
-                                      : e->AddPerson(person, *update, &d);
-      if (!s.ok())
-        spdlog::warn("audience: tenant {}: person {}: {}", tenant_id, person, s.ToString());
+    if (fresh && res.link != LinkState::kMerged && !s.e.HasPerson(person)) {
+      RefreshPerson(s, person, {person});
+    } else if (fresh || changed || !s.e.HasPerson(person)) {
+      RefreshPerson(s, person, identity_.ComponentOf(tenant_id, person));
     }
     if (res.channel_id) moved.push_back(person);
     audience::EventFact f;
     f.type = ev.type;
     f.day = day;
-    Status s = e->AddEvent(person, f, &d);
-    if (!s.ok())
-      spdlog::warn("audience: tenant {}: event {}: {}", tenant_id, ev.event_id, s.ToString());
+    f.values = EventValues(ev.properties);
+    Status st = s.e.AddEvent(person, f, &s.d);
+    if (!st.ok())
+      spdlog::warn("audience: tenant {}: event {}: {}", tenant_id, ev.event_id, st.ToString());
   }
   // Channel touches move the people rows' channels (the last-touch rule is the store's): read
   // them back for the people touched.
-  if (!moved.empty()) {
-    std::sort(moved.begin(), moved.end());
-    moved.erase(std::unique(moved.begin(), moved.end()), moved.end());
-    std::vector<std::tuple<int64_t, int64_t, int64_t>> rows;
-    Status s = store_.Read([&](Conn& c) -> Status {
-      rows.clear();
-      for (int64_t p : moved) {
-        ASSIGN_OR_RETURN(Rows r2, c.Query("SELECT first_channel_id, last_channel_id FROM people "
-                                          "WHERE tenant_id = ? AND id = ?",
-                                          {tenant_id, p}));
-        if (!r2.empty())
-          rows.emplace_back(p, r2[0].OptInt(0).value_or(0), r2[0].OptInt(1).value_or(0));
-      }
-      return Status::Ok();
-    });
-    if (s.ok()) {
-      for (const auto& [p, first, last] : rows) {
-        std::optional<PersonAttrs> update;
-        {
-          std::lock_guard lock(t.mu);
-          PersonAttrs& a = t.attrs[p];
-          if (a.first_channel != first || a.last_channel != last) {
-            a.first_channel = first;
-            a.last_channel = last;
-            update = a;
-          }
-        }
-        if (update && e->HasPerson(p)) (void)e->UpdateAttrs(p, *update, &d);
+  if (moved.empty()) return;
+  std::sort(moved.begin(), moved.end());
+  moved.erase(std::unique(moved.begin(), moved.end()), moved.end());
+  std::vector<std::tuple<int64_t, int64_t, int64_t>> channels;
+  Status st = store_.Read([&](Conn& c) -> Status {
+    channels.clear();
+    for (int64_t p : moved) {
+      ASSIGN_OR_RETURN(Rows r2, c.Query("SELECT first_channel_id, last_channel_id FROM people "
+                                        "WHERE tenant_id = ? AND id = ?",
+                                        {tenant_id, p}));
+      if (!r2.empty())
+        channels.emplace_back(p, r2[0].OptInt(0).value_or(0), r2[0].OptInt(1).value_or(0));
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) {
+    spdlog::warn("audience: tenant {}: reading channels: {}", tenant_id, st.ToString());
+    return;
+  }
+  for (const auto& [p, first, last] : channels) {
+    bool changed = false;
+    {
+      std::lock_guard lock(s.mu);
+      RowAttrs& row = s.rows[p];
+      if (row.a.first_channel != first || row.a.last_channel != last) {
+        row.a.first_channel = first;
+        row.a.last_channel = last;
+        changed = true;
       }
     }
+    if (changed && s.e.HasPerson(p)) RefreshPerson(s, p, identity_.ComponentOf(tenant_id, p));
   }
-  Emit(tenant_id, d);
 }
 
-void Audience::OnPersonCreated(int64_t tenant_id, int64_t person_id) {
-  auto e = EngineOf(tenant_id);
-  if (!e || e->HasPerson(person_id)) return;
-  Tenant& t = TenantOf(tenant_id);
+void Audience::OnEvents(int64_t tenant_id, const std::vector<EventItem>& items,
+                        const IngestResult& r) {
+  ApplyLive(
+      tenant_id, [&](Sink& s) { ApplyEvents(tenant_id, s, items, r, nullptr); },
+      [&](Journal& j) {
+        Journal::Entry x;
+        x.kind = Journal::Entry::Kind::kEvents;
+        x.r.started_at = r.started_at;
+        for (size_t i = 0; i < items.size() && i < r.results.size(); ++i) {
+          if (r.results[i].outcome != EventOutcome::kAccepted) continue;
+          x.items.push_back(items[i]);
+          x.r.results.push_back(r.results[i]);
+        }
+        j.entries.push_back(std::move(x));
+      });
+}
+
+void Audience::ApplyPersonCreated(int64_t tenant_id, Sink& s, int64_t person_id) {
+  if (s.e.HasPerson(person_id)) return;
   std::optional<PersonAttrs> a;
-  Status s = store_.Read([&](Conn& c) -> Status {
+  Status st = store_.Read([&](Conn& c) -> Status {
     ASSIGN_OR_RETURN(Rows r, c.Query("SELECT acquired_at, first_channel_id, last_channel_id FROM "
                                      "people WHERE tenant_id = ? AND id = ?",
                                      {tenant_id, person_id}));
     if (r.empty()) return Status::Ok();
     a = PersonAttrs{};
-    a->first_seen_day = DayOf(tenant_id, r[0].Int(0));
+    a->first_seen_day = LocalDayNumber(r[0].Int(0), s.tz);
     a->first_channel = r[0].OptInt(1).value_or(0);
     a->last_channel = r[0].OptInt(2).value_or(0);
     return Status::Ok();
   });
-  if (!s.ok() || !a) return;
+  if (!st.ok() || !a) return;
   {
-    std::lock_guard lock(t.mu);
-    t.attrs[person_id] = *a;
+    std::lock_guard lock(s.mu);
+    RowAttrs& row = s.rows[person_id];
+    row.a.first_seen_day = a->first_seen_day;
+    row.a.first_channel = a->first_channel;
+    row.a.last_channel = a->last_channel;
   }
-  Deltas d;
-  (void)e->AddPerson(person_id, *a, &d);
-  Emit(tenant_id, d);
+  RefreshPerson(s, person_id, identity_.ComponentOf(tenant_id, person_id));
+}
+
+void Audience::OnPersonCreated(int64_t tenant_id, int64_t person_id) {
+  ApplyLive(
+      tenant_id, [&](Sink& s) { ApplyPersonCreated(tenant_id, s, person_id); },
+      [&](Journal& j) {
+        Journal::Entry x;
+        x.kind = Journal::Entry::Kind::kPerson;
+        x.person = person_id;
+        j.entries.push_back(std::move(x));
+      });
+}
+
+void Audience::ApplyOrder(int64_t tenant_id, Sink& s, const Order& order) {
+  const int64_t person = identity_.CanonicalOf(tenant_id, order.person_id);
+  if (!s.e.HasPerson(person)) ApplyPersonCreated(tenant_id, s, person);
+  FoldPerson(tenant_id, s, person);
+  audience::OrderFact o;
+  o.id = order.id;
+  o.day = LocalDayNumber(order.paid_at, s.tz);
+  o.amount_fen = order.total_fen;
+  for (const auto& l : order.lines) {
+    o.skus.push_back(l.sku);
+    if (l.category) o.categories.push_back(*l.category);
+  }
+  Status st = s.e.AddOrder(person, o, &s.d);
+  if (!st.ok() && st.code() != ErrorCode::kAlreadyExists) {
+    spdlog::warn("audience: tenant {}: order {}: {}", tenant_id, order.id, st.ToString());
+  }
 }
 
 void Audience::OnOrder(int64_t tenant_id, const Order& order) {
-  auto e = EngineOf(tenant_id);
-  if (!e) return;
+  ApplyLive(
+      tenant_id, [&](Sink& s) { ApplyOrder(tenant_id, s, order); },
+      [&](Journal& j) {
+        Journal::Entry x;
+        x.kind = Journal::Entry::Kind::kOrder;
+        x.order = order;
+        j.entries.push_back(std::move(x));
+      });
+}
+
+// Refunds give the order's refunded total: the engine takes what it has not counted yet, so a
+// refund applied twice (live and in a build's replay) counts once.
+void Audience::ApplyRefund(int64_t tenant_id, Sink& s, const Order& order) {
+  if (order.refunded_fen <= 0) return;  // a free order refunded: nothing counted changes
   const int64_t person = identity_.CanonicalOf(tenant_id, order.person_id);
-  if (!e->HasPerson(person)) OnPersonCreated(tenant_id, person);
-  Fold(tenant_id, *e, person);
-  audience::OrderFact o;
-  o.id = order.id;
-  o.day = DayOf(tenant_id, order.paid_at);
-  o.amount_fen = order.total_fen;
-  for (const auto& l : order.lines) o.skus.push_back(l.sku);
-  Deltas d;
-  Status s = e->AddOrder(person, o, &d);
-  if (!s.ok() && s.code() != ErrorCode::kAlreadyExists) {
-    spdlog::warn("audience: tenant {}: order {}: {}", tenant_id, order.id, s.ToString());
+  FoldPerson(tenant_id, s, person);
+  auto facts = s.e.FactsOf(person);
+  if (!facts.ok()) return;
+  int64_t counted = -1;
+  for (const auto& o : facts->orders) {
+    if (o.id == order.id) counted = o.refunded_fen;
   }
-  Emit(tenant_id, d);
+  if (counted < 0 || counted >= order.refunded_fen) return;
+  Status st = s.e.RefundOrder(person, order.id, order.refunded_fen - counted, &s.d);
+  if (!st.ok())
+    spdlog::warn("audience: tenant {}: refund {}: {}", tenant_id, order.id, st.ToString());
 }
 
 void Audience::OnRefund(int64_t tenant_id, const Order& order) {
-  auto e = EngineOf(tenant_id);
-  if (!e) return;
-  const int64_t person = identity_.CanonicalOf(tenant_id, order.person_id);
-  if (order.refunded_fen <= 0) return;  // a free order refunded: nothing counted changes
-  Deltas d;
-  Status s = e->RefundOrder(person, order.id, order.refunded_fen, &d);
-  if (!s.ok())
-    spdlog::warn("audience: tenant {}: refund {}: {}", tenant_id, order.id, s.ToString());
-  Emit(tenant_id, d);
+  ApplyLive(
+      tenant_id, [&](Sink& s) { ApplyRefund(tenant_id, s, order); },
+      [&](Journal& j) {
+        Journal::Entry x;
+        x.kind = Journal::Entry::Kind::kRefund;
+        x.order = order;
+        j.entries.push_back(std::move(x));
+      });
 }
 
-Status Audience::Reconcile(int64_t tenant_id) {
-  auto e = EngineOf(tenant_id);
-  if (!e) return Status::Ok();
+Status Audience::ApplyReconcile(int64_t tenant_id, Sink& s) {
   std::vector<int64_t> rows;
   RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
     rows.clear();
@@ -838,13 +1245,19 @@ Status Audience::Reconcile(int64_t tenant_id) {
     return Status::Ok();
   }));
   for (int64_t row : rows) {
-    if (!e->HasPerson(row)) continue;
+    if (!s.e.HasPerson(row)) continue;
     const int64_t survivor = identity_.CanonicalOf(tenant_id, row);
     if (survivor == row) continue;
-    if (!e->HasPerson(survivor)) OnPersonCreated(tenant_id, survivor);
-    Fold(tenant_id, *e, survivor);
+    FoldPerson(tenant_id, s, survivor);
   }
   return Status::Ok();
+}
+
+Status Audience::Reconcile(int64_t tenant_id) {
+  Status out = Status::Ok();
+  ApplyLive(
+      tenant_id, [&](Sink& s) { out = ApplyReconcile(tenant_id, s); }, [](Journal&) {});
+  return out;
 }
 
 // ---- definitions -------------------------------------------------------------------------------
@@ -880,8 +1293,8 @@ StatusOr<AudienceTag> Audience::CreateTag(int64_t tenant_id, const NewTag& in) {
     return InvalidField(in.name.find('/') != std::string::npos ? "name" : "group",
                         "tag and group names may not contain '/' (tag(\"group/name\") uses it)");
   }
-  auto e = EngineOf(tenant_id);
-  if (!e) return Status(ErrorCode::kStoreUnavailable, "the audience engine is not available");
+  std::unique_lock<std::mutex> build;
+  ASSIGN_OR_RETURN(auto e, LockDefinitions(tenant_id, build));
   AudienceTag out;
   out.group = in.group;
   out.name = in.name;
@@ -921,8 +1334,8 @@ StatusOr<AudienceTag> Audience::CreateTag(int64_t tenant_id, const NewTag& in) {
 }
 
 Status Audience::DeleteTag(int64_t tenant_id, int64_t tag_id) {
-  auto e = EngineOf(tenant_id);
-  if (!e) return Status(ErrorCode::kStoreUnavailable, "the audience engine is not available");
+  std::unique_lock<std::mutex> build;
+  ASSIGN_OR_RETURN(auto e, LockDefinitions(tenant_id, build));
   Deltas d;
   RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
     ASSIGN_OR_RETURN(
@@ -944,8 +1357,8 @@ Status Audience::DeleteTag(int64_t tenant_id, int64_t tag_id) {
 
 StatusOr<TagMembersResult> Audience::ChangeTagMembers(int64_t tenant_id, int64_t tag_id,
                                                       const TagMembersChange& in) {
-  auto e = EngineOf(tenant_id);
-  if (!e) return Status(ErrorCode::kStoreUnavailable, "the audience engine is not available");
+  std::unique_lock<std::mutex> build;
+  ASSIGN_OR_RETURN(auto e, LockDefinitions(tenant_id, build));
   if (in.add.size() > kMaxMembersChange || in.remove.size() > kMaxMembersChange) {
     return InvalidField(in.add.size() > kMaxMembersChange ? "add" : "remove",
                         "at most 10,000 people per call");
@@ -1045,8 +1458,8 @@ StatusOr<AudienceSegment> Audience::Segment(int64_t tenant_id, int64_t segment_i
 
 StatusOr<AudienceSegment> Audience::CreateSegment(int64_t tenant_id, const NewSegment& in) {
   RETURN_IF_ERROR(CheckText(in.name, "name", 1, "a segment's name"));
-  auto e = EngineOf(tenant_id);
-  if (!e) return Status(ErrorCode::kStoreUnavailable, "the audience engine is not available");
+  std::unique_lock<std::mutex> build;
+  ASSIGN_OR_RETURN(auto e, LockDefinitions(tenant_id, build));
   if (in.expression.has_value() == in.json.has_value()) {
     return Status(ErrorCode::kMissingField, "give the segment's 'expression' or its 'json' form",
                   "expression");
@@ -1082,8 +1495,8 @@ StatusOr<AudienceSegment> Audience::CreateSegment(int64_t tenant_id, const NewSe
 }
 
 Status Audience::DeleteSegment(int64_t tenant_id, int64_t segment_id) {
-  auto e = EngineOf(tenant_id);
-  if (!e) return Status(ErrorCode::kStoreUnavailable, "the audience engine is not available");
+  std::unique_lock<std::mutex> build;
+  ASSIGN_OR_RETURN(auto e, LockDefinitions(tenant_id, build));
   return store_.Write([&](Conn& c) -> Status {
     ASSIGN_OR_RETURN(Rows r, c.Query("SELECT id FROM segments WHERE tenant_id = ? AND id = ?",
                                      {tenant_id, segment_id}));

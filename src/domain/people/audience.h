@@ -17,8 +17,13 @@
 //
 // Merges: an event whose ids merged people folds the absorbed rows into the survivor at once;
 // merges made elsewhere (links, approvals, logins) are folded by Reconcile, which the identity
-// routes call and the ticker runs every minute. An unmerge rebuilds the tenant's engine from the
-// store (rare; seconds for millions of people).
+// routes call and the ticker runs every 30 s. A person's attributes are folded from its rows',
+// kept per row, so a live merge ends where a rebuild does. An unmerge rebuilds the tenant's engine
+// from the store (rare; seconds for millions of people).
+//
+// Builds while facts arrive (decision 0008): a build journals the facts acknowledged while it
+// reads the store and replays them into the new engine before installing it, so it misses none
+// and counts none twice.
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -26,6 +31,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -36,6 +42,7 @@
 
 #include "common/status.h"
 #include "domain/audience/audience.h"
+#include "domain/events/event_id_set.h"
 #include "domain/events/events.h"
 #include "domain/orders/orders.h"
 #include "domain/people/identity.h"
@@ -134,6 +141,10 @@ class Audience {
   void Stop();
 
   // ---- facts, after their write is durable -----------------------------------------------------
+  // The fact scope (domain/fact_scope.h) the services hold from before a fact's write until these
+  // observers have run: a build waits for the facts in flight and journals the ones that begin
+  // while it reads. Reentrant on one thread.
+  std::shared_ptr<void> BeginFact(int64_t tenant_id);
   void OnEvents(int64_t tenant_id, const std::vector<EventItem>& items, const IngestResult& r);
   void OnPersonCreated(int64_t tenant_id, int64_t person_id);
   void OnOrder(int64_t tenant_id, const Order& order);
@@ -168,6 +179,10 @@ class Audience {
   // Builds the tenant's engine afresh from the store and compares it with the live one (people,
   // facts, definitions, stages, classes, memberships). Differences are findings, not errors.
   StatusOr<AudienceVerifyReport> Verify(int64_t tenant_id);
+  // Every saved segment's and tag's members in the engine against the same question asked of the
+  // store in SQL (audience::ExpressionToSql), at the tenant's current UTC offset. What `siyu admin
+  // verify` runs; each query scans the tenant's facts (seconds per segment at millions of people).
+  StatusOr<AudienceVerifyReport> CheckAgainstStore(int64_t tenant_id);
 
   // ---- reads -----------------------------------------------------------------------------------
   StatusOr<CountAnswer> Count(int64_t tenant_id, const std::optional<std::string>& expression,
@@ -202,18 +217,75 @@ class Audience {
   // The tenant's local day number of `ms`.
   audience::Day DayOf(int64_t tenant_id, int64_t ms);
 
+  // Tests: run by every build between its reads of the store (so that facts land meanwhile).
+  void SetBuildPauseForTesting(std::function<void()> fn) { build_pause_ = std::move(fn); }
+
  private:
   struct Tenant;
-  Tenant& TenantOf(int64_t tenant_id);
+  struct Journal;
+  class FactGate;
+  // One store row of a person (merged people have several), as the engine's attributes see it:
+  // acquisition day and channels from the people row, touchpoints and tier from its events. A
+  // person's attributes fold its rows (FoldRows).
+  struct RowAttrs {
+    audience::PersonAttrs a;
+    int64_t tier_ts = 0;  // the member_bound event that named a.tier: the latest by (ts, event_id)
+    std::string tier_event;
+  };
+  using RowMap = std::unordered_map<int64_t, RowAttrs>;
+  // Where facts go: a tenant's live engine, or one being built that catches up with it.
+  struct Sink {
+    audience::AudienceEngine& e;
+    RowMap& rows;
+    std::mutex& mu;  // guards rows
+    std::string tz;
+    audience::Deltas d;  // what the facts changed
+  };
   // The tenant's engine built from the store, not installed.
   struct Built {
     std::shared_ptr<audience::AudienceEngine> engine;
-    std::unordered_map<int64_t, audience::PersonAttrs> attrs;
+    RowMap rows;
     std::string tz;
+    EventIdSet recent;  // events taken from the store whose received_at >= the build's `since`
   };
-  StatusOr<Built> Build(int64_t tenant_id);
+  Tenant& TenantOf(int64_t tenant_id);
+  StatusOr<Built> Build(int64_t tenant_id, int64_t since);
+  // Builds the tenant's engine from the store while facts keep arriving, then replays the facts
+  // that arrived meanwhile (the journal) into it. Returns it caught up with the live engine, with
+  // `exclusive` holding the tenant's fact gate: no fact lands until the caller releases it. The
+  // caller holds the tenant's build lock.
+  StatusOr<Built> BuildCaughtUp(int64_t tenant_id, Tenant& t,
+                                std::unique_lock<FactGate>& exclusive);
+  // Rebuild with the build lock held.
+  Status RebuildLocked(int64_t tenant_id, Tenant& t);
+  // Holds the tenant's build lock in `lock` (no build runs while a definition or a manual tagging
+  // changes the engine with the store) and returns the engine.
+  StatusOr<std::shared_ptr<audience::AudienceEngine>> LockDefinitions(
+      int64_t tenant_id, std::unique_lock<std::mutex>& lock);
   StatusOr<std::string> TimezoneOf(int64_t tenant_id);
-  void Fold(int64_t tenant_id, audience::AudienceEngine& e, int64_t person);
+
+  // Facts, applied to a sink. Events flagged in `skip` were taken from the store by a build.
+  void ApplyEvents(int64_t tenant_id, Sink& s, const std::vector<EventItem>& items,
+                   const IngestResult& r, const std::vector<char>* skip);
+  void ApplyPersonCreated(int64_t tenant_id, Sink& s, int64_t person);
+  void ApplyOrder(int64_t tenant_id, Sink& s, const Order& order);
+  void ApplyRefund(int64_t tenant_id, Sink& s, const Order& order);
+  Status ApplyReconcile(int64_t tenant_id, Sink& s);
+  // Folds the person's other rows the engine still holds apart into it.
+  void FoldPerson(int64_t tenant_id, Sink& s, int64_t person);
+  // The person's attributes from its rows (ascending id: the survivor, the smallest, first): the
+  // earliest acquisition day; the first channel of the earliest row with one (the smaller id on a
+  // tie); the last channel of the first row with one; every touchpoint; the tier named by the
+  // latest member_bound event of any row. Rows not in `rows` are skipped.
+  static audience::PersonAttrs FoldRows(const RowMap& rows, std::vector<int64_t> ids);
+  // Gives the engine the person's attributes folded from its rows (adds the person if new).
+  void RefreshPerson(Sink& s, int64_t person, std::vector<int64_t> rows);
+  // The facts that arrived during a build, into the built engine.
+  void Replay(int64_t tenant_id, Built& b, Journal& j, bool* ambiguous);
+  // Runs `fn(sink)` on the tenant's live engine inside the fact scope; journals the fact
+  // (`journal(j)`) when a build is catching up.
+  template <typename Fn, typename J>
+  void ApplyLive(int64_t tenant_id, Fn&& fn, J&& journal);
   void DropEngineOnRollback(store::Conn& c, int64_t tenant_id);
   void TickAll();
   // Queues the deltas a fact caused, to be recorded as the people's system events (tag_added,
@@ -245,6 +317,7 @@ class Audience {
   bool emit_stopping_ = false;
   std::thread emitter_;
   std::atomic<uint64_t> emitted_{0}, dropped_{0};
+  std::function<void()> build_pause_;
 };
 
 }  // namespace siyu::domain

@@ -103,6 +103,7 @@ StatusOr<std::optional<int64_t>> PersonIdByExternalId(Conn& c, int64_t tenant_id
 }
 
 StatusOr<std::pair<Person, bool>> People::Upsert(int64_t tenant_id, const PersonUpsert& in) {
+  std::shared_ptr<void> scope = fact_scope_ ? fact_scope_(tenant_id) : nullptr;
   Person out;
   bool created = false;
   int64_t now = NowMs();

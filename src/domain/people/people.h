@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "domain/fact_scope.h"
 #include "store/store.h"
 
 namespace siyu::domain {
@@ -57,6 +58,8 @@ class People {
   People(store::Store& store, Identity& identity) : store_(store), identity_(identity) {}
   // Returns the person and whether it was created.
   StatusOr<std::pair<Person, bool>> Upsert(int64_t tenant_id, const PersonUpsert& in);
+  // Held from before a person is written until the observer has run.
+  void SetFactScope(FactScope fn) { fact_scope_ = std::move(fn); }
   // Called after Upsert created a person, once committed.
   void SetCreatedObserver(std::function<void(int64_t tenant_id, int64_t person_id)> fn) {
     created_observer_ = std::move(fn);
@@ -71,6 +74,7 @@ class People {
   store::Store& store_;
   Identity& identity_;
   std::function<void(int64_t, int64_t)> created_observer_;
+  FactScope fact_scope_;
 };
 
 // Inside a transaction: the person row `id` in the tenant (NOT_FOUND otherwise) with the ids of
