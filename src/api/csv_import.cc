@@ -3,6 +3,8 @@
 #include <atomic>
 #include <charconv>
 #include <cstring>
+#include <map>
+#include <set>
 #include <thread>
 
 #include "api/codec.h"
@@ -357,6 +359,132 @@ StatusOr<ImportSummary> ImportOrders(domain::Orders& orders, int64_t tenant_id, 
       options.progress);
   std::vector<int64_t> lines;
   for (const auto& g : groups) lines.push_back(g.rows.front()->line);
+  Tally(lines, outcomes, &sum);
+  return sum;
+}
+
+StatusOr<ImportSummary> ImportTags(domain::Audience& audience, domain::People& people,
+                                   int64_t tenant_id, std::string csv,
+                                   const ImportOptions& options) {
+  ImportSummary sum;
+  ASSIGN_OR_RETURN(
+      std::vector<Row> rows,
+      ReadRows(std::move(csv), {"tag", "external_id", "person_id"}, options.mapping, &sum.errors));
+  sum.rows = static_cast<int64_t>(rows.size());
+  ASSIGN_OR_RETURN(std::vector<domain::AudienceTag> tags, audience.Tags(tenant_id));
+  std::vector<Outcome> outcomes(rows.size());
+  std::vector<int64_t> lines(rows.size()), person_of(rows.size(), 0), tag_of(rows.size(), 0);
+  // The tag a cell names: "group/name", or a name unique across groups (else created ungrouped).
+  auto tag_for = [&](const std::string& text) -> StatusOr<int64_t> {
+    std::string group, name = text;
+    const size_t slash = text.find('/');
+    if (slash != std::string::npos) {
+      group = text.substr(0, slash);
+      name = text.substr(slash + 1);
+    }
+    const domain::AudienceTag* found = nullptr;
+    for (const auto& t : tags) {
+      if (t.name != name || (slash != std::string::npos && t.group != group)) continue;
+      if (found) {
+        return InvalidField(
+            "tag", "several groups have a tag named '" + name + "'; write it as group/name");
+      }
+      found = &t;
+    }
+    if (!found) {
+      ASSIGN_OR_RETURN(domain::AudienceTag t,
+                       audience.CreateTag(tenant_id, domain::NewTag{group, name, std::nullopt}));
+      tags.push_back(std::move(t));
+      found = &tags.back();
+    }
+    if (found->rule) {
+      return InvalidField("tag", "'" + text +
+                                     "' is a rule tag: its members are computed from its rule; "
+                                     "import into a manual tag");
+    }
+    return found->id;
+  };
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Row& row = rows[i];
+    lines[i] = row.line;
+    Outcome& out = outcomes[i];
+    auto tag = row.Get("tag");
+    auto ext = row.Get("external_id");
+    auto pid = row.Get("person_id");
+    if (!tag) {
+      out.status = Status(ErrorCode::kMissingField, "tag is empty", "tag");
+      continue;
+    }
+    if (ext.has_value() == pid.has_value()) {
+      out.status = Status(ErrorCode::kMissingField, "give exactly one of external_id and person_id",
+                          "external_id");
+      continue;
+    }
+    StatusOr<domain::Person> person = Status(ErrorCode::kInternal, "");
+    if (pid) {
+      int64_t id = 0;
+      auto [p, ec] = std::from_chars(pid->data(), pid->data() + pid->size(), id);
+      if (ec != std::errc() || p != pid->data() + pid->size() || id <= 0) {
+        out.status = InvalidField("person_id", "person_id is a positive integer");
+        continue;
+      }
+      person = people.Get(tenant_id, id);
+    } else {
+      auto parsed = domain::ParseExternalId(*ext);
+      if (!parsed.ok()) {
+        out.status = parsed.status();
+        continue;
+      }
+      person = people.FindByExternalId(tenant_id, *parsed);
+    }
+    if (!person.ok()) {
+      out.status = person.status().code() == ErrorCode::kNotFound
+                       ? Status(ErrorCode::kUnknownPerson, "no such person in this tenant",
+                                pid ? "person_id" : "external_id")
+                       : person.status();
+      continue;
+    }
+    auto t = tag_for(*tag);
+    if (!t.ok()) {
+      out.status = t.status().field().empty()
+                       ? Status(t.status().code(), t.status().message(), "tag")
+                       : t.status();
+      continue;
+    }
+    person_of[i] = person->id;
+    tag_of[i] = *t;
+  }
+  // Per tag: who has it already, then everyone new in calls of up to 10,000 people.
+  std::map<int64_t, std::vector<size_t>> by_tag;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (outcomes[i].status.ok()) by_tag[tag_of[i]].push_back(i);
+  }
+  auto engine = audience.EngineOf(tenant_id);
+  if (!engine) return Status(ErrorCode::kStoreUnavailable, "the audience engine is not available");
+  int64_t done = 0;
+  for (const auto& [tag, idx] : by_tag) {
+    std::set<int64_t> had;
+    if (auto members = engine->TagMembers(tag); members.ok()) {
+      for (int64_t p : engine->Members(*members)) had.insert(p);
+    }
+    std::vector<int64_t> add;
+    std::set<int64_t> seen;
+    for (size_t i : idx) {
+      const int64_t p = person_of[i];
+      if (had.count(p) || !seen.insert(p).second) continue;  // unchanged
+      outcomes[i].created = true;
+      add.push_back(p);
+    }
+    for (size_t k = 0; k < add.size(); k += 10'000) {
+      domain::TagMembersChange change;
+      change.add.assign(
+          add.begin() + static_cast<std::ptrdiff_t>(k),
+          add.begin() + static_cast<std::ptrdiff_t>(std::min(add.size(), k + 10'000)));
+      RETURN_IF_ERROR(audience.ChangeTagMembers(tenant_id, tag, change).status());
+    }
+    done += static_cast<int64_t>(idx.size());
+    if (options.progress) options.progress(done, sum.rows);
+  }
   Tally(lines, outcomes, &sum);
   return sum;
 }

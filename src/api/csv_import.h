@@ -13,6 +13,9 @@
 //   unit_price
 //           (yuan with up to 2 decimals), total_fen (optional, checked), paid_at, refunded_at
 //           Rows with the same order_no are the lines of one order.
+//   tags:   tag (required: "group/name", or a name; a tag missing is created, manual, in that
+//           group), external_id | person_id. One row puts one person in one manual tag; a person
+//           in the tag already is "unchanged".
 // Times: milliseconds, YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS] (tenant time zone).
 #pragma once
 
@@ -23,6 +26,7 @@
 
 #include "common/status.h"
 #include "domain/orders/orders.h"
+#include "domain/people/audience.h"
 #include "domain/people/people.h"
 
 namespace siyu::api {
@@ -54,5 +58,8 @@ StatusOr<ImportSummary> ImportPeople(domain::People& people, int64_t tenant_id, 
                                      const ImportOptions& options);
 StatusOr<ImportSummary> ImportOrders(domain::Orders& orders, int64_t tenant_id, std::string csv,
                                      const ImportOptions& options);
+StatusOr<ImportSummary> ImportTags(domain::Audience& audience, domain::People& people,
+                                   int64_t tenant_id, std::string csv,
+                                   const ImportOptions& options);
 
 }  // namespace siyu::api

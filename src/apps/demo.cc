@@ -767,8 +767,8 @@ bool EnsureAudience(const Target& to, LoadError& err) {
       {"近30天活跃", "events(\"page_view\", last 30d) >= 1 OR orders(last 30d) >= 1"},
       {"银卡未复购", "tag(\"银卡会员\") AND NOT tag(\"复购客\")"},
       {"重要挽留", "rfm(\"important_retain\")"},
-      {"洗衣液该补货了",
-       "bought(category=\"洗衣\", last 90d) AND NOT bought(category=\"洗衣\", last 30d)"},
+      {"洗衣复购提醒",
+       "bought(category=\"洗衣\", last 30d) AND NOT bought(category=\"洗衣\", last 7d)"},
   };
   for (const auto& [name, expression] : kSegments) {
     if (segments->count(name)) continue;

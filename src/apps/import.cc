@@ -41,8 +41,10 @@ int Import(const ImportConfig& cfg) {
     return 1;
   }
   StatusOr<api::ImportSummary> sum =
-      cfg.kind == "people" ? api::ImportPeople((*engine)->people(), cfg.tenant_id, ss.str(), opt)
-                           : api::ImportOrders((*engine)->orders(), cfg.tenant_id, ss.str(), opt);
+      cfg.kind == "people"   ? api::ImportPeople((*engine)->people(), cfg.tenant_id, ss.str(), opt)
+      : cfg.kind == "orders" ? api::ImportOrders((*engine)->orders(), cfg.tenant_id, ss.str(), opt)
+                             : api::ImportTags((*engine)->audience(), (*engine)->people(),
+                                               cfg.tenant_id, ss.str(), opt);
   (*engine)->Shutdown();
   if (!sum.ok()) {
     std::cerr << "siyu import: " << sum.status().message() << "\n";

@@ -72,11 +72,12 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--data", bench.data_dir, "SQLite data directory (default: temporary)");
 
   apps::ImportConfig import;
-  auto* import_cmd = app.add_subcommand("import", "import people or orders from a CSV file");
+  auto* import_cmd =
+      app.add_subcommand("import", "import people, orders or tag members from a CSV file");
   add_store(import_cmd);
-  import_cmd->add_option("kind", import.kind, "people | orders")
+  import_cmd->add_option("kind", import.kind, "people | orders | tags")
       ->required()
-      ->check(CLI::IsMember({"people", "orders"}));
+      ->check(CLI::IsMember({"people", "orders", "tags"}));
   import_cmd->add_option("file", import.file, "CSV file with a header row")->required();
   import_cmd->add_option("--tenant", import.tenant_id, "tenant id")->required();
   import_cmd->add_option("--map", import.mappings, "field=column, e.g. external_id=手机号");

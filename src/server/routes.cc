@@ -632,12 +632,20 @@ HttpOut Import(Ctx& c) {
     opt.mapping[v.substr(0, eq)] = v.substr(eq + 1);
   }
   const std::string& kind = c.params.at(0);
+  // Tag members change what operators target: an ingest key may not (it creates tags).
+  if (kind == "tags" && c.principal.role != Role::kAdmin && c.principal.role != Role::kOperator) {
+    return Api::Error(Status(ErrorCode::kForbidden,
+                             "role '" + std::string(domain::RoleName(c.principal.role)) +
+                                 "' may not import tags (admin or operator)"));
+  }
   StatusOr<api::ImportSummary> sum =
       kind == "people"   ? api::ImportPeople(c.engine.people(), c.tenant(), c.in.body, opt)
       : kind == "orders" ? api::ImportOrders(c.engine.orders(), c.tenant(), c.in.body, opt)
-                         : StatusOr<api::ImportSummary>(Status(
-                               ErrorCode::kNotFound,
-                               "no import of '" + kind.substr(0, 32) + "'; use people or orders"));
+      : kind == "tags"
+          ? api::ImportTags(c.engine.audience(), c.engine.people(), c.tenant(), c.in.body, opt)
+          : StatusOr<api::ImportSummary>(
+                Status(ErrorCode::kNotFound,
+                       "no import of '" + kind.substr(0, 32) + "'; use people, orders or tags"));
   TRY(sum.status());
   return Json(200, api::ToJson(*sum));
 }

@@ -344,6 +344,71 @@ TEST_P(AudienceTest, SettingsSnapshotsAndVerify) {
   EXPECT_TRUE(out.at("audience").at(0).at("differences").as_array().empty()) << cli.out;
 }
 
+// Tag members from a CSV file (a brand bringing its tags from another platform): tags created as
+// needed, rows with errors reported by line, a rerun changes nothing, only writers may import.
+TEST_P(AudienceTest, TagMembersImportedFromCsv) {
+  Api api = AdminApi();
+  const int64_t now = NowMs();
+  const int64_t p1 = NewPerson(api, "unionid:t1", now);
+  NewPerson(api, "unionid:t2", now);
+  const int64_t p3 = NewPerson(api, "unionid:t3", now);
+  ASSERT_TRUE(HasStatus(
+      api.Post("/v1/tags", value{{"group", "会员"}, {"name", "复购"}, {"rule", "orders >= 2"}}),
+      201));
+  const std::string csv =
+      "tag,external_id,person_id\n"
+      "会员/金卡,unionid:t1,\n"
+      "会员/金卡,unionid:t2,\n"
+      "老客,," +
+      std::to_string(p3) +
+      "\n"
+      "会员/金卡,unionid:t1,\n"
+      ",unionid:t2,\n"
+      "会员/金卡,unionid:nobody,\n"
+      "复购,unionid:t1,\n"
+      "老客,unionid:t1," +
+      std::to_string(p1) + "\n";
+  Reply r = api.Send("POST", "/v1/imports/tags", csv, "text/csv");
+  ASSERT_TRUE(HasStatus(r, 200)) << r.body;
+  EXPECT_EQ(r.Int("/rows"), 8);
+  EXPECT_EQ(r.Int("/created"), 3) << r.body;
+  EXPECT_EQ(r.Int("/unchanged"), 1) << r.body;
+  EXPECT_EQ(r.Int("/failed"), 4) << r.body;
+  const auto& errors = r.At("/errors").as_array();
+  ASSERT_EQ(errors.size(), 4u) << r.body;
+  EXPECT_EQ(errors[0].at("line").as_int64(), 6);
+  EXPECT_EQ(errors[0].at("code").as_string(), "MISSING_FIELD");
+  EXPECT_EQ(errors[0].at("field").as_string(), "tag");
+  EXPECT_EQ(errors[1].at("code").as_string(), "UNKNOWN_PERSON");
+  EXPECT_EQ(errors[2].at("code").as_string(), "INVALID_FIELD");
+  EXPECT_EQ(errors[2].at("field").as_string(), "tag");
+  EXPECT_EQ(errors[3].at("code").as_string(), "MISSING_FIELD");
+  EXPECT_EQ(Count(api, "tag(\"会员/金卡\")"), 2);
+  EXPECT_EQ(Count(api, "tag(\"老客\")"), 1);
+  // Created as manual tags, in the group named.
+  Reply tags = api.Get("/v1/tags");
+  int found = 0;
+  for (const auto& t : tags.At("/items").as_array()) {
+    if (t.at("name").as_string() == "金卡") {
+      EXPECT_EQ(t.at("group").as_string(), "会员");
+      EXPECT_EQ(t.at("kind").as_string(), "manual");
+      ++found;
+    }
+  }
+  EXPECT_EQ(found, 1) << tags.body;
+  // Again: nothing changes.
+  Reply again = api.Send("POST", "/v1/imports/tags", csv, "text/csv");
+  ASSERT_TRUE(HasStatus(again, 200));
+  EXPECT_EQ(again.Int("/created"), 0) << again.body;
+  EXPECT_EQ(again.Int("/unchanged"), 4) << again.body;
+  EXPECT_EQ(Count(api, "tag(\"会员/金卡\")"), 2);
+  // An ingest key imports people and orders, not tags.
+  Reply key = api.Post("/v1/api-keys", value{{"name", "sdk"}, {"role", "ingest"}});
+  ASSERT_TRUE(HasStatus(key, 201));
+  Api ingest(port(), key.Str("/key"));
+  EXPECT_TRUE(IsError(ingest.Send("POST", "/v1/imports/tags", csv, "text/csv"), 403, "FORBIDDEN"));
+}
+
 SIYU_BACKEND_SUITE(AudienceTest);
 
 }  // namespace

@@ -722,6 +722,13 @@ TEST_P(IsolationTest, EveryRoute) {
     ASSERT_TRUE(HasStatus(p, 200));
     EXPECT_EQ(p.Int("/created"), 1);
     EXPECT_TRUE(IsError(b.Get("/v1/people?external_id=unionid:imported-by-a"), 404, "NOT_FOUND"));
+    // A tag import cannot put B's person in a tag, and its tags are A's.
+    Reply t = a.Send("POST", "/v1/imports/tags",
+                     "tag,person_id\nA导入," + std::to_string(b_person) + "\n", "text/csv");
+    ASSERT_TRUE(HasStatus(t, 200));
+    EXPECT_EQ(t.Int("/failed"), 1);
+    EXPECT_EQ(t.Str("/errors/0/code"), "UNKNOWN_PERSON");
+    EXPECT_EQ(b.Get("/v1/tags").body.find("A导入"), std::string::npos) << "A's tag shows in B";
   };
   cases["GET /v1/wechat/apps"] = [&] {
     Reply r = a.Get("/v1/wechat/apps");
