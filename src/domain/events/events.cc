@@ -25,25 +25,23 @@ using store::Rows;
 
 namespace {
 
-// Statements over many values are cut into chunks whose sizes are powers of two
-// (IN lists padded by repeating their last value), so that the store's
-// per-connection statement caches hold a handful of statements rather than one
-// per batch size.
+// Statements over many values are cut into chunks whose sizes are powers of two (IN lists padded
+// by repeating their last value), so that the store's per-connection statement caches hold a
+// handful of statements rather than one per batch size.
 constexpr size_t kMaxChunk = 256;
 
 std::string Placeholders(size_t n) {
   std::string s;
   s.reserve(n * 3);
-  for (size_t i = 0; i < n; ++i)
-    s += i ? ", ?" : "?";
+  for (size_t i = 0; i < n; ++i) s += i ? ", ?" : "?";
   return s;
 }
 
-// Runs `prefix` + "(?, …)" with the tenant as the first parameter and `values`
-// in the list; calls `each` for every row.
-Status QueryIn(Conn &c, std::string_view prefix, int64_t tenant_id,
-               const std::vector<std::string> &values,
-               const std::function<void(const Row &)> &each) {
+// Runs `prefix` + "(?, …)" with the tenant as the first parameter and `values` in the list; calls
+// `each` for every row.
+Status QueryIn(Conn& c, std::string_view prefix, int64_t tenant_id,
+               const std::vector<std::string>& values,
+               const std::function<void(const Row&)>& each) {
   for (size_t pos = 0; pos < values.size();) {
     size_t left = values.size() - pos;
     size_t k = std::min(kMaxChunk, std::bit_ceil(left));
@@ -53,27 +51,24 @@ Status QueryIn(Conn &c, std::string_view prefix, int64_t tenant_id,
     Params p;
     p.reserve(k + 1);
     p.emplace_back(tenant_id);
-    for (size_t i = 0; i < k; ++i)
-      p.emplace_back(values[pos + std::min(i, take - 1)]);
+    for (size_t i = 0; i < k; ++i) p.emplace_back(values[pos + std::min(i, take - 1)]);
     ASSIGN_OR_RETURN(Rows rows, c.Query(sql, p));
-    for (const Row &r : rows)
-      each(r);
+    for (const Row& r : rows) each(r);
     pos += take;
   }
   return Status::Ok();
 }
 
-const std::string &InsertEventsSql(size_t rows) {
+const std::string& InsertEventsSql(size_t rows) {
   // One statement text per power of two up to kMaxChunk, built once.
   static const std::vector<std::string> kSql = [] {
     std::vector<std::string> v;
     for (size_t n = 1; n <= kMaxChunk; n *= 2) {
-      std::string s = "INSERT INTO events (tenant_id, event_id, person_id, "
-                      "type, ts, touchpoint, channel_id, "
-                      "ids, properties, received_at) VALUES ";
+      std::string s =
+          "INSERT INTO events (tenant_id, event_id, person_id, type, ts, touchpoint, channel_id, "
+          "ids, properties, received_at) VALUES ";
       for (size_t i = 0; i < n; ++i) {
-        s += i ? ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-               : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        s += i ? ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" : "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
       }
       v.push_back(std::move(s));
     }
@@ -82,28 +77,22 @@ const std::string &InsertEventsSql(size_t rows) {
   return kSql.at(static_cast<size_t>(std::countr_zero(rows)));
 }
 
-// The UPDATE that moves a person's last channel for a channel-moving event at
-// `ts`, unless a later channel-moving event of that person is already stored:
-// late events must not undo newer touches. The person's rows are the survivor
-// and the rows naming it canonical, as a UNION of two index look-ups (an `id =
-// ? OR canonical_id = ?` would read every person of the tenant).
-const std::string &MoveLastChannelSql() {
+// The UPDATE that moves a person's last channel for a channel-moving event at `ts`, unless a later
+// channel-moving event of that person is already stored: late events must not undo newer touches.
+// The person's rows are the survivor and the rows naming it canonical, as a UNION of two index
+// look-ups (an `id = ? OR canonical_id = ?` would read every person of the tenant).
+const std::string& MoveLastChannelSql() {
   static const std::string kSql = [] {
     std::string types;
-    for (const auto &t : EventCatalogue()) {
-      if (!t.moves_last_channel)
-        continue;
+    for (const auto& t : EventCatalogue()) {
+      if (!t.moves_last_channel) continue;
       types += (types.empty() ? "'" : ", '") + std::string(t.name) + "'";
     }
-    return "UPDATE people SET last_channel_id = ?, first_channel_id = "
-           "COALESCE(first_channel_id, "
-           "?), updated_at = ? WHERE tenant_id = ? AND id = ? AND NOT EXISTS "
-           "(SELECT 1 FROM events "
-           "WHERE tenant_id = ? AND person_id IN (SELECT CAST(? AS BIGINT) "
-           "UNION ALL SELECT id "
+    return "UPDATE people SET last_channel_id = ?, first_channel_id = COALESCE(first_channel_id, "
+           "?), updated_at = ? WHERE tenant_id = ? AND id = ? AND NOT EXISTS (SELECT 1 FROM events "
+           "WHERE tenant_id = ? AND person_id IN (SELECT CAST(? AS BIGINT) UNION ALL SELECT id "
            "FROM "
-           "people WHERE tenant_id = ? AND canonical_id = ?) AND ts > ? AND "
-           "channel_id IS NOT NULL "
+           "people WHERE tenant_id = ? AND canonical_id = ?) AND ts > ? AND channel_id IS NOT NULL "
            "AND type IN (" +
            types + "))";
   }();
@@ -111,27 +100,23 @@ const std::string &MoveLastChannelSql() {
 }
 
 // Inserts the events `rows` of `items` into `events`, in chunks.
-Status InsertEventRows(Conn &c, int64_t tenant_id,
-                       const std::vector<EventItem> &items,
-                       const std::vector<size_t> &rows,
-                       const std::vector<int64_t> &origin_of,
-                       const std::vector<std::optional<int64_t>> &channel_of,
-                       int64_t now) {
+Status InsertEventRows(Conn& c, int64_t tenant_id, const std::vector<EventItem>& items,
+                       const std::vector<size_t>& rows, const std::vector<int64_t>& origin_of,
+                       const std::vector<std::optional<int64_t>>& channel_of, int64_t now) {
   for (size_t pos = 0; pos < rows.size();) {
     size_t k = std::bit_floor(std::min(rows.size() - pos, kMaxChunk));
     Params p;
     p.reserve(k * 10);
     for (size_t j = pos; j < pos + k; ++j) {
       size_t i = rows[j];
-      const EventIn &e = items[i].event;
+      const EventIn& e = items[i].event;
       p.emplace_back(tenant_id);
       p.emplace_back(e.event_id);
       p.emplace_back(origin_of[i]);
       p.emplace_back(e.type);
       p.emplace_back(e.ts);
       p.emplace_back(e.touchpoint);
-      p.emplace_back(channel_of[i] ? store::Value(*channel_of[i])
-                                   : store::Value(nullptr));
+      p.emplace_back(channel_of[i] ? store::Value(*channel_of[i]) : store::Value(nullptr));
       p.emplace_back(e.ids_json);
       p.emplace_back(e.properties);
       p.emplace_back(now);
@@ -145,47 +130,39 @@ Status InsertEventRows(Conn &c, int64_t tenant_id,
 // Per person, the latest channel-moving event of a batch: (ts, channel).
 using ChannelMoves = std::unordered_map<int64_t, std::pair<int64_t, int64_t>>;
 
-void NoteMove(ChannelMoves &moves, int64_t person, int64_t ts,
-              int64_t channel) {
+void NoteMove(ChannelMoves& moves, int64_t person, int64_t ts, int64_t channel) {
   auto [it, fresh] = moves.try_emplace(person, ts, channel);
-  if (!fresh && ts >= it->second.first)
-    it->second = {ts, channel};
+  if (!fresh && ts >= it->second.first) it->second = {ts, channel};
 }
 
-// Moves the last channel of the batch's people, after its events are inserted
-// (so that the "no later touch stored" check sees them too). A merge later in
-// the batch may have joined a person to another: the touch goes to the person
-// as it is now.
-Status MoveLastChannels(Conn &c, Identity &identity, int64_t tenant_id,
-                        const ChannelMoves &moves, int64_t now) {
+// Moves the last channel of the batch's people, after its events are inserted (so that the "no
+// later touch stored" check sees them too). A merge later in the batch may have joined a person to
+// another: the touch goes to the person as it is now.
+Status MoveLastChannels(Conn& c, Identity& identity, int64_t tenant_id, const ChannelMoves& moves,
+                        int64_t now) {
   ChannelMoves final_moves;
-  for (const auto &[person, move] : moves) {
-    NoteMove(final_moves, identity.CanonicalInWrite(c, tenant_id, person),
-             move.first, move.second);
+  for (const auto& [person, move] : moves) {
+    NoteMove(final_moves, identity.CanonicalInWrite(c, tenant_id, person), move.first, move.second);
   }
-  for (const auto &[person, move] : final_moves) {
-    RETURN_IF_ERROR(c.Exec(MoveLastChannelSql(),
-                           {move.second, move.second, now, tenant_id, person,
-                            tenant_id, person, tenant_id, person, move.first})
+  for (const auto& [person, move] : final_moves) {
+    RETURN_IF_ERROR(c.Exec(MoveLastChannelSql(), {move.second, move.second, now, tenant_id, person,
+                                                  tenant_id, person, tenant_id, person, move.first})
                         .status());
   }
   return Status::Ok();
 }
 
-Status UnknownChannelState(const std::string &state, size_t index) {
-  return Status(
-      ErrorCode::kUnknownChannelState,
-      "channel_state '" + state +
-          "' matches no channel of this tenant; create the channel first "
-          "(POST /v1/channels)",
-      "events[" + std::to_string(index) + "].channel_state");
+Status UnknownChannelState(const std::string& state, size_t index) {
+  return Status(ErrorCode::kUnknownChannelState,
+                "channel_state '" + state +
+                    "' matches no channel of this tenant; create the channel first "
+                    "(POST /v1/channels)",
+                "events[" + std::to_string(index) + "].channel_state");
 }
 
-// ---- the timeline cursor: base64url("<ts>:<event_id>")
-// -----------------------------------------
+// ---- the timeline cursor: base64url("<ts>:<event_id>") -----------------------------------------
 
-constexpr char kB64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 std::string Base64Url(std::string_view in) {
   std::string out;
@@ -199,8 +176,7 @@ std::string Base64Url(std::string_view in) {
       out += kB64[(acc >> bits) & 63];
     }
   }
-  if (bits > 0)
-    out += kB64[(acc << (6 - bits)) & 63];
+  if (bits > 0) out += kB64[(acc << (6 - bits)) & 63];
   return out;
 }
 
@@ -209,9 +185,8 @@ std::optional<std::string> FromBase64Url(std::string_view in) {
   uint32_t acc = 0;
   int bits = 0;
   for (char ch : in) {
-    const char *p = std::find(kB64, kB64 + 64, ch);
-    if (p == kB64 + 64)
-      return std::nullopt;
+    const char* p = std::find(kB64, kB64 + 64, ch);
+    if (p == kB64 + 64) return std::nullopt;
     acc = (acc << 6) | static_cast<uint32_t>(p - kB64);
     bits += 6;
     if (bits >= 8) {
@@ -232,29 +207,23 @@ struct Cursor {
 };
 
 std::optional<Cursor> DecodeCursor(std::string_view s) {
-  if (s.empty() || s.size() > 128)
-    return std::nullopt;
+  if (s.empty() || s.size() > 128) return std::nullopt;
   auto raw = FromBase64Url(s);
-  if (!raw)
-    return std::nullopt;
+  if (!raw) return std::nullopt;
   size_t colon = raw->find(':');
-  if (colon == std::string::npos)
-    return std::nullopt;
+  if (colon == std::string::npos) return std::nullopt;
   Cursor c{};
   auto r = std::from_chars(raw->data(), raw->data() + colon, c.ts);
-  if (r.ec != std::errc() || r.ptr != raw->data() + colon)
-    return std::nullopt;
+  if (r.ec != std::errc() || r.ptr != raw->data() + colon) return std::nullopt;
   c.event_id = raw->substr(colon + 1);
-  if (!IsEventId(c.event_id))
-    return std::nullopt;
+  if (!IsEventId(c.event_id)) return std::nullopt;
   return c;
 }
 
-constexpr const char *kEventColumns =
-    "event_id, person_id, type, ts, touchpoint, channel_id, ids, properties, "
-    "received_at";
+constexpr const char* kEventColumns =
+    "event_id, person_id, type, ts, touchpoint, channel_id, ids, properties, received_at";
 
-StoredEvent EventFromRow(const Row &r) {
+StoredEvent EventFromRow(const Row& r) {
   StoredEvent e;
   e.event_id = r.Text(0);
   e.person_id = r.Int(1);
@@ -268,85 +237,78 @@ StoredEvent EventFromRow(const Row &r) {
   return e;
 }
 
-} // namespace
+}  // namespace
 
 bool IsEventId(std::string_view s) {
-  if (s.empty() || s.size() > kMaxEventIdLength)
-    return false;
+  if (s.empty() || s.size() > kMaxEventIdLength) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
-           c == '.' || c == ':' || c == '-';
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == ':' ||
+           c == '-';
   });
 }
 
 bool IsSystemEventType(std::string_view type) {
-  return std::find(std::begin(kSystemEventTypes), std::end(kSystemEventTypes),
-                   type) != std::end(kSystemEventTypes);
+  return std::find(std::begin(kSystemEventTypes), std::end(kSystemEventTypes), type) !=
+         std::end(kSystemEventTypes);
 }
 
 bool IsEventTouchpoint(std::string_view s) {
-  return std::find(std::begin(kEventTouchpoints), std::end(kEventTouchpoints),
-                   s) != std::end(kEventTouchpoints);
+  return std::find(std::begin(kEventTouchpoints), std::end(kEventTouchpoints), s) !=
+         std::end(kEventTouchpoints);
 }
 
-StatusOr<ExternalId> ParseEventPersonId(std::string_view s,
-                                        const std::string &field) {
+StatusOr<ExternalId> ParseEventPersonId(std::string_view s, const std::string& field) {
   return ParseExternalId(s, field);
 }
 
 std::string_view LinkStateName(LinkState s) {
   switch (s) {
-  case LinkState::kLinked:
-    return "linked";
-  case LinkState::kMerged:
-    return "merged";
-  case LinkState::kQuarantined:
-    return "quarantined";
+    case LinkState::kLinked:
+      return "linked";
+    case LinkState::kMerged:
+      return "merged";
+    case LinkState::kQuarantined:
+      return "quarantined";
   }
   return "?";
 }
 
 std::string_view EventOutcomeName(EventOutcome o) {
   switch (o) {
-  case EventOutcome::kAccepted:
-    return "accepted";
-  case EventOutcome::kDuplicate:
-    return "duplicate";
-  case EventOutcome::kRejected:
-    return "rejected";
+    case EventOutcome::kAccepted:
+      return "accepted";
+    case EventOutcome::kDuplicate:
+      return "duplicate";
+    case EventOutcome::kRejected:
+      return "rejected";
   }
   return "?";
 }
 
-EventItem ReadEventItem(json::value &item, size_t index, int64_t now_ms) {
+EventItem ReadEventItem(json::value& item, size_t index, int64_t now_ms) {
   EventItem out;
   const std::string path = "events[" + std::to_string(index) + "]";
   if (!item.is_object()) {
-    out.rejected =
-        InvalidField(path, "each element of 'events' must be a JSON object");
+    out.rejected = InvalidField(path, "each element of 'events' must be a JSON object");
     return out;
   }
-  json::object &obj = item.as_object();
-  // The properties are checked against the catalogue, not by the envelope
-  // reader: take them out.
+  json::object& obj = item.as_object();
+  // The properties are checked against the catalogue, not by the envelope reader: take them out.
   json::value props;
   if (auto it = obj.find("properties"); it != obj.end()) {
     props = std::move(it->value());
     obj.erase(it);
   }
   FieldReader r(obj, path);
-  EventIn &e = out.event;
+  EventIn& e = out.event;
   e.event_id = r.String("event_id", 1, kMaxEventIdLength);
   if (r.ok() && !IsEventId(e.event_id)) {
-    r.Fail(InvalidField(
-        r.Path("event_id"),
-        "event_id may contain only letters, digits, '_', '.', ':' and '-'"));
+    r.Fail(InvalidField(r.Path("event_id"),
+                        "event_id may contain only letters, digits, '_', '.', ':' and '-'"));
   }
-  if (r.ok())
-    out.event_id = e.event_id;
-  e.type =
-      r.String("type", 1, kCustomEventPrefix.size() + kMaxCustomNameLength);
-  const json::array *ids = r.Array("ids", 1, kMaxIdsPerEvent);
+  if (r.ok()) out.event_id = e.event_id;
+  e.type = r.String("type", 1, kCustomEventPrefix.size() + kMaxCustomNameLength);
+  const json::array* ids = r.Array("ids", 1, kMaxIdsPerEvent);
   e.ts = r.Int("ts", INT64_MIN, INT64_MAX);
   e.touchpoint = r.String("touchpoint", 1, 32);
   e.channel_state = r.OptString("channel_state", 1, kMaxStateLength);
@@ -355,96 +317,79 @@ EventItem ReadEventItem(json::value &item, size_t index, int64_t now_ms) {
     out.rejected = std::move(st);
     return std::move(out);
   };
-  if (!s.ok())
-    return reject(std::move(s));
+  if (!s.ok()) return reject(std::move(s));
 
   auto spec = CheckEventType(e.type, r.Path("type"));
-  if (!spec.ok())
-    return reject(spec.status());
+  if (!spec.ok()) return reject(spec.status());
   e.spec = *spec;
   if (e.ts < kMinEventTs || e.ts > now_ms + kMaxEventClockSkewMs) {
     return reject(
-        InvalidField(r.Path("ts"), "ts must be a UTC millisecond timestamp "
-                                   "from 2000-01-01 (946684800000) to "
-                                   "5 minutes ahead of the server clock (now " +
-                                       std::to_string(now_ms) + ")"));
+        InvalidField(r.Path("ts"),
+                     "ts must be a UTC millisecond timestamp from 2000-01-01 (946684800000) to "
+                     "5 minutes ahead of the server clock (now " +
+                         std::to_string(now_ms) + ")"));
   }
   if (!IsEventTouchpoint(e.touchpoint)) {
-    return reject(InvalidField(
-        r.Path("touchpoint"),
-        "touchpoint must be official_account, mini_program, wecom, group, "
-        "offline or other"));
+    return reject(InvalidField(r.Path("touchpoint"),
+                               "touchpoint must be official_account, mini_program, wecom, group, "
+                               "offline or other"));
   }
   e.ids_json = "[";
   for (size_t i = 0; i < ids->size(); ++i) {
     std::string field = r.Path("ids") + "[" + std::to_string(i) + "]";
-    const json::value &v = (*ids)[i];
-    if (!v.is_string())
-      return reject(InvalidField(field, "each id must be a string"));
+    const json::value& v = (*ids)[i];
+    if (!v.is_string()) return reject(InvalidField(field, "each id must be a string"));
     auto id = ParseEventPersonId(v.as_string(), field);
-    if (!id.ok())
-      return reject(id.status());
+    if (!id.ok()) return reject(id.status());
     // The same id twice (e.g. a phone number in two spellings) is one id.
-    bool repeat =
-        std::any_of(e.ids.begin(), e.ids.end(), [&](const ExternalId &x) {
-          return x.canonical == id->canonical;
-        });
-    if (repeat)
-      continue;
-    // Canonical ids are plain ASCII without quotes or backslashes: no escaping
-    // needed.
+    bool repeat = std::any_of(e.ids.begin(), e.ids.end(),
+                              [&](const ExternalId& x) { return x.canonical == id->canonical; });
+    if (repeat) continue;
+    // Canonical ids are plain ASCII without quotes or backslashes: no escaping needed.
     e.ids_json += (e.ids.empty() ? "\"" : ",\"") + id->canonical + "\"";
     e.ids.push_back(std::move(id).value());
   }
   e.ids_json += "]";
 
   std::string props_path = r.Path("properties");
-  if (props.is_null())
-    props = json::object();
+  if (props.is_null()) props = json::object();
   if (!props.is_object()) {
     return reject(InvalidField(props_path, "properties must be a JSON object"));
   }
   e.properties = ToJson(props);
   if (e.properties.size() > kMaxPropertiesBytes) {
-    return reject(InvalidField(
-        props_path, "properties take " + std::to_string(e.properties.size()) +
-                        " bytes as compact JSON; at most " +
-                        std::to_string(kMaxPropertiesBytes) + " allowed"));
+    return reject(InvalidField(props_path, "properties take " +
+                                               std::to_string(e.properties.size()) +
+                                               " bytes as compact JSON; at most " +
+                                               std::to_string(kMaxPropertiesBytes) + " allowed"));
   }
   Status ps = CheckProperties(e.spec, props.as_object(), props_path);
-  if (!ps.ok())
-    return reject(std::move(ps));
+  if (!ps.ok()) return reject(std::move(ps));
   return out;
 }
 
-// ---- person resolution
-// -------------------------------------------------------------------------
+// ---- person resolution -------------------------------------------------------------------------
 
-Status KnownIds::Load(Conn &c, int64_t tenant_id,
-                      const std::vector<std::string> &canonical) {
-  return QueryIn(
-      c,
-      "SELECT external_id, person_id FROM person_ids WHERE tenant_id = ? AND "
-      "external_id IN ",
-      tenant_id, canonical, [&](const Row &r) { map_[r.Text(0)] = r.Int(1); });
+Status KnownIds::Load(Conn& c, int64_t tenant_id, const std::vector<std::string>& canonical) {
+  return QueryIn(c,
+                 "SELECT external_id, person_id FROM person_ids WHERE tenant_id = ? AND "
+                 "external_id IN ",
+                 tenant_id, canonical, [&](const Row& r) { map_[r.Text(0)] = r.Int(1); });
 }
 
-std::optional<int64_t> KnownIds::Find(const std::string &canonical) const {
+std::optional<int64_t> KnownIds::Find(const std::string& canonical) const {
   auto it = map_.find(canonical);
-  if (it == map_.end())
-    return std::nullopt;
+  if (it == map_.end()) return std::nullopt;
   return it->second;
 }
 
-StatusOr<Resolution> ResolvePerson(Conn &c, Identity &identity,
-                                   int64_t tenant_id,
-                                   const std::vector<ExternalId> &ids,
-                                   std::optional<int64_t> channel_id,
-                                   int64_t ts, KnownIds &known,
-                                   const std::string &reason) {
+StatusOr<Resolution> ResolvePerson(Conn& c, Identity& identity, int64_t tenant_id,
+                                   const std::vector<ExternalId>& ids,
+                                   std::optional<int64_t> channel_id, int64_t ts, KnownIds& known,
+                                   const std::string& reason) {
   Resolution res;
-  const ExternalId *home_id = nullptr;
-  for (const ExternalId &id : ids) {
+  const ExternalId* home_id = nullptr;
+  for (const ExternalId& id : ids) {
     if (auto p = known.Find(id.canonical)) {
       res.origin_person_id = *p;
       home_id = &id;
@@ -453,32 +398,28 @@ StatusOr<Resolution> ResolvePerson(Conn &c, Identity &identity,
   }
   const int64_t now = NowMs();
   if (res.origin_person_id == 0) {
-    ASSIGN_OR_RETURN(
-        res.origin_person_id,
-        CreateOriginPerson(c, tenant_id, channel_id, ts, std::nullopt, now));
+    ASSIGN_OR_RETURN(res.origin_person_id,
+                     CreateOriginPerson(c, tenant_id, channel_id, ts, std::nullopt, now));
     res.created = true;
   }
-  for (const ExternalId &id : ids) {
-    if (known.Find(id.canonical))
-      continue;
-    RETURN_IF_ERROR(
-        AttachId(c, identity, tenant_id, id, res.origin_person_id, now));
+  for (const ExternalId& id : ids) {
+    if (known.Find(id.canonical)) continue;
+    RETURN_IF_ERROR(AttachId(c, identity, tenant_id, id, res.origin_person_id, now));
     known.Put(id.canonical, res.origin_person_id);
   }
   // Ids that belong to other people: the event says they are one person.
   if (home_id) {
-    for (const ExternalId &id : ids) {
+    for (const ExternalId& id : ids) {
       const int64_t other = *known.Find(id.canonical);
       if (other == res.origin_person_id ||
           identity.CanonicalInWrite(c, tenant_id, other) ==
               identity.CanonicalInWrite(c, tenant_id, res.origin_person_id)) {
         continue;
       }
-      ASSIGN_OR_RETURN(identity::LinkOutcome o,
-                       identity.LinkInWrite(c, tenant_id, home_id->canonical,
-                                            id.canonical, reason, now));
-      if (o.result == identity::LinkResult::kLinked &&
-          res.link != LinkState::kQuarantined) {
+      ASSIGN_OR_RETURN(
+          identity::LinkOutcome o,
+          identity.LinkInWrite(c, tenant_id, home_id->canonical, id.canonical, reason, now));
+      if (o.result == identity::LinkResult::kLinked && res.link != LinkState::kQuarantined) {
         res.link = LinkState::kMerged;
       } else if (o.result == identity::LinkResult::kQuarantined) {
         res.link = LinkState::kQuarantined;
@@ -489,38 +430,28 @@ StatusOr<Resolution> ResolvePerson(Conn &c, Identity &identity,
   return res;
 }
 
-// ---- the service
-// -------------------------------------------------------------------------------
+// ---- the service -------------------------------------------------------------------------------
 
-StatusOr<IngestResult> Events::Ingest(int64_t tenant_id,
-                                      std::vector<EventItem> items) {
+StatusOr<IngestResult> Events::Ingest(int64_t tenant_id, std::vector<EventItem> items) {
   std::shared_ptr<void> scope = fact_scope_ ? fact_scope_(tenant_id) : nullptr;
   const int64_t started_at = NowMs();
-  auto r =
-      log_ ? IngestToLog(tenant_id, items) : IngestToStore(tenant_id, items);
-  if (r.ok())
-    r->started_at = started_at;
-  if (r.ok() && observer_ && r->accepted > 0)
-    observer_(tenant_id, items, *r);
+  auto r = log_ ? IngestToLog(tenant_id, items) : IngestToStore(tenant_id, items);
+  if (r.ok()) r->started_at = started_at;
+  if (r.ok() && observer_ && r->accepted > 0) observer_(tenant_id, items, *r);
   return r;
 }
 
-StatusOr<IngestResult> Events::IngestToStore(int64_t tenant_id,
-                                             std::vector<EventItem> &items) {
-  // What the write will look up, gathered before it so the writer does only
-  // SQL.
+StatusOr<IngestResult> Events::IngestToStore(int64_t tenant_id, std::vector<EventItem>& items) {
+  // What the write will look up, gathered before it so the writer does only SQL.
   std::vector<std::string> event_ids, ids, states;
   {
     std::unordered_set<std::string_view> seen_events, seen_ids, seen_states;
-    for (const EventItem &item : items) {
-      if (!item.rejected.ok())
-        continue;
-      const EventIn &e = item.event;
-      if (seen_events.insert(e.event_id).second)
-        event_ids.push_back(e.event_id);
-      for (const ExternalId &id : e.ids) {
-        if (seen_ids.insert(id.canonical).second)
-          ids.push_back(id.canonical);
+    for (const EventItem& item : items) {
+      if (!item.rejected.ok()) continue;
+      const EventIn& e = item.event;
+      if (seen_events.insert(e.event_id).second) event_ids.push_back(e.event_id);
+      for (const ExternalId& id : e.ids) {
+        if (seen_ids.insert(id.canonical).second) ids.push_back(id.canonical);
       }
       if (e.channel_state && seen_states.insert(*e.channel_state).second) {
         states.push_back(*e.channel_state);
@@ -533,7 +464,7 @@ StatusOr<IngestResult> Events::IngestToStore(int64_t tenant_id,
     out = IngestResult{};
     out.results.resize(items.size());
     for (size_t i = 0; i < items.size(); ++i) {
-      EventResult &res = out.results[i];
+      EventResult& res = out.results[i];
       res.event_id = items[i].event_id;
       if (!items[i].rejected.ok()) {
         res.outcome = EventOutcome::kRejected;
@@ -548,36 +479,29 @@ StatusOr<IngestResult> Events::IngestToStore(int64_t tenant_id,
   }
 
   const int64_t now = NowMs();
-  Status s = store_.Write([&](Conn &c) -> Status {
-    // A write may run twice (a failed group commit retries each write alone):
-    // start afresh.
+  Status s = store_.Write([&](Conn& c) -> Status {
+    // A write may run twice (a failed group commit retries each write alone): start afresh.
     reset();
     std::unordered_set<std::string> stored;
-    RETURN_IF_ERROR(QueryIn(
-        c, "SELECT event_id FROM events WHERE tenant_id = ? AND event_id IN ",
-        tenant_id, event_ids, [&](const Row &r) { stored.insert(r.Text(0)); }));
+    RETURN_IF_ERROR(QueryIn(c, "SELECT event_id FROM events WHERE tenant_id = ? AND event_id IN ",
+                            tenant_id, event_ids, [&](const Row& r) { stored.insert(r.Text(0)); }));
     std::unordered_map<std::string, int64_t> channels;
-    RETURN_IF_ERROR(QueryIn(
-        c, "SELECT state, id FROM channels WHERE tenant_id = ? AND state IN ",
-        tenant_id, states,
-        [&](const Row &r) { channels[r.Text(0)] = r.Int(1); }));
+    RETURN_IF_ERROR(QueryIn(c, "SELECT state, id FROM channels WHERE tenant_id = ? AND state IN ",
+                            tenant_id, states,
+                            [&](const Row& r) { channels[r.Text(0)] = r.Int(1); }));
     KnownIds known;
     RETURN_IF_ERROR(known.Load(c, tenant_id, ids));
 
-    std::unordered_set<std::string_view>
-        taken; // event ids accepted earlier in this batch
+    std::unordered_set<std::string_view> taken;  // event ids accepted earlier in this batch
     std::vector<size_t> accepted;
     std::vector<std::optional<int64_t>> channel_of(items.size());
-    std::vector<int64_t> origin_of(
-        items.size()); // the person row each event is attached to
-    // Per person, the latest channel-moving event of the batch: only it can
-    // move the last channel.
+    std::vector<int64_t> origin_of(items.size());  // the person row each event is attached to
+    // Per person, the latest channel-moving event of the batch: only it can move the last channel.
     ChannelMoves moves;
     for (size_t i = 0; i < items.size(); ++i) {
-      if (!items[i].rejected.ok())
-        continue;
-      const EventIn &e = items[i].event;
-      EventResult &res = out.results[i];
+      if (!items[i].rejected.ok()) continue;
+      const EventIn& e = items[i].event;
+      EventResult& res = out.results[i];
       if (stored.count(e.event_id) || taken.count(e.event_id)) {
         res.outcome = EventOutcome::kDuplicate;
         continue;
@@ -592,8 +516,7 @@ StatusOr<IngestResult> Events::IngestToStore(int64_t tenant_id,
         channel_of[i] = ch->second;
       }
       ASSIGN_OR_RETURN(Resolution who,
-                       ResolvePerson(c, identity_, tenant_id, e.ids,
-                                     channel_of[i], e.ts, known,
+                       ResolvePerson(c, identity_, tenant_id, e.ids, channel_of[i], e.ts, known,
                                      "event " + e.type + " " + e.event_id));
       taken.insert(e.event_id);
       accepted.push_back(i);
@@ -607,37 +530,30 @@ StatusOr<IngestResult> Events::IngestToStore(int64_t tenant_id,
       }
     }
 
-    RETURN_IF_ERROR(InsertEventRows(c, tenant_id, items, accepted, origin_of,
-                                    channel_of, now));
-    // After the insert, so that the "no later touch stored" check sees this
-    // batch's events too.
+    RETURN_IF_ERROR(InsertEventRows(c, tenant_id, items, accepted, origin_of, channel_of, now));
+    // After the insert, so that the "no later touch stored" check sees this batch's events too.
     RETURN_IF_ERROR(MoveLastChannels(c, identity_, tenant_id, moves, now));
     out.accepted = static_cast<int64_t>(accepted.size());
     return Status::Ok();
   });
   if (!s.ok()) {
-    // Another node inserting the same event or id at the same moment: nothing
-    // of this batch was stored, and resending it is safe and will find the
-    // other node's rows.
+    // Another node inserting the same event or id at the same moment: nothing of this batch was
+    // stored, and resending it is safe and will find the other node's rows.
     if (s.code() == ErrorCode::kAlreadyExists) {
       return Status(ErrorCode::kStoreUnavailable,
-                    "a concurrent write stored some of these events or ids "
-                    "first; resend the "
+                    "a concurrent write stored some of these events or ids first; resend the "
                     "batch");
     }
     return s;
   }
-  for (const EventResult &r : out.results) {
-    if (r.outcome == EventOutcome::kDuplicate)
-      ++out.duplicates;
-    if (r.outcome == EventOutcome::kRejected)
-      ++out.rejected;
+  for (const EventResult& r : out.results) {
+    if (r.outcome == EventOutcome::kDuplicate) ++out.duplicates;
+    if (r.outcome == EventOutcome::kRejected) ++out.rejected;
   }
   return out;
 }
 
-// ---- the event log (SQLite deployments, decision 0007)
-// ----------------------------------------
+// ---- the event log (SQLite deployments, decision 0007) ----------------------------------------
 
 namespace {
 
@@ -646,7 +562,7 @@ struct TimelineEntry {
   eventlog::Locator locator;
 };
 
-StoredEvent StoredFromRecord(const EventRecord &r) {
+StoredEvent StoredFromRecord(const EventRecord& r) {
   StoredEvent e;
   e.event_id = std::string(r.event_id);
   e.person_id = r.person_id;
@@ -660,14 +576,13 @@ StoredEvent StoredFromRecord(const EventRecord &r) {
   return e;
 }
 
-// Encodes `records` and appends them to the log as one batch (durable when this
-// returns).
-StatusOr<eventlog::AppendResult>
-AppendRecords(eventlog::Log &log, const std::vector<EventRecord> &records) {
+// Encodes `records` and appends them to the log as one batch (durable when this returns).
+StatusOr<eventlog::AppendResult> AppendRecords(eventlog::Log& log,
+                                               const std::vector<EventRecord>& records) {
   std::string buf;
   std::vector<size_t> ends;
   ends.reserve(records.size());
-  for (const EventRecord &r : records) {
+  for (const EventRecord& r : records) {
     EncodeEventRecord(r, buf);
     ends.push_back(buf.size());
   }
@@ -680,92 +595,78 @@ AppendRecords(eventlog::Log &log, const std::vector<EventRecord> &records) {
 }
 
 // Newest first by (ts, event_id), as timelines are ordered.
-bool NewerFirst(const StoredEvent &a, const StoredEvent &b) {
-  if (a.ts != b.ts)
-    return a.ts > b.ts;
+bool NewerFirst(const StoredEvent& a, const StoredEvent& b) {
+  if (a.ts != b.ts) return a.ts > b.ts;
   return a.event_id > b.event_id;
 }
 
-} // namespace
+}  // namespace
 
 // One tenant's deduplication set and timeline index.
 struct Events::TenantLog {
   std::mutex mu;
-  std::condition_variable
-      done; // notified when events in flight become durable or are dropped
-  EventIdSet stored; // durable events: in the log or the table
-  std::unordered_set<EventIdHash, EventIdHashHasher>
-      in_flight; // reserved by a batch in progress
-  std::unordered_map<int64_t, std::vector<TimelineEntry>>
-      timeline; // person row → its log events
+  std::condition_variable done;  // notified when events in flight become durable or are dropped
+  EventIdSet stored;             // durable events: in the log or the table
+  std::unordered_set<EventIdHash, EventIdHashHasher> in_flight;  // reserved by a batch in progress
+  std::unordered_map<int64_t, std::vector<TimelineEntry>> timeline;  // person row → its log events
   uint64_t records = 0;
 };
 
 struct Events::LogState {
   std::unique_ptr<eventlog::Log> log;
-  std::mutex mu; // guards the map (each TenantLog has its own lock)
+  std::mutex mu;  // guards the map (each TenantLog has its own lock)
   std::unordered_map<int64_t, std::unique_ptr<TenantLog>> tenants;
 };
 
-Events::Events(store::Store &store, Identity &identity)
-    : store_(store), identity_(identity) {}
+Events::Events(store::Store& store, Identity& identity) : store_(store), identity_(identity) {}
 Events::~Events() = default;
 
-Events::TenantLog &Events::TenantLogOf(int64_t tenant_id) {
+Events::TenantLog& Events::TenantLogOf(int64_t tenant_id) {
   std::lock_guard lock(log_->mu);
-  auto &t = log_->tenants[tenant_id];
-  if (!t)
-    t = std::make_unique<TenantLog>();
+  auto& t = log_->tenants[tenant_id];
+  if (!t) t = std::make_unique<TenantLog>();
   return *t;
 }
 
-Status Events::OpenLog(const std::string &dir) {
-  if (log_)
-    return Status(ErrorCode::kInternal, "the event log is open already");
+Status Events::OpenLog(const std::string& dir) {
+  if (log_) return Status(ErrorCode::kInternal, "the event log is open already");
   auto state = std::make_unique<LogState>();
   ASSIGN_OR_RETURN(state->log, eventlog::Log::Open(dir));
-  auto tenant = [&](int64_t id) -> TenantLog & {
-    auto &t = state->tenants[id];
-    if (!t)
-      t = std::make_unique<TenantLog>();
+  auto tenant = [&](int64_t id) -> TenantLog& {
+    auto& t = state->tenants[id];
+    if (!t) t = std::make_unique<TenantLog>();
     return *t;
   };
   RETURN_IF_ERROR(state->log->Scan(
-      1,
-      [&](uint64_t seq, eventlog::Locator locator,
-          std::string_view payload) -> Status {
+      1, [&](uint64_t seq, eventlog::Locator locator, std::string_view payload) -> Status {
         auto r = DecodeEventRecord(payload);
         if (!r.ok()) {
-          return Status(ErrorCode::kInternal, "event log " + dir + ", record " +
-                                                  std::to_string(seq) + ": " +
-                                                  r.status().message());
+          return Status(
+              ErrorCode::kInternal,
+              "event log " + dir + ", record " + std::to_string(seq) + ": " + r.status().message());
         }
-        TenantLog &t = tenant(r->tenant_id);
+        TenantLog& t = tenant(r->tenant_id);
         t.stored.Insert(HashEventId(r->event_id));
         t.timeline[r->person_id].push_back({r->ts, locator});
         ++t.records;
         return Status::Ok();
       }));
-  // Events stored as rows: those with a channel (also in the log) and any
-  // stored before the log.
+  // Events stored as rows: those with a channel (also in the log) and any stored before the log.
   int64_t last_rowid = 0;
   for (;;) {
     size_t got = 0;
-    RETURN_IF_ERROR(store_.Read([&](Conn &c) -> Status {
-      ASSIGN_OR_RETURN(
-          Rows rows,
-          c.Query("SELECT rowid, tenant_id, event_id FROM events WHERE "
-                  "rowid > ? ORDER BY rowid LIMIT 50000",
-                  {last_rowid}));
+    RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+      ASSIGN_OR_RETURN(Rows rows, c.Query("SELECT rowid, tenant_id, event_id FROM events WHERE "
+                                          "rowid > ? ORDER BY rowid LIMIT 50000",
+                                          {last_rowid}));
       got = rows.size();
-      for (const Row &r : rows) {
+      for (const Row& r : rows) {
         last_rowid = r.Int(0);
         tenant(r.Int(1)).stored.Insert(HashEventId(r.Text(2)));
       }
       return Status::Ok();
     }));
-    if (got == 0)
-      break;
+    if (got == 0) break;
   }
   log_ = std::move(state);
   return Status::Ok();
@@ -773,14 +674,13 @@ Status Events::OpenLog(const std::string &dir) {
 
 EventLogStats Events::LogStats() const {
   EventLogStats st;
-  if (!log_)
-    return st;
+  if (!log_) return st;
   st.enabled = true;
   eventlog::Stats ls = log_->log->stats();
   st.bytes = ls.bytes;
   st.recovered_bytes = log_->log->recovery().dropped_bytes;
   std::lock_guard lock(log_->mu);
-  for (const auto &[id, t] : log_->tenants) {
+  for (const auto& [id, t] : log_->tenants) {
     std::lock_guard tl(t->mu);
     st.records += t->records;
     st.dedup_ids += t->stored.size();
@@ -790,14 +690,13 @@ EventLogStats Events::LogStats() const {
   return st;
 }
 
-StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id,
-                                           std::vector<EventItem> &items) {
+StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventItem>& items) {
   IngestResult out;
   out.results.resize(items.size());
-  std::vector<char> live(items.size(), 0); // valid so far, not yet decided
+  std::vector<char> live(items.size(), 0);  // valid so far, not yet decided
   std::vector<std::string> states;
   for (size_t i = 0; i < items.size(); ++i) {
-    EventResult &res = out.results[i];
+    EventResult& res = out.results[i];
     res.event_id = items[i].event_id;
     if (!items[i].rejected.ok()) {
       res.outcome = EventOutcome::kRejected;
@@ -805,27 +704,22 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id,
       continue;
     }
     live[i] = 1;
-    const auto &st = items[i].event.channel_state;
-    if (st && std::find(states.begin(), states.end(), *st) == states.end())
-      states.push_back(*st);
+    const auto& st = items[i].event.channel_state;
+    if (st && std::find(states.begin(), states.end(), *st) == states.end()) states.push_back(*st);
   }
 
-  // The channels the batch names (a read: channels are created before their
-  // events arrive).
+  // The channels the batch names (a read: channels are created before their events arrive).
   std::vector<std::optional<int64_t>> channel_of(items.size());
   if (!states.empty()) {
     std::unordered_map<std::string, int64_t> channels;
-    RETURN_IF_ERROR(store_.Read([&](Conn &c) -> Status {
+    RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
       channels.clear();
-      return QueryIn(
-          c, "SELECT state, id FROM channels WHERE tenant_id = ? AND state IN ",
-          tenant_id, states,
-          [&](const Row &r) { channels[r.Text(0)] = r.Int(1); });
+      return QueryIn(c, "SELECT state, id FROM channels WHERE tenant_id = ? AND state IN ",
+                     tenant_id, states, [&](const Row& r) { channels[r.Text(0)] = r.Int(1); });
     }));
     for (size_t i = 0; i < items.size(); ++i) {
-      const auto &st = items[i].event.channel_state;
-      if (!live[i] || !st)
-        continue;
+      const auto& st = items[i].event.channel_state;
+      if (!live[i] || !st) continue;
       auto ch = channels.find(*st);
       if (ch == channels.end()) {
         live[i] = 0;
@@ -837,18 +731,16 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id,
     }
   }
 
-  // Reserve the new event ids. An id stored already, or taken earlier in this
-  // batch, is a duplicate; one that another batch has in flight is answered
-  // once that batch is done.
-  TenantLog &tl = TenantLogOf(tenant_id);
+  // Reserve the new event ids. An id stored already, or taken earlier in this batch, is a
+  // duplicate; one that another batch has in flight is answered once that batch is done.
+  TenantLog& tl = TenantLogOf(tenant_id);
   std::vector<EventIdHash> hash(items.size());
   std::vector<size_t> mine, waiting;
   {
     std::unordered_set<EventIdHash, EventIdHashHasher> batch;
     std::lock_guard lock(tl.mu);
     for (size_t i = 0; i < items.size(); ++i) {
-      if (!live[i])
-        continue;
+      if (!live[i]) continue;
       hash[i] = HashEventId(items[i].event.event_id);
       if (tl.stored.Contains(hash[i]) || batch.count(hash[i])) {
         out.results[i].outcome = EventOutcome::kDuplicate;
@@ -867,27 +759,24 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id,
   bool durable = false;
   // Whatever happens below, the reservations end: as stored events, or dropped.
   struct Release {
-    TenantLog &tl;
-    const std::vector<size_t> &mine;
-    const std::vector<EventIdHash> &hash;
-    const std::vector<EventItem> &items;
-    const std::vector<int64_t> &origin_of;
-    const eventlog::AppendResult &appended;
-    const bool &durable;
+    TenantLog& tl;
+    const std::vector<size_t>& mine;
+    const std::vector<EventIdHash>& hash;
+    const std::vector<EventItem>& items;
+    const std::vector<int64_t>& origin_of;
+    const eventlog::AppendResult& appended;
+    const bool& durable;
     ~Release() {
       {
         std::lock_guard lock(tl.mu);
         for (size_t j = 0; j < mine.size(); ++j) {
           const size_t i = mine[j];
           tl.in_flight.erase(hash[i]);
-          if (!durable)
-            continue;
+          if (!durable) continue;
           tl.stored.Insert(hash[i]);
-          tl.timeline[origin_of[i]].push_back(
-              {items[i].event.ts, appended.locators[j]});
+          tl.timeline[origin_of[i]].push_back({items[i].event.ts, appended.locators[j]});
         }
-        if (durable)
-          tl.records += mine.size();
+        if (durable) tl.records += mine.size();
       }
       tl.done.notify_all();
     }
@@ -895,20 +784,18 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id,
   {
     Release release{tl, mine, hash, items, origin_of, appended, durable};
 
-    // Who each event belongs to. Known ids of one person: from the graph, no
-    // SQL.
+    // Who each event belongs to. Known ids of one person: from the graph, no SQL.
     std::vector<size_t> slow;
     std::vector<std::string_view> ids;
     std::vector<std::optional<identity::IdentityGraph::IdOwner>> owners;
     for (size_t i : mine) {
-      const EventIn &e = items[i].event;
+      const EventIn& e = items[i].event;
       bool fast = !channel_of[i];
       if (fast) {
         ids.clear();
-        for (const ExternalId &id : e.ids)
-          ids.push_back(id.canonical);
+        for (const ExternalId& id : e.ids) ids.push_back(id.canonical);
         identity_.ResolveOwners(tenant_id, ids, owners);
-        for (const auto &o : owners) {
+        for (const auto& o : owners) {
           if (!o || o->person != owners[0]->person) {
             fast = false;
             break;
@@ -929,42 +816,35 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id,
       {
         std::unordered_set<std::string_view> seen;
         for (size_t i : slow) {
-          for (const ExternalId &id : items[i].event.ids) {
-            if (seen.insert(id.canonical).second)
-              slow_ids.push_back(id.canonical);
+          for (const ExternalId& id : items[i].event.ids) {
+            if (seen.insert(id.canonical).second) slow_ids.push_back(id.canonical);
           }
         }
       }
-      RETURN_IF_ERROR(store_.Write([&](Conn &c) -> Status {
-        // The graph holds every id's person row (it is the store's index of
-        // them here).
+      RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
+        // The graph holds every id's person row (it is the store's index of them here).
         KnownIds known;
         std::vector<std::string_view> views(slow_ids.begin(), slow_ids.end());
-        RETURN_IF_ERROR(
-            identity_.ResolveOwnersInWrite(c, tenant_id, views, owners));
+        RETURN_IF_ERROR(identity_.ResolveOwnersInWrite(c, tenant_id, views, owners));
         for (size_t k = 0; k < views.size(); ++k) {
-          if (owners[k])
-            known.Put(slow_ids[k], owners[k]->origin_person);
+          if (owners[k]) known.Put(slow_ids[k], owners[k]->origin_person);
         }
         std::vector<size_t> rows;
         ChannelMoves moves;
         for (size_t i : slow) {
-          const EventIn &e = items[i].event;
+          const EventIn& e = items[i].event;
           ASSIGN_OR_RETURN(Resolution who,
-                           ResolvePerson(c, identity_, tenant_id, e.ids,
-                                         channel_of[i], e.ts, known,
+                           ResolvePerson(c, identity_, tenant_id, e.ids, channel_of[i], e.ts, known,
                                          "event " + e.type + " " + e.event_id));
           origin_of[i] = who.origin_person_id;
           out.results[i].link = who.link;
-          if (!channel_of[i])
-            continue;
+          if (!channel_of[i]) continue;
           rows.push_back(i);
           if (e.spec && e.spec->moves_last_channel) {
             NoteMove(moves, who.person_id, e.ts, *channel_of[i]);
           }
         }
-        RETURN_IF_ERROR(InsertEventRows(c, tenant_id, items, rows, origin_of,
-                                        channel_of, now));
+        RETURN_IF_ERROR(InsertEventRows(c, tenant_id, items, rows, origin_of, channel_of, now));
         return MoveLastChannels(c, identity_, tenant_id, moves, now);
       }));
     }
@@ -973,10 +853,9 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id,
       std::vector<EventRecord> records;
       records.reserve(mine.size());
       for (size_t i : mine) {
-        const EventIn &e = items[i].event;
-        records.push_back(EventRecord{tenant_id, origin_of[i], e.ts, now,
-                                      channel_of[i], e.event_id, e.type,
-                                      e.touchpoint, e.ids_json, e.properties});
+        const EventIn& e = items[i].event;
+        records.push_back(EventRecord{tenant_id, origin_of[i], e.ts, now, channel_of[i], e.event_id,
+                                      e.type, e.touchpoint, e.ids_json, e.properties});
       }
       ASSIGN_OR_RETURN(appended, AppendRecords(*log_->log, records));
       durable = true;
@@ -988,15 +867,13 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id,
     out.results[i].channel_id = channel_of[i];
   }
 
-  // Events another batch had in flight: duplicates once it made them durable.
-  // If it failed, this batch cannot know them stored: they are refused, to be
-  // sent again.
+  // Events another batch had in flight: duplicates once it made them durable. If it failed, this
+  // batch cannot know them stored: they are refused, to be sent again.
   if (!waiting.empty()) {
     std::unique_lock lock(tl.mu);
     tl.done.wait(lock, [&] {
-      return std::none_of(waiting.begin(), waiting.end(), [&](size_t i) {
-        return tl.in_flight.count(hash[i]) > 0;
-      });
+      return std::none_of(waiting.begin(), waiting.end(),
+                          [&](size_t i) { return tl.in_flight.count(hash[i]) > 0; });
     });
     for (size_t i : waiting) {
       if (tl.stored.Contains(hash[i])) {
@@ -1005,28 +882,22 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id,
         out.results[i].outcome = EventOutcome::kRejected;
         out.results[i].error =
             Status(ErrorCode::kStoreUnavailable,
-                   "the same event_id was being stored by another request, "
-                   "which failed; send "
+                   "the same event_id was being stored by another request, which failed; send "
                    "this event again",
                    "events[" + std::to_string(i) + "].event_id");
       }
     }
   }
-  for (const EventResult &r : out.results) {
-    if (r.outcome == EventOutcome::kAccepted)
-      ++out.accepted;
-    if (r.outcome == EventOutcome::kDuplicate)
-      ++out.duplicates;
-    if (r.outcome == EventOutcome::kRejected)
-      ++out.rejected;
+  for (const EventResult& r : out.results) {
+    if (r.outcome == EventOutcome::kAccepted) ++out.accepted;
+    if (r.outcome == EventOutcome::kDuplicate) ++out.duplicates;
+    if (r.outcome == EventOutcome::kRejected) ++out.rejected;
   }
   return out;
 }
 
-Status Events::AppendSystem(int64_t tenant_id,
-                            const std::vector<SystemEvent> &events) {
-  if (events.empty())
-    return Status::Ok();
+Status Events::AppendSystem(int64_t tenant_id, const std::vector<SystemEvent>& events) {
+  if (events.empty()) return Status::Ok();
   static std::atomic<uint64_t> counter{0};
   const int64_t now = NowMs();
   // Unique without a look-up: the process's start, a counter and the time.
@@ -1034,20 +905,16 @@ Status Events::AppendSystem(int64_t tenant_id,
   std::vector<std::string> ids;
   ids.reserve(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
-    ids.push_back(prefix + std::to_string(now) + "-" +
-                  std::to_string(counter.fetch_add(1)));
+    ids.push_back(prefix + std::to_string(now) + "-" + std::to_string(counter.fetch_add(1)));
   }
   if (!log_) {
-    return store_.Write([&](Conn &c) -> Status {
+    return store_.Write([&](Conn& c) -> Status {
       for (size_t i = 0; i < events.size(); ++i) {
-        const SystemEvent &e = events[i];
-        RETURN_IF_ERROR(c.Exec("INSERT INTO events (tenant_id, event_id, "
-                               "person_id, type, ts, "
-                               "touchpoint, channel_id, ids, properties, "
-                               "received_at) VALUES (?, "
+        const SystemEvent& e = events[i];
+        RETURN_IF_ERROR(c.Exec("INSERT INTO events (tenant_id, event_id, person_id, type, ts, "
+                               "touchpoint, channel_id, ids, properties, received_at) VALUES (?, "
                                "?, ?, ?, ?, 'other', NULL, '[]', ?, ?)",
-                               {tenant_id, ids[i], e.person_id, e.type, e.ts,
-                                e.properties, now})
+                               {tenant_id, ids[i], e.person_id, e.type, e.ts, e.properties, now})
                             .status());
       }
       return Status::Ok();
@@ -1056,38 +923,32 @@ Status Events::AppendSystem(int64_t tenant_id,
   std::vector<EventRecord> records;
   records.reserve(events.size());
   for (size_t i = 0; i < events.size(); ++i) {
-    const SystemEvent &e = events[i];
-    records.push_back(EventRecord{tenant_id, e.person_id, e.ts, now,
-                                  std::nullopt, ids[i], e.type, "other", "[]",
-                                  e.properties});
+    const SystemEvent& e = events[i];
+    records.push_back(EventRecord{tenant_id, e.person_id, e.ts, now, std::nullopt, ids[i], e.type,
+                                  "other", "[]", e.properties});
   }
-  ASSIGN_OR_RETURN(eventlog::AppendResult appended,
-                   AppendRecords(*log_->log, records));
-  TenantLog &tl = TenantLogOf(tenant_id);
+  ASSIGN_OR_RETURN(eventlog::AppendResult appended, AppendRecords(*log_->log, records));
+  TenantLog& tl = TenantLogOf(tenant_id);
   std::lock_guard lock(tl.mu);
   for (size_t i = 0; i < events.size(); ++i) {
     tl.stored.Insert(HashEventId(ids[i]));
-    tl.timeline[events[i].person_id].push_back(
-        {events[i].ts, appended.locators[i]});
+    tl.timeline[events[i].person_id].push_back({events[i].ts, appended.locators[i]});
   }
   tl.records += events.size();
   return Status::Ok();
 }
 
 StatusOr<std::vector<StoredEvent>> Events::LogTimeline(
-    int64_t tenant_id, const std::vector<int64_t> &members,
-    const std::optional<std::pair<int64_t, std::string>> &before,
-    size_t limit) {
-  std::vector<TimelineEntry> entries,
-      ties; // ties: at the cursor's ts, sorted out by event_id
+    int64_t tenant_id, const std::vector<int64_t>& members,
+    const std::optional<std::pair<int64_t, std::string>>& before, size_t limit) {
+  std::vector<TimelineEntry> entries, ties;  // ties: at the cursor's ts, sorted out by event_id
   {
-    TenantLog &tl = TenantLogOf(tenant_id);
+    TenantLog& tl = TenantLogOf(tenant_id);
     std::lock_guard lock(tl.mu);
     for (int64_t m : members) {
       auto it = tl.timeline.find(m);
-      if (it == tl.timeline.end())
-        continue;
-      for (const TimelineEntry &e : it->second) {
+      if (it == tl.timeline.end()) continue;
+      for (const TimelineEntry& e : it->second) {
         if (!before || e.ts < before->first) {
           entries.push_back(e);
         } else if (e.ts == before->first) {
@@ -1097,112 +958,87 @@ StatusOr<std::vector<StoredEvent>> Events::LogTimeline(
     }
   }
   std::vector<StoredEvent> out;
-  auto read = [&](const TimelineEntry &e) -> StatusOr<StoredEvent> {
+  auto read = [&](const TimelineEntry& e) -> StatusOr<StoredEvent> {
     ASSIGN_OR_RETURN(std::string payload, log_->log->Read(e.locator));
     ASSIGN_OR_RETURN(EventRecord r, DecodeEventRecord(payload));
     return StoredFromRecord(r);
   };
-  for (const TimelineEntry &e : ties) {
+  for (const TimelineEntry& e : ties) {
     ASSIGN_OR_RETURN(StoredEvent ev, read(e));
-    if (ev.event_id < before->second)
-      out.push_back(std::move(ev));
+    if (ev.event_id < before->second) out.push_back(std::move(ev));
   }
-  // Of the older ones, the newest that can still make the page, and every entry
-  // sharing the oldest ts among them (ties are ordered by event_id, which only
-  // the records know).
+  // Of the older ones, the newest that can still make the page, and every entry sharing the
+  // oldest ts among them (ties are ordered by event_id, which only the records know).
   const size_t want = limit + 1 > out.size() ? limit + 1 - out.size() : 0;
-  auto newer = [](const TimelineEntry &a, const TimelineEntry &b) {
-    return a.ts > b.ts;
-  };
+  auto newer = [](const TimelineEntry& a, const TimelineEntry& b) { return a.ts > b.ts; };
   if (want == 0) {
     entries.clear();
   } else if (entries.size() > want) {
-    std::nth_element(entries.begin(),
-                     entries.begin() + static_cast<ptrdiff_t>(want - 1),
+    std::nth_element(entries.begin(), entries.begin() + static_cast<ptrdiff_t>(want - 1),
                      entries.end(), newer);
     const int64_t edge = entries[want - 1].ts;
-    auto keep =
-        std::partition(entries.begin(), entries.end(),
-                       [&](const TimelineEntry &e) { return e.ts >= edge; });
+    auto keep = std::partition(entries.begin(), entries.end(),
+                               [&](const TimelineEntry& e) { return e.ts >= edge; });
     entries.erase(keep, entries.end());
   }
-  for (const TimelineEntry &e : entries) {
+  for (const TimelineEntry& e : entries) {
     ASSIGN_OR_RETURN(StoredEvent ev, read(e));
     out.push_back(std::move(ev));
   }
   return out;
 }
 
-Status
-Events::ForEachStored(int64_t tenant_id,
-                      const std::function<Status(const StoredEvent &)> &fn) {
+Status Events::ForEachStored(int64_t tenant_id,
+                             const std::function<Status(const StoredEvent&)>& fn) {
   std::unordered_set<std::string> in_table;
-  std::string
-      after; // keyset paging by event_id (the primary key on every backend)
+  std::string after;  // keyset paging by event_id (the primary key on every backend)
   for (;;) {
     std::vector<StoredEvent> page;
-    RETURN_IF_ERROR(store_.Read([&](Conn &c) -> Status {
+    RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
       page.clear();
-      ASSIGN_OR_RETURN(
-          Rows rows,
-          c.Query(std::string("SELECT ") + kEventColumns +
-                      " FROM events WHERE tenant_id = ? AND event_id > ? "
-                      "ORDER BY event_id LIMIT 20000",
-                  {tenant_id, after}));
-      for (const Row &r : rows)
-        page.push_back(EventFromRow(r));
+      ASSIGN_OR_RETURN(Rows rows, c.Query(std::string("SELECT ") + kEventColumns +
+                                              " FROM events WHERE tenant_id = ? AND event_id > ? "
+                                              "ORDER BY event_id LIMIT 20000",
+                                          {tenant_id, after}));
+      for (const Row& r : rows) page.push_back(EventFromRow(r));
       return Status::Ok();
     }));
-    if (page.empty())
-      break;
+    if (page.empty()) break;
     after = page.back().event_id;
-    for (const StoredEvent &e : page) {
-      if (log_)
-        in_table.insert(e.event_id);
+    for (const StoredEvent& e : page) {
+      if (log_) in_table.insert(e.event_id);
       RETURN_IF_ERROR(fn(e));
     }
   }
-  if (!log_)
-    return Status::Ok();
-  return log_->log->Scan(
-      1, [&](uint64_t, eventlog::Locator, std::string_view payload) -> Status {
-        ASSIGN_OR_RETURN(EventRecord r, DecodeEventRecord(payload));
-        if (r.tenant_id != tenant_id || in_table.count(std::string(r.event_id)))
-          return Status::Ok();
-        return fn(StoredFromRecord(r));
-      });
+  if (!log_) return Status::Ok();
+  return log_->log->Scan(1, [&](uint64_t, eventlog::Locator, std::string_view payload) -> Status {
+    ASSIGN_OR_RETURN(EventRecord r, DecodeEventRecord(payload));
+    if (r.tenant_id != tenant_id || in_table.count(std::string(r.event_id))) return Status::Ok();
+    return fn(StoredFromRecord(r));
+  });
 }
 
-StatusOr<TimelinePage>
-Events::Timeline(int64_t tenant_id, int64_t person_id,
-                 const std::optional<std::string> &before, int limit) {
-  if (limit < 1)
-    return InvalidField("limit", "limit must be at least 1");
+StatusOr<TimelinePage> Events::Timeline(int64_t tenant_id, int64_t person_id,
+                                        const std::optional<std::string>& before, int limit) {
+  if (limit < 1) return InvalidField("limit", "limit must be at least 1");
   std::optional<Cursor> cursor;
   if (before) {
     cursor = DecodeCursor(*before);
     if (!cursor) {
-      return Status(
-          ErrorCode::kInvalidQuery,
-          "'before' is not a cursor from a timeline page's next_before",
-          "before");
+      return Status(ErrorCode::kInvalidQuery,
+                    "'before' is not a cursor from a timeline page's next_before", "before");
     }
   }
   // The events of every person row merged into the person.
-  const std::vector<int64_t> members = identity_.ComponentOf(
-      tenant_id, identity_.CanonicalOf(tenant_id, person_id));
+  const std::vector<int64_t> members =
+      identity_.ComponentOf(tenant_id, identity_.CanonicalOf(tenant_id, person_id));
   TimelinePage page;
-  std::vector<StoredEvent>
-      found; // newest first: limit + 1 of the table's, then the log's
-  RETURN_IF_ERROR(store_.Read([&](Conn &c) -> Status {
+  std::vector<StoredEvent> found;  // newest first: limit + 1 of the table's, then the log's
+  RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
     found.clear();
-    ASSIGN_OR_RETURN(
-        Rows who,
-        c.Query("SELECT id FROM people WHERE tenant_id = ? AND id = ?",
-                {tenant_id, person_id}));
-    if (who.empty())
-      return Status(ErrorCode::kNotFound,
-                    "no person " + std::to_string(person_id));
+    ASSIGN_OR_RETURN(Rows who, c.Query("SELECT id FROM people WHERE tenant_id = ? AND id = ?",
+                                       {tenant_id, person_id}));
+    if (who.empty()) return Status(ErrorCode::kNotFound, "no person " + std::to_string(person_id));
     std::string sql = std::string("SELECT ") + kEventColumns +
                       " FROM events WHERE tenant_id = ? AND person_id IN (";
     Params params{tenant_id};
@@ -1212,8 +1048,8 @@ Events::Timeline(int64_t tenant_id, int64_t person_id,
     }
     sql += ")";
     if (cursor) {
-      // A row value compares (ts, event_id) as a pair, which the (tenant_id,
-      // person_id, ts, event_id) index serves directly.
+      // A row value compares (ts, event_id) as a pair, which the (tenant_id, person_id, ts,
+      // event_id) index serves directly.
       sql += " AND (ts, event_id) < (?, ?)";
       params.emplace_back(cursor->ts);
       params.emplace_back(cursor->event_id);
@@ -1221,24 +1057,19 @@ Events::Timeline(int64_t tenant_id, int64_t person_id,
     sql += " ORDER BY ts DESC, event_id DESC LIMIT ?";
     params.emplace_back(int64_t{limit} + 1);
     ASSIGN_OR_RETURN(Rows rows, c.Query(sql, params));
-    for (const Row &r : rows)
-      found.push_back(EventFromRow(r));
+    for (const Row& r : rows) found.push_back(EventFromRow(r));
     return Status::Ok();
   }));
   if (log_) {
     // Events with a channel are both rows and records: each once.
     std::unordered_set<std::string> seen;
-    for (const StoredEvent &e : found)
-      seen.insert(e.event_id);
+    for (const StoredEvent& e : found) seen.insert(e.event_id);
     std::optional<std::pair<int64_t, std::string>> from;
-    if (cursor)
-      from.emplace(cursor->ts, cursor->event_id);
-    ASSIGN_OR_RETURN(
-        std::vector<StoredEvent> logged,
-        LogTimeline(tenant_id, members, from, static_cast<size_t>(limit)));
-    for (StoredEvent &e : logged) {
-      if (seen.insert(e.event_id).second)
-        found.push_back(std::move(e));
+    if (cursor) from.emplace(cursor->ts, cursor->event_id);
+    ASSIGN_OR_RETURN(std::vector<StoredEvent> logged,
+                     LogTimeline(tenant_id, members, from, static_cast<size_t>(limit)));
+    for (StoredEvent& e : logged) {
+      if (seen.insert(e.event_id).second) found.push_back(std::move(e));
     }
     std::sort(found.begin(), found.end(), NewerFirst);
   }
@@ -1246,10 +1077,10 @@ Events::Timeline(int64_t tenant_id, int64_t person_id,
     page.items.push_back(std::move(found[i]));
   }
   if (found.size() > static_cast<size_t>(limit)) {
-    const StoredEvent &last = page.items.back();
+    const StoredEvent& last = page.items.back();
     page.next_before = EncodeCursor(last.ts, last.event_id);
   }
   return page;
 }
 
-} // namespace siyu::domain
+}  // namespace siyu::domain
