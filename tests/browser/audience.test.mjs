@@ -1,6 +1,6 @@
 // Browser test of the console's audience pages (人群运营) against a running server: the tags by
-// group, the segment builder's live count (the same figure POST /v1/audience/count answers for the
-// same expression), saving a segment, freezing a segment's members (a snapshot), the RFM matrix and
+// group, importing tags from a CSV file, the segment builder's live count (the same figure
+// POST /v1/audience/count answers for the same expression), saving a segment, freezing a segment's members (a snapshot), the RFM matrix and
 // its threshold settings, the lifecycle chart, its rules and the audience check (verify), the KOC
 // ranking and a person's audience profile.
 //
@@ -12,8 +12,10 @@
 // and 行为, the rule tag 高价值 and the manual tag 门店VIP, and whose segments include 沉睡会员 and
 // 近30天活跃). It writes there one segment with a name unique to the run, deleted again at the end,
 // and one snapshot of 沉睡会员 with a name unique to the run (snapshots cannot be deleted); neither
-// changes a figure the overview test reads. It reads the audience settings but does not change them
-// (it sends one invalid change, which the server refuses).
+// changes a figure the overview test reads. It imports a CSV file that puts three of the tenant's
+// people (the first ones GET /v1/people lists) in a new manual tag with a name unique to the run,
+// deleted again at the end. It reads the audience settings but does not change them (it sends one
+// invalid change, which the server refuses).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir, readFile } from 'node:fs/promises'
@@ -49,6 +51,8 @@ const STAGES = ['prospect', 'new', 'repeat', 'active', 'dormant', 'churned', 're
 const tagRef = (t) => (t.group ? `${t.group}/${t.name}` : t.name)
 const runId = () => `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+// one CSV cell, quoted when it has to be
+const csvCell = (v) => (/[",\r\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v))
 
 test('audience pages: tags, the segment builder and its live count, RFM, lifecycle, KOC, a person’s profile', { timeout: 300_000 }, async () => {
   if (!BASE) assert.fail(`SIYU_URL is not set: this test needs a running siyu server. ${USAGE}`)
@@ -82,6 +86,26 @@ test('audience pages: tags, the segment builder and its live count, RFM, lifecyc
   const segmentName = `浏览器测试人群-${runId()}`
   const snapshotName = `浏览器测试名单-${runId()}`
   const isAdmin = tenant.role === 'admin'
+  // The tag import: a new tag, two people by external id (in a column named 客户ID, mapped to
+  // external_id in the dialog), one by person id, and an external id nobody has.
+  const importTag = `导入测试-${runId()}`
+  const listedPeople = (await api('GET', '/v1/people?limit=50'))?.items
+  assert.ok(Array.isArray(listedPeople), 'GET /v1/people has no items array')
+  const byExternalId = listedPeople.filter((p) => Array.isArray(p.external_ids) && p.external_ids.length > 0).slice(0, 2)
+  assert.equal(byExternalId.length, 2, 'the first 50 people of GET /v1/people include fewer than 2 with an external id: load the demo first')
+  const byPersonId = listedPeople.find((p) => !byExternalId.some((q) => q.id === p.id))
+  assert.ok(byPersonId, 'GET /v1/people lists fewer than 3 people: load the demo first')
+  const importPeople = [...byExternalId.map((p) => p.id), byPersonId.id]
+  const unknownId = `unionid:nobody-${runId()}`
+  const importCsv = [
+    ['tag', '客户ID', 'person_id'],
+    [importTag, byExternalId[0].external_ids[0], ''],
+    [importTag, byExternalId[1].external_ids[0], ''],
+    [importTag, '', byPersonId.id],
+    [importTag, unknownId, ''],
+  ].map((r) => r.map(csvCell).join(',')).join('\r\n') + '\r\n'
+  const importBadLine = 5 // the header is line 1
+  let importTagId = null
   const settingsBefore = await api('GET', '/v1/audience/settings')
   assert.ok(settingsBefore?.rfm && settingsBefore?.lifecycle, 'GET /v1/audience/settings has no rfm or lifecycle')
   let savedId = null
@@ -162,6 +186,83 @@ test('audience pages: tags, the segment builder and its live count, RFM, lifecyc
     assert.ok((await manualRow.locator('[data-testid="tag-kind"]').innerText()).includes('手动'), `${DEMO_MANUAL_TAG} is not labelled 手动`)
     assert.equal(await manualRow.locator('[data-testid="tag-people-open"]').isEnabled(), true, `${DEMO_MANUAL_TAG} (manual) cannot be tagged by hand`)
     assert.equal(await ruleRow.locator('[data-testid="tag-people-open"]').isEnabled(), false, `${DEMO_RULE_TAG} (a rule tag) offers tagging by hand`)
+
+    // 3b. Import tags (CSV): the file (with a UTF-8 BOM, as spreadsheets save it) is sent as it is,
+    // with the mapping of 客户ID to external_id; the counts and the failed row are shown, and the new
+    // tag is listed with its members, as many as GET /v1/tags and POST /v1/audience/count say.
+    const importOpen = page.locator('[data-testid="tag-import-open"]')
+    assert.equal(await importOpen.isEnabled(), true, `the import is not offered to a ${tenant.role}`)
+    await importOpen.click()
+    const importDialog = page.locator('[data-testid="tag-import"]')
+    await importDialog.waitFor({ state: 'visible', timeout: 10_000 }).catch((e) => {
+      throw new Error(`the import dialog did not open (${e.message})${diag()}`)
+    })
+    const example = await page.locator('[data-testid="tag-import-example"]').innerText()
+    assert.ok(example.startsWith('tag,external_id'), `the import dialog's example does not start with the header tag,external_id: ${example}`)
+    assert.equal(await page.locator('[data-testid="tag-import-submit"]').isDisabled(), true, 'the import can be submitted without a file')
+    await page.locator('input[data-testid="tag-import-file"]').setInputFiles({
+      name: `${importTag}.csv`,
+      mimeType: 'text/csv',
+      buffer: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(importCsv, 'utf8')]),
+    })
+    await page.locator('[data-testid="tag-import-file-name"][data-ready="true"]').waitFor({ timeout: 10_000 }).catch(async (e) => {
+      const err = await page.locator('[data-testid="tag-import-file-error"]').innerText().catch(() => '')
+      throw new Error(`the import dialog did not read the file${err ? `: “${err}”` : ''} (${e.message})${diag()}`)
+    })
+    assert.ok((await page.locator('[data-testid="tag-import-columns"]').innerText()).includes('tag, 客户ID, person_id'), 'the import dialog does not show the file’s columns')
+    await page.locator('[data-testid="tag-import-map-on"]').click()
+    await choose(page.locator('[data-testid="tag-import-map-column"]'), 'tag-import-map-column-option', '客户ID')
+    assert.equal(await page.locator('[data-testid="tag-import-map-preview"]').getAttribute('data-value'), 'external_id=客户ID', 'the mapping of 客户ID (full ids) is not external_id=客户ID')
+    const [importRequest] = await Promise.all([
+      page.waitForRequest((r) => r.url().includes('/v1/imports/tags') && r.method() === 'POST', { timeout: 15_000 }),
+      page.locator('[data-testid="tag-import-submit"]').click(),
+    ])
+    assert.deepEqual(new URL(importRequest.url()).searchParams.getAll('map'), ['external_id=客户ID'], 'the import was not sent with map=external_id=客户ID')
+    assert.ok((importRequest.headers()['content-type'] || '').startsWith('text/csv'), `the import was sent as ${importRequest.headers()['content-type']}, not text/csv`)
+    assert.ok((importRequest.postData() || '').includes(unknownId), 'the import did not send the file’s rows')
+    const importResult = page.locator('[data-testid="tag-import-result"]')
+    await importResult.waitFor({ timeout: 30_000 }).catch((e) => {
+      throw new Error(`the import showed no result (${e.message})${diag()}`)
+    })
+    const importShown = {}
+    for (const k of ['rows', 'created', 'unchanged', 'failed']) importShown[k] = await importResult.getAttribute(`data-${k}`)
+    assert.deepEqual(importShown, { rows: '4', created: '3', unchanged: '0', failed: '1' }, 'the import’s counts are not 4 rows read, 3 added, 0 already tagged, 1 failed')
+    const statsText = await importResult.innerText()
+    for (const [label, n] of [['读取', 4], ['新增', 3], ['已有', 0], ['失败', 1]]) {
+      const stat = importResult.locator('[data-testid="tag-import-stat"]', { hasText: label })
+      assert.equal(await stat.count(), 1, `the import’s result has no “${label}” count: ${statsText}`)
+      assert.equal(await stat.getAttribute('data-value'), String(n), `the import’s result shows ${label} ${await stat.getAttribute('data-value')}, not ${n}`)
+      assert.ok((await stat.innerText()).includes(String(n)), `the import’s result does not show ${label} ${n}`)
+    }
+    const errorRows = page.locator('[data-testid="tag-import-errors"] [data-testid="tag-import-error"]')
+    assert.equal(await errorRows.count(), 1, 'the import does not list exactly one failed row')
+    assert.equal(await errorRows.first().getAttribute('data-line'), String(importBadLine), `the failed row is not shown at line ${importBadLine}`)
+    assert.equal(await errorRows.first().getAttribute('data-code'), 'UNKNOWN_PERSON', 'the failed row’s code is not UNKNOWN_PERSON')
+    const errorsText = await page.locator('[data-testid="tag-import-errors"]').innerText()
+    for (const want of ['行号', '代码', '字段', '说明', String(importBadLine), 'UNKNOWN_PERSON', 'external_id']) {
+      assert.ok(errorsText.includes(want), `the failed rows’ table does not show “${want}”: ${errorsText}`)
+    }
+    await page.locator('[data-testid="tag-import-close"]').click()
+    await importDialog.waitFor({ state: 'hidden', timeout: 10_000 })
+    const importedRow = page.locator(`[data-testid="tag-group"][data-group=""] [data-testid="tag-row"][data-name="${importTag}"]`)
+    await importedRow.waitFor({ timeout: 15_000 }).catch((e) => {
+      throw new Error(`the imported tag ${importTag} is not listed without a group after the import (${e.message})${diag()}`)
+    })
+    assert.equal(await importedRow.getAttribute('data-kind'), 'manual', `the imported tag ${importTag} is not a manual tag`)
+    const importedApi = (await api('GET', '/v1/tags')).items.find((x) => x.name === importTag)
+    assert.ok(importedApi, `GET /v1/tags does not list ${importTag} after the import`)
+    importTagId = importedApi.id
+    assert.equal(String(importedApi.id), await importedRow.getAttribute('data-id'), 'the imported tag is listed with another id than the API’s')
+    const importedTableRow = page.locator('.el-table__row', { has: page.locator(`[data-testid="tag-row"][data-id="${importTagId}"]`) }).first()
+    const importedShown = await importedTableRow.locator('[data-testid="tag-people"]').getAttribute('data-value')
+    assert.equal(importedShown, '3', `the imported tag is listed with ${importedShown} people, not the 3 imported`)
+    assert.equal(importedApi.people, 3, `GET /v1/tags says ${importTag} has ${importedApi.people} people, not the 3 imported`)
+    const importedCount = await api('POST', '/v1/audience/count', { expression: `tag(${JSON.stringify(importTag)})` })
+    assert.equal(String(importedCount.people), importedShown, `POST /v1/audience/count says tag("${importTag}") has ${importedCount.people} people, the list ${importedShown}`)
+    for (const id of importPeople) {
+      const profile = await api('GET', `/v1/people/${id}/audience`)
+      assert.ok((profile?.tags || []).map(String).includes(String(importTagId)), `person ${id} of the file is not in ${importTag} (their tags: ${JSON.stringify(profile?.tags)})`)
+    }
 
     // 4. Segments: the demo's saved segments.
     await openPage('nav-audience-segments', 'audience-segments', 'segments-error')
@@ -462,6 +563,8 @@ test('audience pages: tags, the segment builder and its live count, RFM, lifecyc
     }
     await browser.close()
     if (savedId) await api('DELETE', `/v1/segments/${savedId}`).catch((e) => console.error(`could not delete the test segment ${savedId}: ${e.message}`))
+    if (importTagId === null) importTagId = (await api('GET', '/v1/tags').catch(() => null))?.items?.find((x) => x.name === importTag)?.id ?? null
+    if (importTagId !== null) await api('DELETE', `/v1/tags/${importTagId}`).catch((e) => console.error(`could not delete the imported tag ${importTag}: ${e.message}`))
     await call('POST', '/v1/auth/logout', { token: login.token, body: {} }).catch(() => {})
   }
 })

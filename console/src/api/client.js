@@ -24,9 +24,12 @@ export function onUnauthorized(fn) {
 
 function buildUrl(path, query) {
   const params = new URLSearchParams()
+  // An array value repeats the parameter (map=…&map=…).
   for (const [k, v] of Object.entries(query || {})) {
-    if (v === null || v === undefined || v === '') continue
-    params.append(k, String(v))
+    for (const x of Array.isArray(v) ? v : [v]) {
+      if (x === null || x === undefined || x === '') continue
+      params.append(k, String(x))
+    }
   }
   const qs = params.toString()
   return qs ? `${path}?${qs}` : path
@@ -43,9 +46,12 @@ function errorDetails(data) {
   return out
 }
 
-export async function request(method, path, { query, body, auth = true, tenant = true, signal, notify401 = true } = {}) {
+// `body` is sent as JSON; `raw` ({type, data}: a content type and a string) is sent as it is, e.g.
+// a CSV file for the imports.
+export async function request(method, path, { query, body, raw, auth = true, tenant = true, signal, notify401 = true } = {}) {
   const headers = { Accept: 'application/json' }
-  if (body !== undefined) headers['Content-Type'] = 'application/json'
+  if (raw !== undefined) headers['Content-Type'] = raw.type
+  else if (body !== undefined) headers['Content-Type'] = 'application/json'
   if (auth && session.token) headers.Authorization = `Bearer ${session.token}`
   if (auth && tenant && session.tenantId) headers['X-Siyu-Tenant'] = String(session.tenantId)
 
@@ -54,7 +60,7 @@ export async function request(method, path, { query, body, auth = true, tenant =
     res = await fetch(buildUrl(path, query), {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: raw !== undefined ? raw.data : body === undefined ? undefined : JSON.stringify(body),
       signal,
       cache: 'no-store',
     })
@@ -185,6 +191,10 @@ export const api = {
   deleteTag: (id) => request('DELETE', `/v1/tags/${encodeURIComponent(id)}`),
   // body: {add:[ids]} | {remove:[ids]} | {segment_id}
   tagPeople: (id, body) => request('POST', `/v1/tags/${encodeURIComponent(id)}/people`, { body }),
+  // csv: the file's text (header row; tag, external_id | person_id); map: ["field=column", …]
+  // → {rows, created, updated, unchanged, failed, errors:[{line, code, field, message}]}
+  importTags: (csv, map = []) =>
+    request('POST', '/v1/imports/tags', { query: { map }, raw: { type: 'text/csv; charset=utf-8', data: csv } }),
   segments: () => request('GET', '/v1/segments'),
   segment: (id) => request('GET', `/v1/segments/${encodeURIComponent(id)}`),
   // body: {name, expression} | {name, json}
