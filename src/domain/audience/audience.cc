@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <map>
@@ -15,6 +17,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "domain/audience/internal/memory.h"
 #include "domain/audience/internal/person_index.h"
 #include "domain/identity/rw_lock.h"
 
@@ -49,8 +52,8 @@ constexpr Day kNoDay = INT32_MIN;
 
 // ----- Per-person aggregates ---------------------------------------------------------------------
 
-// One order: 40 bytes. Its sku and category ids sit in Facts::items at [item_begin, +n_sku) and
-// [item_begin + n_sku, +n_cat).
+// One order: 40 bytes. Its sku and category ids sit in the block's items at [item_begin, +n_sku)
+// and [item_begin + n_sku, +n_cat).
 struct OrderRec {
   int64_t id;
   int64_t amount;
@@ -80,18 +83,60 @@ struct PropCell {
   int64_t sum;
 };
 
-// Only people with orders or events have one (8 bytes of pointer for the others).
+// A person's aggregates live in one BlockArena block (only people with orders or events have
+// one): the header, then the event cells, the property cells, the orders (sorted by (day, id))
+// and their item ids, each region starting where the one before ends (8-byte aligned after the
+// event cells). A fact usually reads the first one or two cache lines of the block.
+struct FactsHead {
+  uint32_t n_events, n_props, n_orders, n_items;
+  uint32_t cls;  // the block's arena size class
+};
+static_assert(sizeof(FactsHead) == 20 && alignof(EventCell) == 4 && sizeof(EventCell) == 12);
+
+struct FactsLayout {
+  size_t ev, pr, od, it, end;  // byte offsets of the regions, and the bytes used
+  explicit FactsLayout(const FactsHead& h)
+      : ev(sizeof(FactsHead)),
+        pr((ev + size_t{h.n_events} * sizeof(EventCell) + 7) & ~size_t{7}),
+        od(pr + size_t{h.n_props} * sizeof(PropCell)),
+        it(od + size_t{h.n_orders} * sizeof(OrderRec)),
+        end(it + size_t{h.n_items} * 4) {}
+};
+
+// A read view of one person's block.
 struct Facts {
-  std::vector<OrderRec> orders;  // sorted by (day, id)
-  std::vector<uint32_t> items;
-  std::vector<EventCell> events;
-  std::vector<PropCell> props;
-  bool Empty() const { return orders.empty() && events.empty() && props.empty(); }
-  size_t Bytes() const {
-    return sizeof(Facts) + orders.capacity() * sizeof(OrderRec) + items.capacity() * 4 +
-           events.capacity() * sizeof(EventCell) + props.capacity() * sizeof(PropCell);
+  std::span<OrderRec> orders;
+  const uint32_t* items = nullptr;
+  std::span<EventCell> events;
+  std::span<PropCell> props;
+  explicit Facts(char* block) {
+    const FactsHead& h = *reinterpret_cast<const FactsHead*>(block);
+    FactsLayout l(h);
+    events = {reinterpret_cast<EventCell*>(block + l.ev), h.n_events};
+    props = {reinterpret_cast<PropCell*>(block + l.pr), h.n_props};
+    orders = {reinterpret_cast<OrderRec*>(block + l.od), h.n_orders};
+    items = reinterpret_cast<const uint32_t*>(block + l.it);
   }
 };
+
+// The per-person columns a fact reads, in one 64-byte row: at 10 M people every column of its
+// own is a cache miss of its own, a row is one (and one prefetch).
+struct alignas(64) Row {
+  int64_t store_id;
+  int64_t gmv;        // net GMV of the counting orders
+  uint64_t touch;     // bit i = touchpoint i + 1
+  uint64_t derived;   // membership bits 0..63 (Impl::AssignDerivedBits)
+  uint32_t facts;     // the aggregates' arena block, 0 = none
+  uint32_t n_orders;  // counting orders
+  Day last_order;     // kNoDay for non-buyers
+  Day first_seen;
+  Day wake;                    // the current timer wheel entry, kNoDay = none
+  uint32_t first_ch, last_ch;  // interned channels
+  uint16_t tier;
+  uint8_t stage_alive;  // Stage in the low 7 bits, alive in the top bit
+  uint8_t rfm;          // RfmClass
+};
+static_assert(sizeof(Row) == 64);
 
 // Strings interned to small dense ids; id 0 is the empty string ("none").
 class Interner {
@@ -145,23 +190,9 @@ struct Deps {
 struct Changed {
   uint32_t mask = 0;
   uint32_t event_type = kNone;
+  Day event_day = 0;           // with event_type: the day of the event cell just added
   std::vector<uint32_t> tags;  // tag slots whose membership just changed
 };
-
-bool Affects(const Deps& d, const Changed& c) {
-  if ((d.mask & c.mask) || (c.mask & kFAll)) return true;
-  if (!d.event_types.empty()) {
-    if (c.mask & kFAllEvents) return true;
-    if (c.event_type != kNone && std::find(d.event_types.begin(), d.event_types.end(),
-                                           c.event_type) != d.event_types.end()) {
-      return true;
-    }
-  }
-  for (uint32_t t : c.tags) {
-    if (std::find(d.tags.begin(), d.tags.end(), t) != d.tags.end()) return true;
-  }
-  return false;
-}
 
 // An expression with names resolved to this engine's slots and interned ids.
 struct Node {
@@ -208,6 +239,38 @@ struct Watch {
   bool operator==(const Watch&) const = default;
 };
 
+// Single-member changes of a big bitmap, applied later in bulk. A change made in place is a
+// cache miss or more at 10 M people (and an array container shifts its tail); logged, the changes
+// are applied when the bitmap is read or the log is long, sorted, as one union and one
+// difference that visit each container once. Only bitmaps whose membership is also kept
+// elsewhere (the per-person bits, stage and class) are logged: the writer never needs to ask
+// them.
+struct ChangeLog {
+  static constexpr size_t kMinLimit = 4096;
+  std::vector<uint64_t> entries;  // member << 32 | sequence << 1 | on
+  size_t limit = kMinLimit;       // apply at this length (1/16 of the members, at least kMinLimit)
+};
+
+void ApplyLog(Roaring& bits, ChangeLog& log) {
+  std::vector<uint64_t>& e = log.entries;
+  if (e.empty()) return;
+  std::sort(e.begin(), e.end());
+  std::vector<uint32_t> add, del;
+  for (size_t i = 0; i < e.size(); ++i) {
+    if (i + 1 < e.size() && (e[i + 1] >> 32) == (e[i] >> 32)) continue;  // changed again later
+    ((e[i] & 1) ? add : del).push_back(static_cast<uint32_t>(e[i] >> 32));
+  }
+  if (add.size() + del.size() < 64) {
+    for (uint32_t d : add) bits.add(d);
+    for (uint32_t d : del) bits.remove(d);
+  } else {
+    if (!add.empty()) bits |= Roaring(add.size(), add.data());
+    if (!del.empty()) bits -= Roaring(del.size(), del.data());
+  }
+  e.clear();
+  log.limit = std::max<size_t>(ChangeLog::kMinLimit, bits.cardinality() / 16);
+}
+
 struct TagSlot {
   int64_t id = 0;
   std::string group, name;
@@ -217,7 +280,10 @@ struct TagSlot {
   Node node;
   Deps deps;
   Roaring bits;
-  int32_t bit = -1;  // rule tags: its bit in the per-person membership words
+  // Rule tags and the manual tags an expression refers to: the tag's bit in the per-person
+  // membership bits (then changes of one member go through `log`); -1 for the others.
+  int32_t bit = -1;
+  ChangeLog log;
 };
 
 struct SegmentSlot {
@@ -228,6 +294,7 @@ struct SegmentSlot {
   Deps deps;
   Roaring bits;
   int32_t bit = -1;
+  ChangeLog log;
 };
 
 // A set produced by evaluation: borrowed from the engine (a tag's bitmap) or owned.
@@ -258,6 +325,8 @@ struct AudienceEngine::Impl {
   explicit Impl(EngineOptions o) : opts(std::move(o)), today(opts.today) {
     stage_bits.resize(kStageCount);
     rfm_bits.resize(kRfmClassCount);
+    stage_log.resize(kStageCount);
+    rfm_log.resize(kRfmClassCount);
     tier_bits.resize(1);
     first_ch_bits.resize(1);
     last_ch_bits.resize(1);
@@ -274,26 +343,21 @@ struct AudienceEngine::Impl {
 
   // Persons (dense).
   internal::PersonIndex index;
-  std::vector<int64_t> store_id;
-  std::vector<uint8_t> alive;
+  internal::BigVector<Row> rows;
+  // The store id while alive, 0 otherwise: member listings read 8 bytes a person here (nearly
+  // sequentially) instead of a row each.
+  internal::BigVector<int64_t> live_id;
   bool monotonic = true;  // store ids ascend with dense indexes (paging walks bitmaps directly)
   int64_t max_store_id = 0;
-  std::vector<Day> first_seen;
-  std::vector<uint32_t> first_ch, last_ch;  // interned channels
-  std::vector<uint16_t> tier;
-  std::vector<uint64_t> touch;  // bit i = touchpoint i + 1
-  std::vector<uint32_t> n_orders;
-  std::vector<int64_t> gmv;
-  std::vector<Day> last_order;
-  std::vector<uint8_t> stage, rfm;
   std::vector<uint32_t> inviter;
-  std::vector<Day> wake;
-  std::vector<std::unique_ptr<Facts>> facts;
-  // Membership of every rule tag and segment, `derived_words` words per person: the writer's
-  // per-fact step reads one word instead of probing a bitmap per expression (a Roaring lookup
-  // is one to three cache misses at 10 M people). Kept equal to the bitmaps.
+  internal::BlockArena arena;  // per-person aggregates (Row::facts)
+  // Membership of every rule tag and segment, and of every manual tag an expression refers to,
+  // one bit each: the writer's per-fact step reads a bit instead of probing a bitmap per
+  // expression (a Roaring lookup is one to three cache misses at 10 M people). Bits 0..63 live in
+  // the row; the rest, `derived_words - 1` words per person, in `derived_ext`. Kept equal to the
+  // bitmaps.
   uint32_t derived_words = 0;
-  std::vector<uint64_t> derived;
+  std::vector<uint64_t> derived_ext;
   std::unordered_map<uint32_t, uint32_t> merged_into;  // absorbed -> survivor (dense)
 
   // Interned values.
@@ -304,6 +368,11 @@ struct AudienceEngine::Impl {
   // Bitmaps.
   Roaring all;
   std::vector<Roaring> stage_bits, rfm_bits, tier_bits, touch_bits, first_ch_bits, last_ch_bits;
+  // Logged changes (ChangeLog) of the stage and class bitmaps; the tags' and segments' are in
+  // their slots. Readers apply them first (Settle): a read sees every bitmap up to date.
+  std::vector<ChangeLog> stage_log, rfm_log;
+  std::atomic<bool> unsettled{false};
+  std::mutex settle_mu;  // readers share the engine's lock: one of them applies the logs
 
   // Definitions.
   std::vector<TagSlot> tags;
@@ -326,7 +395,7 @@ struct AudienceEngine::Impl {
 
   uint32_t Dense(int64_t person) const {
     uint32_t d = index.Find(person);
-    return d != kNone && alive[d] ? d : kNone;
+    return d != kNone && Alive(d) ? d : kNone;
   }
 
   Status UnknownPerson(int64_t person) const {
@@ -377,67 +446,198 @@ struct AudienceEngine::Impl {
     return Status::Ok();
   }
 
+  bool Alive(uint32_t d) const { return rows[d].stage_alive >> 7; }
+  void SetAlive(uint32_t d, bool on) {
+    rows[d].stage_alive = static_cast<uint8_t>((rows[d].stage_alive & 0x7f) | (on ? 0x80 : 0));
+    live_id[d] = on ? rows[d].store_id : 0;
+  }
+  uint8_t StageOf(uint32_t d) const { return rows[d].stage_alive & 0x7f; }
+  void SetStage(uint32_t d, uint8_t s) {
+    rows[d].stage_alive = static_cast<uint8_t>((rows[d].stage_alive & 0x80) | s);
+  }
+
+  uint64_t& DWord(uint32_t d, int32_t bit) {
+    return bit < 64 ? rows[d].derived
+                    : derived_ext[size_t{d} * (derived_words - 1) + (bit >> 6) - 1];
+  }
   bool DGet(uint32_t d, int32_t bit) const {
-    return (derived[size_t{d} * derived_words + (bit >> 6)] >> (bit & 63)) & 1;
+    uint64_t w =
+        bit < 64 ? rows[d].derived : derived_ext[size_t{d} * (derived_words - 1) + (bit >> 6) - 1];
+    return (w >> (bit & 63)) & 1;
   }
   void DSet(uint32_t d, int32_t bit, bool on) {
-    uint64_t& w = derived[size_t{d} * derived_words + (bit >> 6)];
+    uint64_t& w = DWord(d, bit);
     uint64_t m = uint64_t{1} << (bit & 63);
     w = on ? (w | m) : (w & ~m);
   }
-  // Gives every rule tag and segment a bit and refills the words from the bitmaps (definition
-  // changes only: O(people x words + members)).
+  // Logs a membership change of a logged bitmap.
+  void Defer(Roaring& bits, ChangeLog& log, uint32_t d, bool on) {
+    log.entries.push_back((uint64_t{d} << 32) | (uint64_t{log.entries.size()} << 1) | (on ? 1 : 0));
+    unsettled.store(true, std::memory_order_relaxed);
+    if (log.entries.size() >= log.limit) ApplyLog(bits, log);
+  }
+  // Applies every log (the writer, under the exclusive lock, before it reads or replaces bitmaps).
+  void SettleAll() {
+    if (!unsettled.load(std::memory_order_relaxed)) return;
+    for (TagSlot& t : tags) ApplyLog(t.bits, t.log);
+    for (SegmentSlot& g : segments) ApplyLog(g.bits, g.log);
+    for (int i = 0; i < kStageCount; ++i) ApplyLog(stage_bits[i], stage_log[i]);
+    for (int i = 0; i < kRfmClassCount; ++i) ApplyLog(rfm_bits[i], rfm_log[i]);
+    unsettled.store(false, std::memory_order_release);
+  }
+  // A reader, under the shared lock, before it reads bitmaps. No reader reads while the logs are
+  // not empty: every reader passes here first, and only a writer fills them.
+  void Settle() {
+    if (!unsettled.load(std::memory_order_acquire)) return;
+    std::lock_guard<std::mutex> g(settle_mu);
+    SettleAll();
+  }
+
+  // Tag membership (manual or rule) of one person.
+  bool HasTag(uint32_t slot, uint32_t d) const {
+    const TagSlot& t = tags[slot];
+    return t.bit >= 0 ? DGet(d, t.bit) : t.bits.contains(d);
+  }
+  // Sets a tag's membership of d; false if it was so already.
+  bool SetTagMember(uint32_t slot, uint32_t d, bool on) {
+    TagSlot& t = tags[slot];
+    if (t.bit < 0) return on ? t.bits.addChecked(d) : t.bits.removeChecked(d);
+    if (DGet(d, t.bit) == on) return false;
+    DSet(d, t.bit, on);
+    Defer(t.bits, t.log, d, on);
+    return true;
+  }
+  bool SetSegmentMember(SegmentSlot& g, uint32_t d, bool on) {
+    if (DGet(d, g.bit) == on) return false;
+    DSet(d, g.bit, on);
+    Defer(g.bits, g.log, d, on);
+    return true;
+  }
+  // Gives every rule tag, every segment and every manual tag an expression refers to a bit,
+  // refills the bits from the bitmaps, and rebuilds the triggers (definition changes only:
+  // O(people x words + members)).
   void AssignDerivedBits() {
+    SettleAll();
+    std::vector<uint8_t> referred(tags.size(), 0);
+    for (const TagSlot& t : tags) {
+      if (!t.alive || !t.is_rule) continue;
+      for (uint32_t r : t.deps.tags) referred[r] = 1;
+    }
+    for (const SegmentSlot& g : segments) {
+      for (uint32_t r : g.deps.tags) referred[r] = 1;
+    }
     int32_t n = 0;
-    for (TagSlot& t : tags) t.bit = t.alive && t.is_rule ? n++ : -1;
+    for (uint32_t i = 0; i < tags.size(); ++i) {
+      const TagSlot& t = tags[i];
+      tags[i].bit = t.alive && (t.is_rule || referred[i]) ? n++ : -1;
+    }
     for (SegmentSlot& g : segments) g.bit = n++;
     derived_words = static_cast<uint32_t>((n + 63) / 64);
-    derived.assign(store_id.size() * derived_words, 0);
+    for (Row& r : rows) r.derived = 0;
+    derived_ext.assign(rows.size() * (derived_words > 1 ? derived_words - 1 : 0), 0);
     for (TagSlot& t : tags) {
       if (t.bit >= 0) ForEach(t.bits, [&](uint32_t d) { DSet(d, t.bit, true); });
     }
     for (SegmentSlot& g : segments) ForEach(g.bits, [&](uint32_t d) { DSet(d, g.bit, true); });
+    BuildTriggers(rule_trig, rule_order.size(),
+                  [&](size_t i) -> const Deps& { return tags[rule_order[i]].deps; });
+    BuildTriggers(seg_trig, segments.size(),
+                  [&](size_t i) -> const Deps& { return segments[i].deps; });
+  }
+
+  // Which rule tags (positions in rule_order) or segments a change can affect, as bitsets; Touch
+  // walks only those.
+  struct Triggers {
+    size_t words = 0;
+    std::vector<uint64_t> feature[5];  // kFAttrs, kFOrders, kFStage, kFRfm, kFTime
+    std::vector<uint64_t> any_event;   // reads some event type
+    std::vector<uint64_t> all;
+    std::vector<std::vector<uint64_t>> event;  // by event type (empty: none)
+    std::vector<std::vector<uint64_t>> tag;    // by tag slot (empty: none)
+  };
+  Triggers rule_trig, seg_trig;
+  std::vector<uint64_t> due_rules, due_segments;  // Touch's scratch
+
+  template <typename DepsOf>
+  void BuildTriggers(Triggers& t, size_t n, DepsOf deps_of) {
+    t.words = (n + 63) / 64;
+    auto set = [&](std::vector<uint64_t>& v, size_t i) {
+      if (v.empty()) v.assign(t.words, 0);
+      v[i >> 6] |= uint64_t{1} << (i & 63);
+    };
+    for (auto& f : t.feature) f.assign(t.words, 0);
+    t.any_event.assign(t.words, 0);
+    t.all.assign(t.words, 0);
+    t.event.clear();
+    t.tag.assign(tags.size(), {});
+    for (size_t i = 0; i < n; ++i) {
+      const Deps& d = deps_of(i);
+      set(t.all, i);
+      for (int b = 0; b < 5; ++b) {
+        if (d.mask & (1u << b)) set(t.feature[b], i);
+      }
+      if (!d.event_types.empty()) set(t.any_event, i);
+      for (uint32_t ty : d.event_types) {
+        if (t.event.size() <= ty) t.event.resize(ty + 1);
+        set(t.event[ty], i);
+      }
+      for (uint32_t tg : d.tags) set(t.tag[tg], i);
+    }
+  }
+
+  static void OrInto(std::vector<uint64_t>& acc, const std::vector<uint64_t>& v) {
+    for (size_t i = 0; i < v.size(); ++i) acc[i] |= v[i];
+  }
+  // The rules or segments that `c` may affect.
+  static void Due(const Triggers& t, const Changed& c, std::vector<uint64_t>& out) {
+    if (c.mask & kFAll) {
+      out = t.all;
+      return;
+    }
+    out.assign(t.words, 0);
+    for (int b = 0; b < 5; ++b) {
+      if (c.mask & (1u << b)) OrInto(out, t.feature[b]);
+    }
+    if (c.mask & kFAllEvents) OrInto(out, t.any_event);
+    if (c.event_type < t.event.size()) OrInto(out, t.event[c.event_type]);
+    for (uint32_t tg : c.tags) {
+      if (tg < t.tag.size()) OrInto(out, t.tag[tg]);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
   // Persons
 
   uint32_t NewSlot(int64_t person) {
-    uint32_t d = static_cast<uint32_t>(store_id.size());
+    uint32_t d = static_cast<uint32_t>(rows.size());
     index.Insert(person, d);
     if (person < max_store_id) monotonic = false;
     max_store_id = std::max(max_store_id, person);
-    store_id.push_back(person);
-    alive.push_back(0);
-    first_seen.push_back(0);
-    first_ch.push_back(0);
-    last_ch.push_back(0);
-    tier.push_back(0);
-    touch.push_back(0);
-    n_orders.push_back(0);
-    gmv.push_back(0);
-    last_order.push_back(kNoDay);
-    stage.push_back(static_cast<uint8_t>(Stage::kProspect));
-    rfm.push_back(0);
+    Row r{};
+    r.store_id = person;
+    r.last_order = kNoDay;
+    r.wake = kNoDay;
+    r.stage_alive = static_cast<uint8_t>(Stage::kProspect);
+    rows.push_back(r);
+    live_id.push_back(0);
     inviter.push_back(kNone);
-    wake.push_back(kNoDay);
-    facts.emplace_back();
-    derived.resize(derived.size() + derived_words, 0);
+    if (derived_words > 1) derived_ext.resize(derived_ext.size() + derived_words - 1, 0);
     return d;
   }
 
   // Brings a slot to life as an empty prospect.
   void Revive(uint32_t d) {
-    alive[d] = 1;
+    SetAlive(d, 1);
     merged_into.erase(d);
     all.add(d);
-    stage[d] = static_cast<uint8_t>(Stage::kProspect);
-    stage_bits[static_cast<int>(Stage::kProspect)].add(d);
-    rfm[d] = 0;
+    SetStage(d, static_cast<uint8_t>(Stage::kProspect));
+    constexpr int kP = static_cast<int>(Stage::kProspect);
+    Defer(stage_bits[kP], stage_log[kP], d, true);
+    rows[d].rfm = 0;
   }
 
   void SetAttrs(uint32_t d, const PersonAttrs& a) {
-    first_seen[d] = a.first_seen_day;
+    rows[d].first_seen = a.first_seen_day;
     uint32_t fc = ChannelIntern(a.first_channel);
     uint32_t lc = ChannelIntern(a.last_channel);
     uint32_t ti = TierIntern(a.tier);
@@ -447,86 +647,187 @@ struct AudienceEngine::Impl {
   }
   // Value 0 ("none") has no bitmap member: it cannot be asked for.
   template <typename T>
-  static void MoveValue(std::vector<Roaring>& bits, std::vector<T>& col, uint32_t d, uint32_t v) {
-    if (col[d] == v) return;
-    if (col[d]) bits[col[d]].remove(d);
-    col[d] = static_cast<T>(v);
+  static void MoveValue(std::vector<Roaring>& bits, T& col, uint32_t d, uint32_t v) {
+    if (col == v) return;
+    if (col) bits[col].remove(d);
+    col = static_cast<T>(v);
     if (v) bits[v].add(d);
   }
   void SetAttrIds(uint32_t d, uint32_t fc, uint32_t lc, uint32_t ti, uint64_t mask) {
-    MoveValue(first_ch_bits, first_ch, d, fc);
-    MoveValue(last_ch_bits, last_ch, d, lc);
-    MoveValue(tier_bits, tier, d, ti);
-    uint64_t old = touch[d];
+    MoveValue(first_ch_bits, rows[d].first_ch, d, fc);
+    MoveValue(last_ch_bits, rows[d].last_ch, d, lc);
+    MoveValue(tier_bits, rows[d].tier, d, ti);
+    uint64_t old = rows[d].touch;
     for (uint32_t b = 0; b < 64; ++b) {
       uint64_t bit = uint64_t{1} << b;
       if ((old & bit) && !(mask & bit)) touch_bits[b + 1].remove(d);
       if (!(old & bit) && (mask & bit)) touch_bits[b + 1].add(d);
     }
-    touch[d] = mask;
+    rows[d].touch = mask;
   }
 
-  Facts& FactsFor(uint32_t d) {
-    if (!facts[d]) facts[d] = std::make_unique<Facts>();
-    return *facts[d];
+  // ---------------------------------------------------------------------------------------------
+  // Aggregates (one arena block per person)
+
+  // The person's block, or null without orders and events.
+  char* Block(uint32_t d) const { return rows[d].facts ? arena.At(rows[d].facts) : nullptr; }
+
+  // Grows d's block (creating it) by the given counts: each region keeps its contents at its
+  // start and gets the new room at its end. Returns the block (it may have moved).
+  char* GrowFacts(uint32_t d, uint32_t events, uint32_t n_props, uint32_t orders, uint32_t items) {
+    uint32_t h = rows[d].facts;
+    FactsHead old{};
+    char* b = nullptr;
+    if (h) {
+      b = arena.At(h);
+      std::memcpy(&old, b, sizeof old);
+    }
+    FactsHead nh = old;
+    nh.n_events += events;
+    nh.n_props += n_props;
+    nh.n_orders += orders;
+    nh.n_items += items;
+    FactsLayout lo(old), ln(nh);
+    size_t units = (ln.end + internal::BlockArena::kUnit - 1) / internal::BlockArena::kUnit;
+    if (units > (size_t{1} << 28)) throw std::bad_alloc();
+    if (!h || units > internal::BlockArena::ClassUnits(old.cls)) {
+      // A quarter more than needed: the next few facts fit without moving the block again.
+      nh.cls = internal::BlockArena::ClassOf(static_cast<uint32_t>(units + units / 4));
+      uint32_t nhandle = arena.Alloc(nh.cls);
+      char* nb = arena.At(nhandle);
+      if (h) {
+        std::memcpy(nb + ln.ev, b + lo.ev, size_t{old.n_events} * sizeof(EventCell));
+        std::memcpy(nb + ln.pr, b + lo.pr, size_t{old.n_props} * sizeof(PropCell));
+        std::memcpy(nb + ln.od, b + lo.od, size_t{old.n_orders} * sizeof(OrderRec));
+        std::memcpy(nb + ln.it, b + lo.it, size_t{old.n_items} * 4);
+        arena.Free(h, old.cls);
+      }
+      rows[d].facts = nhandle;
+      index.SetHint(rows[d].store_id, nhandle);
+      b = nb;
+    } else {
+      // Regions only move right: the last one first.
+      std::memmove(b + ln.it, b + lo.it, size_t{old.n_items} * 4);
+      std::memmove(b + ln.od, b + lo.od, size_t{old.n_orders} * sizeof(OrderRec));
+      std::memmove(b + ln.pr, b + lo.pr, size_t{old.n_props} * sizeof(PropCell));
+    }
+    std::memcpy(b, &nh, sizeof nh);
+    return b;
+  }
+
+  void DropFacts(uint32_t d) {
+    if (!rows[d].facts) return;
+    FactsHead h;
+    std::memcpy(&h, arena.At(rows[d].facts), sizeof h);
+    arena.Free(rows[d].facts, h.cls);
+    rows[d].facts = 0;
+    index.SetHint(rows[d].store_id, 0);
   }
 
   void RecomputeOrderColumns(uint32_t d) {
     uint32_t n = 0;
     int64_t sum = 0;
     Day last = kNoDay;
-    if (const Facts* f = facts[d].get()) {
-      for (const OrderRec& o : f->orders) {
+    if (char* b = Block(d)) {
+      for (const OrderRec& o : Facts(b).orders) {
         if (!o.Counts()) continue;
         ++n;
         sum += o.Net();
         last = std::max(last, o.day);
       }
     }
-    n_orders[d] = n;
-    gmv[d] = sum;
-    last_order[d] = last;
+    rows[d].n_orders = n;
+    rows[d].gmv = sum;
+    rows[d].last_order = last;
   }
 
-  void InsertOrder(Facts& f, const OrderFact& o) {
+  // Inserts an order (by (day, id)) with its item ids.
+  void InsertOrderRec(uint32_t d, OrderRec r, const uint32_t* ids) {
+    uint32_t n_ids = uint32_t{r.n_sku} + r.n_cat;
+    char* b = GrowFacts(d, 0, 0, 1, n_ids);
+    Facts f(b);
+    r.item_begin = static_cast<uint32_t>(FactsHeadOf(b).n_items - n_ids);
+    if (n_ids) {
+      std::memcpy(const_cast<uint32_t*>(f.items) + r.item_begin, ids, size_t{n_ids} * 4);
+    }
+    OrderRec* first = f.orders.data();
+    OrderRec* last = first + f.orders.size() - 1;  // the new room is the last record
+    OrderRec* at = std::upper_bound(first, last, r, [](const OrderRec& a, const OrderRec& b) {
+      return a.day != b.day ? a.day < b.day : a.id < b.id;
+    });
+    std::memmove(at + 1, at, static_cast<size_t>(last - at) * sizeof(OrderRec));
+    *at = r;
+  }
+  static FactsHead FactsHeadOf(const char* b) {
+    FactsHead h;
+    std::memcpy(&h, b, sizeof h);
+    return h;
+  }
+
+  void InsertOrder(uint32_t d, const OrderFact& o) {
     OrderRec r{o.id,
                o.amount_fen,
                o.refunded_fen,
                o.day,
-               static_cast<uint32_t>(f.items.size()),
+               0,
                static_cast<uint16_t>(o.skus.size()),
                static_cast<uint16_t>(o.categories.size())};
-    for (const std::string& s : o.skus) f.items.push_back(skus.Intern(s));
-    for (const std::string& c : o.categories) f.items.push_back(categories.Intern(c));
-    auto it = std::upper_bound(f.orders.begin(), f.orders.end(), r,
-                               [](const OrderRec& a, const OrderRec& b) {
-                                 return a.day != b.day ? a.day < b.day : a.id < b.id;
-                               });
-    f.orders.insert(it, r);
+    uint32_t small[16];
+    std::vector<uint32_t> big;
+    size_t n = o.skus.size() + o.categories.size();
+    uint32_t* ids = small;
+    if (n > std::size(small)) {
+      big.resize(n);
+      ids = big.data();
+    }
+    size_t k = 0;
+    for (const std::string& s : o.skus) ids[k++] = skus.Intern(s);
+    for (const std::string& c : o.categories) ids[k++] = categories.Intern(c);
+    InsertOrderRec(d, r, ids);
   }
 
-  void AddEventCell(Facts& f, uint32_t type, Day day, uint32_t count) {
-    auto it = std::lower_bound(f.events.begin(), f.events.end(), std::pair(type, day),
-                               [](const EventCell& c, const std::pair<uint32_t, Day>& k) {
-                                 return c.type != k.first ? c.type < k.first : c.day < k.second;
-                               });
-    if (it != f.events.end() && it->type == type && it->day == day) {
-      it->count += count;
-    } else {
-      f.events.insert(it, EventCell{day, type, count});
-    }
+  static EventCell* FindEventCell(std::span<EventCell> events, uint32_t type, Day day) {
+    return std::lower_bound(events.data(), events.data() + events.size(), std::pair(type, day),
+                            [](const EventCell& c, const std::pair<uint32_t, Day>& k) {
+                              return c.type != k.first ? c.type < k.first : c.day < k.second;
+                            });
   }
-  void AddPropCell(Facts& f, uint16_t type, uint16_t prop, Day day, int64_t v) {
+  void AddEventCell(uint32_t d, uint32_t type, Day day, uint32_t count) {
+    size_t pos = 0;
+    if (char* b = Block(d)) {
+      std::span<EventCell> ev = Facts(b).events;
+      EventCell* it = FindEventCell(ev, type, day);
+      if (it != ev.data() + ev.size() && it->type == type && it->day == day) {
+        it->count += count;
+        return;
+      }
+      pos = static_cast<size_t>(it - ev.data());
+    }
+    std::span<EventCell> ev = Facts(GrowFacts(d, 1, 0, 0, 0)).events;
+    std::memmove(ev.data() + pos + 1, ev.data() + pos, (ev.size() - 1 - pos) * sizeof(EventCell));
+    ev[pos] = EventCell{day, type, count};
+  }
+  void AddPropCell(uint32_t d, uint16_t type, uint16_t prop, Day day, int64_t v) {
     auto key = [](const PropCell& c) { return std::tuple(c.type, c.prop, c.day); };
     PropCell cell{day, type, prop, v};
-    auto it =
-        std::lower_bound(f.props.begin(), f.props.end(), cell,
-                         [&](const PropCell& a, const PropCell& b) { return key(a) < key(b); });
-    if (it != f.props.end() && key(*it) == key(cell)) {
-      it->sum += v;
-    } else {
-      f.props.insert(it, cell);
+    auto find = [&](std::span<PropCell> props_of) {
+      return std::lower_bound(
+          props_of.data(), props_of.data() + props_of.size(), cell,
+          [&](const PropCell& a, const PropCell& b) { return key(a) < key(b); });
+    };
+    size_t pos = 0;
+    if (char* b = Block(d)) {
+      std::span<PropCell> pr = Facts(b).props;
+      PropCell* it = find(pr);
+      if (it != pr.data() + pr.size() && key(*it) == key(cell)) {
+        it->sum += v;
+        return;
+      }
+      pos = static_cast<size_t>(it - pr.data());
     }
+    std::span<PropCell> pr = Facts(GrowFacts(d, 0, 1, 0, 0)).props;
+    std::memmove(pr.data() + pos + 1, pr.data() + pos, (pr.size() - 1 - pos) * sizeof(PropCell));
+    pr[pos] = cell;
   }
   Status CheckEvent(const EventFact& e) const {
     if (e.type.empty()) return InvalidField("type", "the event type is a non-empty name");
@@ -540,12 +841,14 @@ struct AudienceEngine::Impl {
     if (props.size() > 65535) return InvalidField("values", "too many event properties");
     return Status::Ok();
   }
-  void ApplyEvent(Facts& f, const EventFact& e) {
+  // Returns the event's type id.
+  uint32_t ApplyEvent(uint32_t d, const EventFact& e) {
     uint32_t t = event_types.Intern(e.type);
-    AddEventCell(f, t, e.day, e.count);
+    AddEventCell(d, t, e.day, e.count);
     for (const auto& [k, v] : e.values) {
-      AddPropCell(f, static_cast<uint16_t>(t), static_cast<uint16_t>(props.Intern(k)), e.day, v);
+      AddPropCell(d, static_cast<uint16_t>(t), static_cast<uint16_t>(props.Intern(k)), e.day, v);
     }
+    return t;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -581,7 +884,7 @@ struct AudienceEngine::Impl {
   StageInfo ComputeStage(uint32_t d) const {
     StageInfo s;
     s.cycle = opts.lifecycle.default_cycle_days;
-    if (n_orders[d] == 0) {
+    if (rows[d].n_orders == 0) {
       s.dormant_days = Scaled(opts.lifecycle.dormant_cycles, s.cycle);
       s.churn_days = Scaled(opts.lifecycle.churn_cycles, s.cycle);
       return s;
@@ -590,7 +893,7 @@ struct AudienceEngine::Impl {
     Day small[64];
     std::vector<Day> big;
     Day* days = small;
-    const auto& orders = facts[d]->orders;
+    std::span<const OrderRec> orders = Facts(Block(d)).orders;
     if (orders.size() > 64) {
       big.resize(orders.size());
       days = big.data();
@@ -612,9 +915,9 @@ struct AudienceEngine::Impl {
     } else if (nd >= 2 && int64_t{days[nd - 1]} - days[nd - 2] >
                               Scaled(opts.lifecycle.dormant_cycles, CycleOf(days, nd - 1))) {
       s.stage = Stage::kRecalled;
-    } else if (n_orders[d] == 1) {
+    } else if (rows[d].n_orders == 1) {
       s.stage = Stage::kNew;
-    } else if (n_orders[d] >= opts.lifecycle.active_min_orders && since <= cycle) {
+    } else if (rows[d].n_orders >= opts.lifecycle.active_min_orders && since <= cycle) {
       s.stage = Stage::kActive;
     } else {
       s.stage = Stage::kRepeat;
@@ -624,11 +927,11 @@ struct AudienceEngine::Impl {
 
   RfmScore ComputeRfm(uint32_t d) const {
     RfmScore r;
-    if (n_orders[d] == 0) return r;
-    int64_t rec = int64_t{today} - last_order[d];
+    if (rows[d].n_orders == 0) return r;
+    int64_t rec = int64_t{today} - rows[d].last_order;
     r.recency_days = static_cast<int32_t>(std::clamp<int64_t>(rec, INT32_MIN, INT32_MAX));
-    r.frequency = n_orders[d];
-    r.monetary_fen = gmv[d];
+    r.frequency = rows[d].n_orders;
+    r.monetary_fen = rows[d].gmv;
     r.r_high = rec < rfm_t.recency_days;
     r.f_high = int64_t{r.frequency} > rfm_t.frequency;
     r.m_high = r.monetary_fen > rfm_t.monetary_fen;
@@ -644,7 +947,7 @@ struct AudienceEngine::Impl {
       if (th.mode == RfmThreshold::Mode::kFixed) return th.value;
       std::vector<int64_t> v;
       ForEach(all, [&](uint32_t d) {
-        if (n_orders[d] > 0) v.push_back(value_of(d));
+        if (rows[d].n_orders > 0) v.push_back(value_of(d));
       });
       if (v.empty()) return 0;
       double q = std::clamp(th.quantile, 0.0, 1.0);
@@ -652,33 +955,36 @@ struct AudienceEngine::Impl {
       std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
       return v[k];
     };
-    t.recency_days = resolve(o.recency, [&](uint32_t d) { return int64_t{today} - last_order[d]; });
-    t.frequency = resolve(o.frequency, [&](uint32_t d) { return int64_t{n_orders[d]}; });
-    t.monetary_fen = resolve(o.monetary, [&](uint32_t d) { return gmv[d]; });
+    t.recency_days =
+        resolve(o.recency, [&](uint32_t d) { return int64_t{today} - rows[d].last_order; });
+    t.frequency = resolve(o.frequency, [&](uint32_t d) { return int64_t{rows[d].n_orders}; });
+    t.monetary_fen = resolve(o.monetary, [&](uint32_t d) { return rows[d].gmv; });
     bool changed = !(t == rfm_t);
     rfm_t = t;
     return changed;
   }
 
   // Recomputes stage and RFM class; records what changed.
-  void UpdateStageRfm(uint32_t d, Changed& c, Deltas* out) {
-    Stage s = ComputeStage(d).stage;
-    if (static_cast<uint8_t>(s) != stage[d]) {
-      Emit(out, DeltaKind::kStageChanged, store_id[d], 0, stage[d], static_cast<uint8_t>(s));
-      stage_bits[stage[d]].remove(d);
-      stage[d] = static_cast<uint8_t>(s);
-      stage_bits[stage[d]].add(d);
+  StageInfo UpdateStageRfm(uint32_t d, Changed& c, Deltas* out) {
+    StageInfo info = ComputeStage(d);
+    Stage s = info.stage;
+    if (static_cast<uint8_t>(s) != StageOf(d)) {
+      Emit(out, DeltaKind::kStageChanged, rows[d].store_id, 0, StageOf(d), static_cast<uint8_t>(s));
+      Defer(stage_bits[StageOf(d)], stage_log[StageOf(d)], d, false);
+      SetStage(d, static_cast<uint8_t>(s));
+      Defer(stage_bits[StageOf(d)], stage_log[StageOf(d)], d, true);
       c.mask |= kFStage;
     }
     UpdateRfm(d, c, out);
+    return info;
   }
   void UpdateRfm(uint32_t d, Changed& c, Deltas* out) {
     uint8_t cls = static_cast<uint8_t>(ComputeRfm(d).cls);
-    if (cls != rfm[d]) {
-      Emit(out, DeltaKind::kRfmClassChanged, store_id[d], 0, rfm[d], cls);
-      if (rfm[d]) rfm_bits[rfm[d]].remove(d);
-      rfm[d] = cls;
-      if (cls) rfm_bits[cls].add(d);
+    if (cls != rows[d].rfm) {
+      Emit(out, DeltaKind::kRfmClassChanged, rows[d].store_id, 0, rows[d].rfm, cls);
+      if (rows[d].rfm) Defer(rfm_bits[rows[d].rfm], rfm_log[rows[d].rfm], d, false);
+      rows[d].rfm = cls;
+      if (cls) Defer(rfm_bits[cls], rfm_log[cls], d, true);
       c.mask |= kFRfm;
     }
   }
@@ -686,16 +992,17 @@ struct AudienceEngine::Impl {
   // ---------------------------------------------------------------------------------------------
   // Point evaluation (one person)
 
-  std::vector<OrderRec>::const_iterator WindowStart(const std::vector<OrderRec>& orders,
-                                                    int32_t window) const {
-    if (window <= 0) return orders.begin();
+  const OrderRec* WindowStart(std::span<const OrderRec> orders, int32_t window) const {
+    const OrderRec* first = orders.data();
+    const OrderRec* last = first + orders.size();
+    if (window <= 0) return first;
     Day lo = static_cast<Day>(int64_t{today} - window + 1);
-    return std::lower_bound(orders.begin(), orders.end(), lo,
+    return std::lower_bound(first, last, lo,
                             [](const OrderRec& o, Day day) { return o.day < day; });
   }
 
   static bool HasItem(const Facts& f, const OrderRec& o, ItemFilter filter, uint32_t ref) {
-    const uint32_t* b = f.items.data() + o.item_begin;
+    const uint32_t* b = f.items + o.item_begin;
     const uint32_t* e = b + o.n_sku;
     if (filter == ItemFilter::kCategory) {
       b = e;
@@ -705,42 +1012,47 @@ struct AudienceEngine::Impl {
   }
 
   int64_t OrderValue(uint32_t d, const Node& n, bool amount) const {
-    if (n.filter == ItemFilter::kAny && n.window == 0) return amount ? gmv[d] : n_orders[d];
-    const Facts* f = facts[d].get();
-    if (!f || (n.filter != ItemFilter::kAny && n.ref == kNone)) return 0;
+    if (n.filter == ItemFilter::kAny && n.window == 0) {
+      return amount ? rows[d].gmv : rows[d].n_orders;
+    }
+    char* b = Block(d);
+    if (!b || (n.filter != ItemFilter::kAny && n.ref == kNone)) return 0;
+    Facts f(b);
     int64_t v = 0;
-    for (auto it = WindowStart(f->orders, n.window); it != f->orders.end(); ++it) {
+    const OrderRec* end = f.orders.data() + f.orders.size();
+    for (const OrderRec* it = WindowStart(f.orders, n.window); it != end; ++it) {
       if (!it->Counts()) continue;
-      if (n.filter != ItemFilter::kAny && !HasItem(*f, *it, n.filter, n.ref)) continue;
+      if (n.filter != ItemFilter::kAny && !HasItem(f, *it, n.filter, n.ref)) continue;
       v += amount ? it->Net() : 1;
     }
     return v;
   }
 
   int64_t EventValue(uint32_t d, const Node& n) const {
-    const Facts* f = facts[d].get();
-    if (!f || n.ref == kNone) return 0;
+    char* b = Block(d);
+    if (!b || n.ref == kNone) return 0;
+    std::span<EventCell> ev = Facts(b).events;
     Day lo = n.window > 0 ? static_cast<Day>(int64_t{today} - n.window + 1) : INT32_MIN;
-    auto it = std::lower_bound(f->events.begin(), f->events.end(), std::pair(n.ref, lo),
-                               [](const EventCell& c, const std::pair<uint32_t, Day>& k) {
-                                 return c.type != k.first ? c.type < k.first : c.day < k.second;
-                               });
+    const EventCell* end = ev.data() + ev.size();
     int64_t v = 0;
-    for (; it != f->events.end() && it->type == n.ref; ++it) v += it->count;
+    for (const EventCell* it = FindEventCell(ev, n.ref, lo); it != end && it->type == n.ref; ++it) {
+      v += it->count;
+    }
     return v;
   }
 
   int64_t PropValue(uint32_t d, const Node& n) const {
-    const Facts* f = facts[d].get();
-    if (!f || n.ref == kNone || n.ref2 == kNone) return 0;
+    char* b = Block(d);
+    if (!b || n.ref == kNone || n.ref2 == kNone) return 0;
+    std::span<PropCell> pr = Facts(b).props;
     Day lo = n.window > 0 ? static_cast<Day>(int64_t{today} - n.window + 1) : INT32_MIN;
     auto key = std::tuple(n.ref, n.ref2, lo);
-    auto it = std::lower_bound(f->props.begin(), f->props.end(), key,
+    auto it = std::lower_bound(pr.begin(), pr.end(), key,
                                [](const PropCell& c, const std::tuple<uint32_t, uint32_t, Day>& k) {
                                  return std::tuple(uint32_t{c.type}, uint32_t{c.prop}, c.day) < k;
                                });
     int64_t v = 0;
-    for (; it != f->props.end() && it->type == n.ref && it->prop == n.ref2; ++it) v += it->sum;
+    for (; it != pr.end() && it->type == n.ref && it->prop == n.ref2; ++it) v += it->sum;
     return v;
   }
 
@@ -759,21 +1071,20 @@ struct AudienceEngine::Impl {
       case Kind::kNot:
         return !EvalPoint(n.kids[0], d);
       case Kind::kTag: {
-        const TagSlot& t = tags[n.ref];
-        return t.bit >= 0 ? DGet(d, t.bit) : t.bits.contains(d);
+        return HasTag(n.ref, d);
       }
       case Kind::kRfm:
-        return rfm[d] == n.ref;
+        return rows[d].rfm == n.ref;
       case Kind::kStage:
-        return stage[d] == n.ref;
+        return StageOf(d) == n.ref;
       case Kind::kFirstChannel:
-        return n.ref != kNone && first_ch[d] == n.ref;
+        return n.ref != kNone && rows[d].first_ch == n.ref;
       case Kind::kLastChannel:
-        return n.ref != kNone && last_ch[d] == n.ref;
+        return n.ref != kNone && rows[d].last_ch == n.ref;
       case Kind::kTouchpoint:
-        return n.ref != kNone && ((touch[d] >> (n.ref - 1)) & 1);
+        return n.ref != kNone && ((rows[d].touch >> (n.ref - 1)) & 1);
       case Kind::kTier:
-        return n.ref != kNone && tier[d] == n.ref;
+        return n.ref != kNone && rows[d].tier == n.ref;
       case Kind::kBought:
         return OrderValue(d, n, false) >= 1;
       case Kind::kOrders:
@@ -785,9 +1096,10 @@ struct AudienceEngine::Impl {
       case Kind::kEventSum:
         return Compare(PropValue(d, n), n.cmp, n.value);
       case Kind::kLastOrderDays:
-        return last_order[d] != kNoDay && Compare(int64_t{today} - last_order[d], n.cmp, n.value);
+        return rows[d].last_order != kNoDay &&
+               Compare(int64_t{today} - rows[d].last_order, n.cmp, n.value);
       case Kind::kFirstSeenDays:
-        return Compare(int64_t{today} - first_seen[d], n.cmp, n.value);
+        return Compare(int64_t{today} - rows[d].first_seen, n.cmp, n.value);
     }
     return false;
   }
@@ -1114,48 +1426,48 @@ struct AudienceEngine::Impl {
   // ---------------------------------------------------------------------------------------------
   // Timers
 
-  Day NextWake(uint32_t d) const {
+  // `stage`: ComputeStage(d) if the caller has it.
+  Day NextWake(uint32_t d, const StageInfo* stage = nullptr) const {
+    const Row& r = rows[d];
     int64_t best = INT64_MAX;
     auto cand = [&](int64_t day) {
       if (day > today && day < best) best = day;
     };
-    if (n_orders[d] > 0) {
-      StageInfo s = ComputeStage(d);
-      if (n_orders[d] >= opts.lifecycle.active_min_orders) cand(int64_t{s.last} + s.cycle + 1);
+    if (r.n_orders > 0) {
+      StageInfo s = stage ? *stage : ComputeStage(d);
+      if (r.n_orders >= opts.lifecycle.active_min_orders) cand(int64_t{s.last} + s.cycle + 1);
       cand(int64_t{s.last} + s.dormant_days + 1);
       cand(int64_t{s.last} + s.churn_days + 1);
-      cand(int64_t{last_order[d]} + rfm_t.recency_days);
+      cand(int64_t{r.last_order} + rfm_t.recency_days);
     }
-    const Facts* f = facts[d].get();
+    char* b = Block(d);
     for (const Watch& w : watches) {
       switch (w.type) {
         case Watch::kOrderWindow:
-          if (f) {
-            auto it = WindowStart(f->orders, static_cast<int32_t>(w.n));
-            if (it != f->orders.end()) cand(int64_t{it->day} + w.n);
+          if (b) {
+            std::span<const OrderRec> orders = Facts(b).orders;
+            const OrderRec* it = WindowStart(orders, static_cast<int32_t>(w.n));
+            if (it != orders.data() + orders.size()) cand(int64_t{it->day} + w.n);
           }
           break;
         case Watch::kEventWindow:
-          if (f) {
-            Day lo = static_cast<Day>(int64_t{today} - w.n + 1);
-            auto it =
-                std::lower_bound(f->events.begin(), f->events.end(), std::pair(w.ref, lo),
-                                 [](const EventCell& c, const std::pair<uint32_t, Day>& k) {
-                                   return c.type != k.first ? c.type < k.first : c.day < k.second;
-                                 });
-            if (it != f->events.end() && it->type == w.ref) cand(int64_t{it->day} + w.n);
+          if (b) {
+            std::span<EventCell> ev = Facts(b).events;
+            const EventCell* it =
+                FindEventCell(ev, w.ref, static_cast<Day>(int64_t{today} - w.n + 1));
+            if (it != ev.data() + ev.size() && it->type == w.ref) cand(int64_t{it->day} + w.n);
           }
           break;
         case Watch::kLastOrderDays:
-          if (last_order[d] != kNoDay && w.n < INT32_MAX && w.n > INT32_MIN) {
-            cand(int64_t{last_order[d]} + w.n);
-            cand(int64_t{last_order[d]} + w.n + 1);
+          if (r.last_order != kNoDay && w.n < INT32_MAX && w.n > INT32_MIN) {
+            cand(int64_t{r.last_order} + w.n);
+            cand(int64_t{r.last_order} + w.n + 1);
           }
           break;
         case Watch::kFirstSeenDays:
           if (w.n < INT32_MAX && w.n > INT32_MIN) {
-            cand(int64_t{first_seen[d]} + w.n);
-            cand(int64_t{first_seen[d]} + w.n + 1);
+            cand(int64_t{r.first_seen} + w.n);
+            cand(int64_t{r.first_seen} + w.n + 1);
           }
           break;
       }
@@ -1163,16 +1475,30 @@ struct AudienceEngine::Impl {
     return best > INT32_MAX ? kNoDay : static_cast<Day>(best);
   }
 
-  void Reschedule(uint32_t d) {
-    Day w = NextWake(d);
-    if (w == wake[d]) return;
-    wake[d] = w;
+  void SetWake(uint32_t d, Day w) {
+    if (w == rows[d].wake) return;
+    rows[d].wake = w;
     if (w != kNoDay) wheel[w].push_back(d);
+  }
+  void Reschedule(uint32_t d, const StageInfo* stage = nullptr) { SetWake(d, NextWake(d, stage)); }
+
+  // An event cell of `type` on `day` was added and nothing else changed. The wake day equals
+  // NextWake (every change that can move NextWake reschedules), and the only candidates that can
+  // move are the windows on that type: their earliest cell inside the window is now this one if
+  // the day is inside and earlier, so the wake day can only become day + N.
+  void WakeAfterEvent(uint32_t d, uint32_t type, Day day) {
+    int64_t best = rows[d].wake == kNoDay ? INT64_MAX : rows[d].wake;
+    for (const Watch& w : watches) {
+      if (w.type != Watch::kEventWindow || w.ref != type) continue;
+      int64_t c = int64_t{day} + w.n;
+      if (c > today && c < best) best = c;
+    }
+    SetWake(d, best > INT32_MAX ? kNoDay : static_cast<Day>(best));
   }
 
   void RescheduleAll() {
     wheel.clear();
-    std::fill(wake.begin(), wake.end(), kNoDay);
+    for (Row& r : rows) r.wake = kNoDay;
     ForEach(all, [&](uint32_t d) { Reschedule(d); });
   }
 
@@ -1181,57 +1507,51 @@ struct AudienceEngine::Impl {
 
   void Touch(uint32_t d, Changed c, Deltas* out) {
     if (bulk) return;
-    if (c.mask & (kFOrders | kFTime | kFRecompute)) UpdateStageRfm(d, c, out);
-    for (uint32_t slot : rule_order) {
-      TagSlot& t = tags[slot];
-      if (!Affects(t.deps, c)) continue;
-      bool v = EvalPoint(t.node, d);
-      if (v == DGet(d, t.bit)) continue;
-      DSet(d, t.bit, v);
-      if (v) {
-        t.bits.add(d);
-      } else {
-        t.bits.remove(d);
-      }
-      Emit(out, v ? DeltaKind::kTagAdded : DeltaKind::kTagRemoved, store_id[d], t.id);
-      c.tags.push_back(slot);
+    StageInfo st;
+    bool have_stage = false;
+    if (c.mask & (kFOrders | kFTime | kFRecompute)) {
+      st = UpdateStageRfm(d, c, out);
+      have_stage = true;
     }
-    for (SegmentSlot& s : segments) {
-      if (!Affects(s.deps, c)) continue;
-      bool v = EvalPoint(s.node, d);
-      if (v == DGet(d, s.bit)) continue;
-      DSet(d, s.bit, v);
-      if (v) {
-        s.bits.add(d);
-      } else {
-        s.bits.remove(d);
+    Due(rule_trig, c, due_rules);
+    Due(seg_trig, c, due_segments);
+    // Rule tags in dependency order: a rule that changes adds its dependents, which come later.
+    for (size_t w = 0; w < due_rules.size(); ++w) {
+      while (due_rules[w]) {
+        size_t pos = w * 64 + static_cast<size_t>(__builtin_ctzll(due_rules[w]));
+        due_rules[w] &= due_rules[w] - 1;
+        uint32_t slot = rule_order[pos];
+        TagSlot& t = tags[slot];
+        bool v = EvalPoint(t.node, d);
+        if (!SetTagMember(slot, d, v)) continue;
+        Emit(out, v ? DeltaKind::kTagAdded : DeltaKind::kTagRemoved, rows[d].store_id, t.id);
+        if (!rule_trig.tag[slot].empty()) OrInto(due_rules, rule_trig.tag[slot]);
+        if (!seg_trig.tag[slot].empty()) OrInto(due_segments, seg_trig.tag[slot]);
       }
-      Emit(out, v ? DeltaKind::kSegmentEntered : DeltaKind::kSegmentExited, store_id[d], s.id);
+    }
+    for (size_t w = 0; w < due_segments.size(); ++w) {
+      for (uint64_t m = due_segments[w]; m; m &= m - 1) {
+        SegmentSlot& s = segments[w * 64 + static_cast<size_t>(__builtin_ctzll(m))];
+        bool v = EvalPoint(s.node, d);
+        if (!SetSegmentMember(s, d, v)) continue;
+        Emit(out, v ? DeltaKind::kSegmentEntered : DeltaKind::kSegmentExited, rows[d].store_id,
+             s.id);
+      }
     }
     // Only orders, attributes, time and watched event types move the next wake day; a manual
     // tag or an unwatched event type cannot.
-    bool watched_event = false;
-    if (c.event_type != kNone) {
-      for (const Watch& w : watches) {
-        watched_event |= w.type == Watch::kEventWindow && w.ref == c.event_type;
-      }
-    }
-    if (watched_event ||
-        (c.mask & (kFOrders | kFAttrs | kFTime | kFAllEvents | kFAll | kFRecompute | kFRfm))) {
-      Reschedule(d);
+    if (c.mask & (kFOrders | kFAttrs | kFTime | kFAllEvents | kFAll | kFRecompute | kFRfm)) {
+      Reschedule(d, have_stage ? &st : nullptr);
+    } else if (c.event_type != kNone) {
+      WakeAfterEvent(d, c.event_type, c.event_day);
     }
   }
 
   // Manual tag membership changes, cascading.
   void SetManual(uint32_t d, uint32_t slot, bool on, Deltas* out) {
     TagSlot& t = tags[slot];
-    if (t.bits.contains(d) == on) return;
-    if (on) {
-      t.bits.add(d);
-    } else {
-      t.bits.remove(d);
-    }
-    Emit(out, on ? DeltaKind::kTagAdded : DeltaKind::kTagRemoved, store_id[d], t.id);
+    if (!SetTagMember(slot, d, on)) return;
+    Emit(out, on ? DeltaKind::kTagAdded : DeltaKind::kTagRemoved, rows[d].store_id, t.id);
     Changed c;
     c.tags.push_back(slot);
     Touch(d, std::move(c), out);
@@ -1239,39 +1559,45 @@ struct AudienceEngine::Impl {
 
   // Removes a person from everything (merge, erasure).
   void Kill(uint32_t d, Deltas* out) {
-    for (TagSlot& t : tags) {
-      if (t.alive && t.bits.removeChecked(d)) {
-        Emit(out, DeltaKind::kTagRemoved, store_id[d], t.id);
+    for (uint32_t slot = 0; slot < tags.size(); ++slot) {
+      if (tags[slot].alive && SetTagMember(slot, d, false)) {
+        Emit(out, DeltaKind::kTagRemoved, rows[d].store_id, tags[slot].id);
       }
     }
     for (SegmentSlot& s : segments) {
-      if (s.bits.removeChecked(d)) Emit(out, DeltaKind::kSegmentExited, store_id[d], s.id);
+      if (SetSegmentMember(s, d, false)) {
+        Emit(out, DeltaKind::kSegmentExited, rows[d].store_id, s.id);
+      }
     }
-    std::fill_n(derived.begin() + static_cast<std::ptrdiff_t>(size_t{d} * derived_words),
-                derived_words, 0);
-    if (rfm[d]) {
-      Emit(out, DeltaKind::kRfmClassChanged, store_id[d], 0, rfm[d], 0);
-      rfm_bits[rfm[d]].remove(d);
-      rfm[d] = 0;
+    rows[d].derived = 0;
+    if (derived_words > 1) {
+      std::fill_n(
+          derived_ext.begin() + static_cast<std::ptrdiff_t>(size_t{d} * (derived_words - 1)),
+          derived_words - 1, 0);
     }
-    stage_bits[stage[d]].remove(d);
-    stage[d] = static_cast<uint8_t>(Stage::kProspect);
+    if (rows[d].rfm) {
+      Emit(out, DeltaKind::kRfmClassChanged, rows[d].store_id, 0, rows[d].rfm, 0);
+      Defer(rfm_bits[rows[d].rfm], rfm_log[rows[d].rfm], d, false);
+      rows[d].rfm = 0;
+    }
+    Defer(stage_bits[StageOf(d)], stage_log[StageOf(d)], d, false);
+    SetStage(d, static_cast<uint8_t>(Stage::kProspect));
     SetAttrIds(d, 0, 0, 0, 0);
-    first_seen[d] = 0;
-    facts[d].reset();
+    rows[d].first_seen = 0;
+    DropFacts(d);
     RecomputeOrderColumns(d);
     inviter[d] = kNone;
-    wake[d] = kNoDay;
+    rows[d].wake = kNoDay;
     all.remove(d);
-    alive[d] = 0;
+    SetAlive(d, 0);
   }
 
   uint32_t ResolveMerged(uint32_t d) const {
-    for (int hops = 0; d != kNone && !alive[d] && hops < 1000; ++hops) {
+    for (int hops = 0; d != kNone && !Alive(d) && hops < 1000; ++hops) {
       auto it = merged_into.find(d);
       d = it == merged_into.end() ? kNone : it->second;
     }
-    return d != kNone && alive[d] ? d : kNone;
+    return d != kNone && Alive(d) ? d : kNone;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1281,11 +1607,11 @@ struct AudienceEngine::Impl {
   void Replace(Roaring& bits, int32_t bit, Roaring fresh, DeltaKind add, DeltaKind remove,
                int64_t id, Deltas* out) {
     ForEach(fresh - bits, [&](uint32_t d) {
-      Emit(out, add, store_id[d], id);
+      Emit(out, add, rows[d].store_id, id);
       if (bit >= 0) DSet(d, bit, true);
     });
     ForEach(bits - fresh, [&](uint32_t d) {
-      Emit(out, remove, store_id[d], id);
+      Emit(out, remove, rows[d].store_id, id);
       if (bit >= 0) DSet(d, bit, false);
     });
     fresh.runOptimize();
@@ -1294,14 +1620,16 @@ struct AudienceEngine::Impl {
   }
 
   void RecomputeStagesAndRfm(Deltas* out) {
+    SettleAll();
     std::vector<std::vector<uint32_t>> st(kStageCount), cl(kRfmClassCount);
     ForEach(all, [&](uint32_t d) {
       uint8_t s = static_cast<uint8_t>(ComputeStage(d).stage);
       uint8_t c = static_cast<uint8_t>(ComputeRfm(d).cls);
-      if (s != stage[d]) Emit(out, DeltaKind::kStageChanged, store_id[d], 0, stage[d], s);
-      if (c != rfm[d]) Emit(out, DeltaKind::kRfmClassChanged, store_id[d], 0, rfm[d], c);
-      stage[d] = s;
-      rfm[d] = c;
+      if (s != StageOf(d)) Emit(out, DeltaKind::kStageChanged, rows[d].store_id, 0, StageOf(d), s);
+      if (c != rows[d].rfm)
+        Emit(out, DeltaKind::kRfmClassChanged, rows[d].store_id, 0, rows[d].rfm, c);
+      SetStage(d, s);
+      rows[d].rfm = c;
       st[s].push_back(d);
       if (c) cl[c].push_back(d);
     });
@@ -1312,6 +1640,7 @@ struct AudienceEngine::Impl {
   // Recomputes the rule tags in `seeds` (all rules when null), the rules downstream of any that
   // changed, and the segments downstream (or all segments when `all_segments`).
   void RecomputeRules(const std::vector<uint32_t>* seeds, bool all_segments, Deltas* out) {
+    SettleAll();
     std::vector<uint32_t> changed;
     for (uint32_t slot : rule_order) {
       TagSlot& t = tags[slot];
@@ -1430,6 +1759,7 @@ struct AudienceEngine::Impl {
   }
 
   Status DefineTag(const TagDef& def, Deltas* out) {
+    SettleAll();
     if (def.id <= 0) return InvalidField("id", "a tag id is positive");
     if (def.name.empty() || def.name.size() > 200) {
       return InvalidField("name", "a tag name is 1 to 200 bytes");
@@ -1531,6 +1861,7 @@ struct AudienceEngine::Impl {
   }
 
   Status DropTag(int64_t id, Deltas* out) {
+    SettleAll();
     auto it = tag_by_id.find(id);
     if (it == tag_by_id.end()) {
       return Status(ErrorCode::kNotFound, fmt::format("tag {} does not exist", id), "tag");
@@ -1545,7 +1876,7 @@ struct AudienceEngine::Impl {
     }
     TagSlot& t = tags[slot];
     if (out)
-      ForEach(t.bits, [&](uint32_t d) { Emit(out, DeltaKind::kTagRemoved, store_id[d], id); });
+      ForEach(t.bits, [&](uint32_t d) { Emit(out, DeltaKind::kTagRemoved, rows[d].store_id, id); });
     t.bits = Roaring();
     t.alive = false;
     t.is_rule = false;
@@ -1560,6 +1891,7 @@ struct AudienceEngine::Impl {
   }
 
   Status DefineSegment(const SegmentDef& def, Deltas* out) {
+    SettleAll();
     if (def.id <= 0) return InvalidField("id", "a segment id is positive");
     ASSIGN_OR_RETURN(Expr expr, ParseExpression(def.expression, &catalogue));
     auto it = segment_by_id.find(def.id);
@@ -1589,6 +1921,7 @@ struct AudienceEngine::Impl {
   }
 
   Status DropSegment(int64_t id) {
+    SettleAll();
     auto it = segment_by_id.find(id);
     if (it == segment_by_id.end()) {
       return Status(ErrorCode::kNotFound, fmt::format("segment {} does not exist", id), "segment");
@@ -1616,7 +1949,7 @@ struct AudienceEngine::Impl {
     if (person <= 0) return InvalidField("person", "a person id is positive");
     RETURN_IF_ERROR(CheckAttrs(a));
     uint32_t d = index.Find(person);
-    if (d != kNone && alive[d]) {
+    if (d != kNone && Alive(d)) {
       return Status(ErrorCode::kAlreadyExists, fmt::format("person {} exists", person), "person");
     }
     if (d == kNone) d = NewSlot(person);
@@ -1643,9 +1976,9 @@ struct AudienceEngine::Impl {
     uint32_t d = Dense(person);
     if (d == kNone) return UnknownPerson(person);
     RETURN_IF_ERROR(CheckEvent(e));
-    ApplyEvent(FactsFor(d), e);
     Changed c;
-    c.event_type = event_types.Find(e.type);
+    c.event_type = ApplyEvent(d, e);
+    c.event_day = e.day;
     Touch(d, std::move(c), out);
     return Status::Ok();
   }
@@ -1668,8 +2001,8 @@ struct AudienceEngine::Impl {
     uint32_t d = Dense(person);
     if (d == kNone) return UnknownPerson(person);
     RETURN_IF_ERROR(CheckOrder(o));
-    if (const Facts* f = facts[d].get()) {
-      for (const OrderRec& r : f->orders) {
+    if (char* b = Block(d)) {
+      for (const OrderRec& r : Facts(b).orders) {
         if (r.id == o.id) {
           return Status(ErrorCode::kAlreadyExists,
                         fmt::format("order {} is already recorded for person {}", o.id, person),
@@ -1677,7 +2010,7 @@ struct AudienceEngine::Impl {
         }
       }
     }
-    InsertOrder(FactsFor(d), o);
+    InsertOrder(d, o);
     RecomputeOrderColumns(d);
     Changed c;
     c.mask = kFOrders;
@@ -1688,10 +2021,9 @@ struct AudienceEngine::Impl {
   Status RefundOrder(int64_t person, int64_t order_id, int64_t refund, Deltas* out) {
     uint32_t d = Dense(person);
     if (d == kNone) return UnknownPerson(person);
-    Facts* f = facts[d].get();
     OrderRec* rec = nullptr;
-    if (f) {
-      for (OrderRec& r : f->orders) {
+    if (char* b = Block(d)) {
+      for (OrderRec& r : Facts(b).orders) {
         if (r.id == order_id) rec = &r;
       }
     }
@@ -1748,6 +2080,7 @@ struct AudienceEngine::Impl {
   }
 
   Status SetTagBulk(int64_t tag_id, const Roaring& people, bool on, Deltas* out) {
+    SettleAll();
     ASSIGN_OR_RETURN(uint32_t slot, ManualSlot(tag_id));
     Roaring moved = on ? (people & all) - tags[slot].bits : people & tags[slot].bits;
     if (moved.isEmpty()) return Status::Ok();
@@ -1757,13 +2090,14 @@ struct AudienceEngine::Impl {
       return Status::Ok();
     }
     ForEach(moved, [&](uint32_t d) {
-      Emit(out, on ? DeltaKind::kTagAdded : DeltaKind::kTagRemoved, store_id[d], tag_id);
+      Emit(out, on ? DeltaKind::kTagAdded : DeltaKind::kTagRemoved, rows[d].store_id, tag_id);
     });
     if (on) {
       tags[slot].bits |= moved;
     } else {
       tags[slot].bits -= moved;
     }
+    if (tags[slot].bit >= 0) ForEach(moved, [&](uint32_t d) { DSet(d, tags[slot].bit, on); });
     if (!bulk) {
       std::vector<uint32_t> seeds{slot};
       RecomputeRules(&seeds, false, out);
@@ -1771,25 +2105,20 @@ struct AudienceEngine::Impl {
     return Status::Ok();
   }
 
-  // Folds b's facts into a's.
+  // Folds b's facts into a's (b's block stays where it is while a's grows).
   void FoldFacts(uint32_t a, uint32_t b) {
-    Facts* fb = facts[b].get();
-    if (!fb) return;
-    Facts& fa = FactsFor(a);
-    for (const OrderRec& o : fb->orders) {
+    char* bb = Block(b);
+    if (!bb) return;
+    Facts fb(bb);
+    for (const OrderRec& o : fb.orders) {
       bool dup = false;
-      for (const OrderRec& r : fa.orders) dup = dup || r.id == o.id;
-      if (dup) continue;
-      OrderFact of{o.id, o.day, o.amount, {}, {}, o.refunded};
-      for (uint16_t i = 0; i < o.n_sku; ++i)
-        of.skus.push_back(skus.Name(fb->items[o.item_begin + i]));
-      for (uint16_t i = 0; i < o.n_cat; ++i) {
-        of.categories.push_back(categories.Name(fb->items[o.item_begin + o.n_sku + i]));
+      if (char* ba = Block(a)) {
+        for (const OrderRec& r : Facts(ba).orders) dup = dup || r.id == o.id;
       }
-      InsertOrder(fa, of);
+      if (!dup) InsertOrderRec(a, o, fb.items + o.item_begin);
     }
-    for (const EventCell& c : fb->events) AddEventCell(fa, c.type, c.day, c.count);
-    for (const PropCell& p : fb->props) AddPropCell(fa, p.type, p.prop, p.day, p.sum);
+    for (const EventCell& c : fb.events) AddEventCell(a, c.type, c.day, c.count);
+    for (const PropCell& p : fb.props) AddPropCell(a, p.type, p.prop, p.day, p.sum);
   }
 
   Status Merge(int64_t survivor, int64_t absorbed, Deltas* out) {
@@ -1800,13 +2129,13 @@ struct AudienceEngine::Impl {
     // Attributes.
     // The earlier first sighting brings its first channel (the survivor's on a tie); a side
     // without one takes the other's.
-    bool b_first = first_seen[b] < first_seen[a];
-    uint32_t fc = b_first ? (first_ch[b] ? first_ch[b] : first_ch[a])
-                          : (first_ch[a] ? first_ch[a] : first_ch[b]);
-    Day fs = std::min(first_seen[a], first_seen[b]);
-    uint32_t lc = last_ch[a] ? last_ch[a] : last_ch[b];
-    uint32_t ti = tier[a] ? tier[a] : tier[b];
-    uint64_t mask = touch[a] | touch[b];
+    bool b_first = rows[b].first_seen < rows[a].first_seen;
+    uint32_t fc = b_first ? (rows[b].first_ch ? rows[b].first_ch : rows[a].first_ch)
+                          : (rows[a].first_ch ? rows[a].first_ch : rows[b].first_ch);
+    Day fs = std::min(rows[a].first_seen, rows[b].first_seen);
+    uint32_t lc = rows[a].last_ch ? rows[a].last_ch : rows[b].last_ch;
+    uint32_t ti = rows[a].tier ? rows[a].tier : rows[b].tier;
+    uint64_t mask = rows[a].touch | rows[b].touch;
     // The survivor's inviter, else the absorbed's (as recorded: both resolve through merges).
     uint32_t inv = inviter[a];
     uint32_t ra = ResolveMerged(inviter[a]);
@@ -1816,8 +2145,7 @@ struct AudienceEngine::Impl {
     }
     std::vector<uint32_t> manual;
     for (uint32_t s = 0; s < tags.size(); ++s) {
-      if (tags[s].alive && !tags[s].is_rule && tags[s].bits.contains(b) &&
-          !tags[s].bits.contains(a)) {
+      if (tags[s].alive && !tags[s].is_rule && HasTag(s, b) && !HasTag(s, a)) {
         manual.push_back(s);
       }
     }
@@ -1825,14 +2153,14 @@ struct AudienceEngine::Impl {
     Kill(b, out);
     merged_into[b] = a;
     // Invitees of b count for a through merged_into (see ResolveMerged).
-    first_seen[a] = fs;
+    rows[a].first_seen = fs;
     SetAttrIds(a, fc, lc, ti, mask);
     inviter[a] = inv;
     RecomputeOrderColumns(a);
     Changed c;
     c.mask = kFEverything | kFRecompute;
     for (uint32_t s : manual) {
-      tags[s].bits.add(a);
+      SetTagMember(s, a, true);
       Emit(out, DeltaKind::kTagAdded, survivor, tags[s].id);
       c.tags.push_back(s);
     }
@@ -1864,15 +2192,12 @@ struct AudienceEngine::Impl {
     }
     uint32_t d = index.Find(person);
     if (d == kNone) d = NewSlot(person);
-    if (!alive[d]) Revive(d);
+    if (!Alive(d)) Revive(d);
     if (inv == d) return InvalidField("inviter", "a person cannot invite themselves");
     SetAttrs(d, pf.attrs);
-    facts[d].reset();
-    if (!pf.orders.empty() || !pf.events.empty()) {
-      Facts& f = FactsFor(d);
-      for (const OrderFact& o : pf.orders) InsertOrder(f, o);
-      for (const EventFact& e : pf.events) ApplyEvent(f, e);
-    }
+    DropFacts(d);
+    for (const OrderFact& o : pf.orders) InsertOrder(d, o);
+    for (const EventFact& e : pf.events) ApplyEvent(d, e);
     RecomputeOrderColumns(d);
     inviter[d] = inv;
     Changed c;
@@ -1880,12 +2205,7 @@ struct AudienceEngine::Impl {
     for (uint32_t s = 0; s < tags.size(); ++s) {
       if (!tags[s].alive || tags[s].is_rule) continue;
       bool on = std::find(manual.begin(), manual.end(), s) != manual.end();
-      if (tags[s].bits.contains(d) == on) continue;
-      if (on) {
-        tags[s].bits.add(d);
-      } else {
-        tags[s].bits.remove(d);
-      }
+      if (!SetTagMember(s, d, on)) continue;
       Emit(out, on ? DeltaKind::kTagAdded : DeltaKind::kTagRemoved, person, tags[s].id);
       c.tags.push_back(s);
     }
@@ -1910,8 +2230,8 @@ struct AudienceEngine::Impl {
     while (!wheel.empty() && wheel.begin()->first <= day) {
       auto node = wheel.extract(wheel.begin());
       for (uint32_t d : node.mapped()) {
-        if (!alive[d] || wake[d] != node.key()) continue;
-        wake[d] = kNoDay;
+        if (!Alive(d) || rows[d].wake != node.key()) continue;
+        rows[d].wake = kNoDay;
         Changed c;
         c.mask = kFTime;
         Touch(d, std::move(c), out);
@@ -1921,7 +2241,7 @@ struct AudienceEngine::Impl {
     int64_t old_recency = rfm_t.recency_days;
     if (ResolveRfmThresholds()) {
       ForEach(all, [&](uint32_t d) {
-        if (n_orders[d] == 0) return;
+        if (rows[d].n_orders == 0) return;
         Changed c;
         UpdateRfm(d, c, out);
         if (c.mask) Touch(d, std::move(c), out);
@@ -1933,6 +2253,7 @@ struct AudienceEngine::Impl {
   }
 
   Status EndBulkLoad() {
+    SettleAll();
     bulk = false;
     AssignDerivedBits();
     ResolveRfmThresholds();
@@ -1962,18 +2283,20 @@ struct AudienceEngine::Impl {
     if (limit == 0) return page;
     if (monotonic) {
       uint32_t start = static_cast<uint32_t>(
-          std::upper_bound(store_id.begin(), store_id.end(), after) - store_id.begin());
+          std::upper_bound(rows.begin(), rows.end(), after,
+                           [](int64_t v, const Row& r) { return v < r.store_id; }) -
+          rows.begin());
       roaring_uint32_iterator_t it;
       roaring_init_iterator(&bits.roaring, &it);
       if (!roaring_move_uint32_iterator_equalorlarger(&it, start)) return page;
       while (it.has_value && page.people.size() <= limit) {
-        if (alive[it.current_value]) page.people.push_back(store_id[it.current_value]);
+        if (int64_t id = live_id[it.current_value]) page.people.push_back(id);
         roaring_advance_uint32_iterator(&it);
       }
     } else {
       std::vector<int64_t> ids;
       ForEach(bits, [&](uint32_t d) {
-        if (alive[d] && store_id[d] > after) ids.push_back(store_id[d]);
+        if (int64_t id = live_id[d]; id && id > after) ids.push_back(id);
       });
       std::sort(ids.begin(), ids.end());
       if (ids.size() > limit + 1) ids.resize(limit + 1);
@@ -1990,7 +2313,7 @@ struct AudienceEngine::Impl {
     std::vector<int64_t> ids;
     ids.reserve(bits.cardinality());
     ForEach(bits, [&](uint32_t d) {
-      if (alive[d]) ids.push_back(store_id[d]);
+      if (int64_t id = live_id[d]) ids.push_back(id);
     });
     if (!monotonic) std::sort(ids.begin(), ids.end());
     return ids;
@@ -1998,30 +2321,31 @@ struct AudienceEngine::Impl {
 
   PersonFacts FactsOf(uint32_t d) const {
     PersonFacts pf;
-    pf.attrs.first_seen_day = first_seen[d];
-    pf.attrs.first_channel = channel_ids[first_ch[d]];
-    pf.attrs.last_channel = channel_ids[last_ch[d]];
-    pf.attrs.tier = tiers.Name(tier[d]);
+    pf.attrs.first_seen_day = rows[d].first_seen;
+    pf.attrs.first_channel = channel_ids[rows[d].first_ch];
+    pf.attrs.last_channel = channel_ids[rows[d].last_ch];
+    pf.attrs.tier = tiers.Name(rows[d].tier);
     for (uint32_t b = 0; b < 64; ++b) {
-      if ((touch[d] >> b) & 1) pf.attrs.touchpoints.push_back(touchpoints.Name(b + 1));
+      if ((rows[d].touch >> b) & 1) pf.attrs.touchpoints.push_back(touchpoints.Name(b + 1));
     }
     std::sort(pf.attrs.touchpoints.begin(), pf.attrs.touchpoints.end());
-    if (const Facts* f = facts[d].get()) {
-      for (const OrderRec& o : f->orders) {
+    if (char* b = Block(d)) {
+      Facts f(b);
+      for (const OrderRec& o : f.orders) {
         OrderFact of{o.id, o.day, o.amount, {}, {}, o.refunded};
         for (uint16_t i = 0; i < o.n_sku; ++i)
-          of.skus.push_back(skus.Name(f->items[o.item_begin + i]));
+          of.skus.push_back(skus.Name(f.items[o.item_begin + i]));
         for (uint16_t i = 0; i < o.n_cat; ++i) {
-          of.categories.push_back(categories.Name(f->items[o.item_begin + o.n_sku + i]));
+          of.categories.push_back(categories.Name(f.items[o.item_begin + o.n_sku + i]));
         }
         pf.orders.push_back(std::move(of));
       }
-      for (const EventCell& c : f->events) {
+      for (const EventCell& c : f.events) {
         EventFact e;
         e.type = event_types.Name(c.type);
         e.day = c.day;
         e.count = c.count;
-        for (const PropCell& p : f->props) {
+        for (const PropCell& p : f.props) {
           if (p.type == c.type && p.day == c.day) e.values.push_back({props.Name(p.prop), p.sum});
         }
         std::sort(e.values.begin(), e.values.end());
@@ -2031,30 +2355,30 @@ struct AudienceEngine::Impl {
         return std::tie(x.type, x.day) < std::tie(y.type, y.day);
       });
     }
-    for (const TagSlot& t : tags) {
-      if (t.alive && !t.is_rule && t.bits.contains(d)) pf.manual_tags.push_back(t.id);
+    for (uint32_t s = 0; s < tags.size(); ++s) {
+      if (tags[s].alive && !tags[s].is_rule && HasTag(s, d)) pf.manual_tags.push_back(tags[s].id);
     }
     std::sort(pf.manual_tags.begin(), pf.manual_tags.end());
     uint32_t inv = ResolveMerged(inviter[d]);
-    pf.inviter = inv == kNone || inv == d ? 0 : store_id[inv];
+    pf.inviter = inv == kNone || inv == d ? 0 : rows[inv].store_id;
     return pf;
   }
 
   std::vector<KocEntry> Koc() const {
     std::vector<KocEntry> e;
-    std::vector<int64_t> invited(store_id.size(), 0);
-    std::vector<uint32_t> count(store_id.size(), 0);
+    std::vector<int64_t> invited(rows.size(), 0);
+    std::vector<uint32_t> count(rows.size(), 0);
     ForEach(all, [&](uint32_t d) {
       uint32_t i = ResolveMerged(inviter[d]);
       if (i != kNone && i != d) {
-        invited[i] += gmv[d];
+        invited[i] += rows[d].gmv;
         ++count[i];
       }
     });
     ForEach(all, [&](uint32_t d) {
-      int64_t score = gmv[d] + invited[d];
+      int64_t score = rows[d].gmv + invited[d];
       if (score > 0 || count[d] > 0) {
-        e.push_back(KocEntry{store_id[d], gmv[d], invited[d], score, count[d]});
+        e.push_back(KocEntry{rows[d].store_id, rows[d].gmv, invited[d], score, count[d]});
       }
     });
     return e;
@@ -2064,7 +2388,9 @@ struct AudienceEngine::Impl {
 // =================================================================================================
 // Public surface: locks, then the Impl.
 
-#define SIYU_READ std::shared_lock<identity::RwLock> lock(impl_->mu)
+#define SIYU_READ                                     \
+  std::shared_lock<identity::RwLock> lock(impl_->mu); \
+  impl_->Settle()
 #define SIYU_WRITE std::unique_lock<identity::RwLock> lock(impl_->mu)
 
 AudienceEngine::AudienceEngine(EngineOptions options)
@@ -2150,41 +2476,31 @@ Status AudienceEngine::RefundOrder(int64_t person, int64_t order_id, int64_t ref
 Status AudienceEngine::ApplyBatch(std::span<const Fact> facts, Deltas* out, size_t* applied) {
   SIYU_WRITE;
   Impl& m = *impl_;
-  constexpr size_t kSlotAhead = 12, kRowAhead = 6, kFactsAhead = 3, kRing = 16;
-  uint32_t ring[kRing];
+  // Two stages ahead of the fact being applied: the index slot of a later fact, then its row
+  // and its aggregate block (its dense index and the block's handle are in the slot).
+  constexpr size_t kSlotAhead = 8, kRowAhead = 4;
   auto prefetch_row = [&](size_t i) {
-    uint32_t d = m.index.Find(facts[i].person);
-    ring[i % kRing] = d;
+    uint32_t block = 0;
+    uint32_t d = m.index.Find(facts[i].person, &block);
     if (d == kNone) return;
-    __builtin_prefetch(&m.alive[d]);
-    __builtin_prefetch(&m.facts[d]);
-    __builtin_prefetch(&m.n_orders[d]);
-    __builtin_prefetch(&m.last_order[d]);
-    __builtin_prefetch(&m.wake[d]);
-    if (m.derived_words) __builtin_prefetch(&m.derived[size_t{d} * m.derived_words]);
-  };
-  auto prefetch_facts = [&](size_t i) {
-    uint32_t d = ring[i % kRing];
-    if (d != kNone && m.facts[d]) __builtin_prefetch(m.facts[d].get());
-  };
-  auto prefetch_cells = [&](size_t i) {
-    uint32_t d = ring[i % kRing];
-    if (d == kNone || !m.facts[d]) return;
-    const Facts& f = *m.facts[d];
-    if (!f.events.empty()) __builtin_prefetch(f.events.data());
-    if (!f.orders.empty()) __builtin_prefetch(f.orders.data() + f.orders.size() - 1);
+    internal::PrefetchLine(&m.rows[d]);
+    if (m.derived_words > 1) {
+      internal::PrefetchLine(&m.derived_ext[size_t{d} * (m.derived_words - 1)]);
+    }
+    if (block) {
+      const char* b = m.arena.At(block);
+      internal::PrefetchLine(b);
+      internal::PrefetchLine(b + 64);
+    }
   };
   size_t n = facts.size();
   for (size_t i = 0; i < std::min(n, kSlotAhead); ++i) m.index.Prefetch(facts[i].person);
   for (size_t i = 0; i < std::min(n, kRowAhead); ++i) prefetch_row(i);
-  for (size_t i = 0; i < std::min(n, kFactsAhead); ++i) prefetch_facts(i);
   Status s;
   size_t i = 0;
   for (; i < n; ++i) {
     if (i + kSlotAhead < n) m.index.Prefetch(facts[i + kSlotAhead].person);
     if (i + kRowAhead < n) prefetch_row(i + kRowAhead);
-    if (i + kFactsAhead < n) prefetch_facts(i + kFactsAhead);
-    if (i + 1 < n) prefetch_cells(i + 1);
     const Fact& f = facts[i];
     size_t mark = out ? out->size() : 0;
     switch (f.kind) {
@@ -2368,7 +2684,7 @@ StatusOr<PersonView> AudienceEngine::View(int64_t person) const {
   uint32_t d = m.Dense(person);
   if (d == kNone) return m.UnknownPerson(person);
   PersonView v;
-  v.stage = static_cast<Stage>(m.stage[d]);
+  v.stage = static_cast<Stage>(m.StageOf(d));
   v.rfm = m.ComputeRfm(d);
   v.cycle_days = m.ComputeStage(d).cycle;
   for (const TagSlot& t : m.tags) {
@@ -2401,7 +2717,7 @@ std::vector<RfmCell> AudienceEngine::RfmMatrix() const {
     RfmCell cell;
     cell.cls = static_cast<RfmClass>(c);
     cell.people = impl_->rfm_bits[c].cardinality();
-    ForEach(impl_->rfm_bits[c], [&](uint32_t d) { cell.gmv_fen += impl_->gmv[d]; });
+    ForEach(impl_->rfm_bits[c], [&](uint32_t d) { cell.gmv_fen += impl_->rows[d].gmv; });
     cells.push_back(cell);
   }
   return cells;
@@ -2457,7 +2773,7 @@ GmvShare AudienceEngine::TopGmvShare(double fraction) const {
     SIYU_READ;
     r.people = impl_->all.cardinality();
     g.reserve(r.people);
-    ForEach(impl_->all, [&](uint32_t d) { g.push_back(impl_->gmv[d]); });
+    ForEach(impl_->all, [&](uint32_t d) { g.push_back(impl_->rows[d].gmv); });
   }
   fraction = std::clamp(fraction, 0.0, 1.0);
   r.top_people = static_cast<uint64_t>(std::ceil(fraction * static_cast<double>(r.people)));
@@ -2483,7 +2799,7 @@ EngineStats AudienceEngine::Stats() const {
   const Impl& m = *impl_;
   EngineStats s;
   s.people = m.all.cardinality();
-  s.person_slots = m.store_id.size();
+  s.person_slots = m.rows.size();
   auto bm = [](const Roaring& r) { return r.getSizeInBytes(false) + sizeof(Roaring); };
   for (const TagSlot& t : m.tags) {
     if (!t.alive) continue;
@@ -2496,14 +2812,21 @@ EngineStats AudienceEngine::Stats() const {
                   &m.last_ch_bits}) {
     for (const Roaring& r : *v) s.bitmap_bytes += bm(r);
   }
-  size_t n = m.store_id.capacity();
-  s.column_bytes =
-      m.index.bytes() + n * (8 + 1 + 4 + 4 + 4 + 2 + 8 + 4 + 8 + 4 + 1 + 1 + 4 + 4 + 8);
-  for (const auto& f : m.facts) {
-    if (!f) continue;
-    s.aggregate_bytes += f->Bytes();
-    s.orders += f->orders.size();
-    s.event_cells += f->events.size();
+  // The change logs' buffers (kept between applications).
+  for (const TagSlot& t : m.tags) s.bitmap_bytes += t.log.entries.capacity() * 8;
+  for (const SegmentSlot& g : m.segments) s.bitmap_bytes += g.log.entries.capacity() * 8;
+  for (const auto* v : {&m.stage_log, &m.rfm_log}) {
+    for (const ChangeLog& l : *v) s.bitmap_bytes += l.entries.capacity() * 8;
+  }
+  // Rows past the size are address space only (the big arrays are mmap'ed): not counted.
+  s.column_bytes = m.index.bytes() + m.rows.size() * (sizeof(Row) + 8) + m.inviter.capacity() * 4 +
+                   m.derived_ext.capacity() * 8;
+  s.aggregate_bytes = m.arena.live_bytes();
+  for (const Row& r : m.rows) {
+    if (!r.facts) continue;
+    FactsHead h = Impl::FactsHeadOf(m.arena.At(r.facts));
+    s.orders += h.n_orders;
+    s.event_cells += h.n_events;
   }
   for (const auto& [day, v] : m.wheel) s.timer_bytes += v.capacity() * 4 + 48;
   return s;
@@ -2563,6 +2886,8 @@ std::vector<std::string> AudienceEngine::Diff(const AudienceEngine& other, size_
   const AudienceEngine* first = this < &other ? this : &other;
   const AudienceEngine* second = this < &other ? &other : this;
   std::shared_lock<identity::RwLock> l1(first->impl_->mu), l2(second->impl_->mu);
+  impl_->Settle();
+  other.impl_->Settle();
   const Impl& a = *impl_;
   const Impl& b = *other.impl_;
   auto add = [&](std::string s) {
@@ -2602,9 +2927,9 @@ std::vector<std::string> AudienceEngine::Diff(const AudienceEngine& other, size_
     if (!a.segment_by_id.count(s.id)) add(fmt::format("segment {} only on the right", s.id));
   }
   // People, facts and derived state; a's dense -> b's dense.
-  std::vector<uint32_t> to_b(a.store_id.size(), kNone);
+  std::vector<uint32_t> to_b(a.rows.size(), kNone);
   ForEach(a.all, [&](uint32_t x) {
-    int64_t id = a.store_id[x];
+    int64_t id = a.rows[x].store_id;
     uint32_t y = b.Dense(id);
     if (y == kNone) {
       add(fmt::format("person {} only on the left", id));
@@ -2615,19 +2940,19 @@ std::vector<std::string> AudienceEngine::Diff(const AudienceEngine& other, size_
     if (!SameFacts(fa, fb)) {
       add(fmt::format("person {} facts differ: {} vs {}", id, Describe(fa), Describe(fb)));
     }
-    if (a.stage[x] != b.stage[y]) {
-      add(fmt::format("person {} stage {} vs {}", id, StageKey(static_cast<Stage>(a.stage[x])),
-                      StageKey(static_cast<Stage>(b.stage[y]))));
+    if (a.StageOf(x) != b.StageOf(y)) {
+      add(fmt::format("person {} stage {} vs {}", id, StageKey(static_cast<Stage>(a.StageOf(x))),
+                      StageKey(static_cast<Stage>(b.StageOf(y)))));
     }
-    if (a.rfm[x] != b.rfm[y]) {
+    if (a.rows[x].rfm != b.rows[y].rfm) {
       add(fmt::format("person {} RFM class {} vs {}", id,
-                      RfmClassKey(static_cast<RfmClass>(a.rfm[x])),
-                      RfmClassKey(static_cast<RfmClass>(b.rfm[y]))));
+                      RfmClassKey(static_cast<RfmClass>(a.rows[x].rfm)),
+                      RfmClassKey(static_cast<RfmClass>(b.rows[y].rfm))));
     }
   });
   ForEach(b.all, [&](uint32_t y) {
-    if (a.Dense(b.store_id[y]) == kNone) {
-      add(fmt::format("person {} only on the right", b.store_id[y]));
+    if (a.Dense(b.rows[y].store_id) == kNone) {
+      add(fmt::format("person {} only on the right", b.rows[y].store_id));
     }
   });
   auto translate = [&](const Roaring& bits) {
@@ -2646,10 +2971,10 @@ std::vector<std::string> AudienceEngine::Diff(const AudienceEngine& other, size_
     std::string ex;
     int k = 0;
     ForEach(only_a, [&](uint32_t p) {
-      if (k++ < 5) ex += fmt::format(" +{}", b.store_id[p]);
+      if (k++ < 5) ex += fmt::format(" +{}", b.rows[p].store_id);
     });
     ForEach(only_b, [&](uint32_t p) {
-      if (k++ < 10) ex += fmt::format(" -{}", b.store_id[p]);
+      if (k++ < 10) ex += fmt::format(" -{}", b.rows[p].store_id);
     });
     add(fmt::format("{} members differ: {} only left, {} only right:{}", what, only_a.cardinality(),
                     only_b.cardinality(), ex));

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <string_view>
@@ -344,6 +345,10 @@ int BenchMain(int argc, char** argv) {
               static_cast<unsigned long long>(c.people), c.tags,
               static_cast<unsigned long long>(c.seed));
 
+  // The machine's load average, start and end: the VM is shared, so rates and latencies depend
+  // on what else runs.
+  double load0[3] = {0, 0, 0}, load1[3] = {0, 0, 0};
+  if (getloadavg(load0, 3) != 3) load0[0] = -1;
   BenchData data(c);
   size_t rss0 = RssBytes();
   EngineOptions opts;
@@ -505,6 +510,7 @@ int BenchMain(int argc, char** argv) {
   }
 
   size_t rss_end = RssBytes();
+  if (getloadavg(load1, 3) != 3) load1[0] = -1;
   std::printf("\n%-52s %14s %14s\n", "", "measured", "target");
   auto row = [](std::string what, std::string v, std::string target) {
     std::printf("%-52s %14s %14s\n", what.c_str(), v.c_str(), target.c_str());
@@ -540,6 +546,7 @@ int BenchMain(int argc, char** argv) {
   row("RSS at the end (MiB)", fmt::format("{:.0f}", rss_end / 1048576.0), "");
   row("RSS after load per person (B)",
       fmt::format("{:.0f}", double(rss_loaded - rss0) / double(c.people)), "");
+  row("load average (1 min), start / end", fmt::format("{:.2f} / {:.2f}", load0[0], load1[0]), "");
   if (failures) std::printf("\n%d check(s) FAILED\n", failures);
   return failures ? 1 : 0;
 }
