@@ -582,6 +582,8 @@ export default {
       event_sum: 'Event property sum',
       last_order_days: 'Days since last order',
       first_seen_days: 'Days since first seen',
+      first_event_days: 'Days since first event',
+      last_event_days: 'Days since last event',
     },
     rfmClasses: {
       important_value: 'Important value',

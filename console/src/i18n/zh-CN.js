@@ -582,6 +582,8 @@ export default {
       event_sum: '事件属性合计',
       last_order_days: '距上次下单天数',
       first_seen_days: '首次出现至今天数',
+      first_event_days: '首次发生距今天数',
+      last_event_days: '最近发生距今天数',
     },
     rfmClasses: {
       important_value: '重要价值',

@@ -11,6 +11,8 @@
 //   {"events":{"type":"page_view",["window_days"]},"op":">=","value":1}
 //   {"event_sum":{"type":"…","property":"…",["window_days"]},"op":">=","value":1}
 //   {"last_order_days":{},"op":">","value":90}   {"first_seen_days":{},"op":"<=","value":30}
+//   {"first_event_days"|"last_event_days":{"type":"page_view"},"op":">","value":30}
+//     (days since the first / last event of the type; no value without one)
 import { toBigInt } from './format.js'
 
 // RFM classes in the matrix's order: rows M high (重要) / M low (一般); columns by R and F.
@@ -56,11 +58,25 @@ export const COND_KINDS = [
   'event_sum',
   'last_order_days',
   'first_seen_days',
+  'first_event_days',
+  'last_event_days',
 ]
-const NUMERIC = new Set(['orders', 'gmv', 'events', 'event_sum', 'last_order_days', 'first_seen_days'])
+const NUMERIC = new Set([
+  'orders',
+  'gmv',
+  'events',
+  'event_sum',
+  'last_order_days',
+  'first_seen_days',
+  'first_event_days',
+  'last_event_days',
+])
 const ITEMS = new Set(['orders', 'gmv', 'bought'])
 const WINDOWED = new Set(['orders', 'gmv', 'bought', 'events', 'event_sum'])
+// Kinds whose argument is an event type.
+const EVENT_TYPED = new Set(['events', 'event_sum', 'first_event_days', 'last_event_days'])
 export const isNumericKind = (k) => NUMERIC.has(k)
+export const hasEventType = (k) => EVENT_TYPED.has(k)
 export const hasItemFilter = (k) => ITEMS.has(k)
 export const hasWindow = (k) => WINDOWED.has(k)
 
@@ -98,6 +114,10 @@ export function newCondition(kind = 'tag') {
     c.op = '<='
     c.value = 30
   }
+  if (kind === 'first_event_days' || kind === 'last_event_days') {
+    c.op = '>'
+    c.value = 30
+  }
   if (kind === 'events' || kind === 'event_sum') c.windowDays = 30
   return c
 }
@@ -130,7 +150,7 @@ export function conditionProblem(c) {
       break
   }
   if (hasItemFilter(c.kind) && c.filter !== 'any' && !String(c.item || '').trim()) return 'item'
-  if ((c.kind === 'events' || c.kind === 'event_sum') && !String(c.eventType || '').trim()) return 'eventType'
+  if (hasEventType(c.kind) && !String(c.eventType || '').trim()) return 'eventType'
   if (c.kind === 'event_sum' && !String(c.property || '').trim()) return 'property'
   if (hasWindow(c.kind) && c.windowDays !== 0 && !(isInt(c.windowDays) && c.windowDays >= 1 && c.windowDays <= MAX_WINDOW_DAYS)) {
     return 'window'
@@ -154,7 +174,7 @@ function conditionJson(c) {
       break
   }
   const args = {}
-  if (c.kind === 'events' || c.kind === 'event_sum') args.type = String(c.eventType).trim()
+  if (hasEventType(c.kind)) args.type = String(c.eventType).trim()
   if (c.kind === 'event_sum') args.property = String(c.property).trim()
   if (hasItemFilter(c.kind) && c.filter !== 'any') args[c.filter] = String(c.item).trim()
   if (hasWindow(c.kind) && c.windowDays) args.window_days = c.windowDays

@@ -190,8 +190,9 @@ struct Deps {
 struct Changed {
   uint32_t mask = 0;
   uint32_t event_type = kNone;
-  Day event_day = 0;           // with event_type: the day of the event cell just added
-  std::vector<uint32_t> tags;  // tag slots whose membership just changed
+  Day event_day = 0;            // with event_type: the day of the event cell just added
+  bool event_new_cell = false;  // with event_type: the cell did not exist before
+  std::vector<uint32_t> tags;   // tag slots whose membership just changed
 };
 
 // An expression with names resolved to this engine's slots and interned ids.
@@ -233,8 +234,15 @@ bool HasAggregate(const Node& n) {
 }
 
 struct Watch {
-  enum Type : uint8_t { kOrderWindow, kEventWindow, kLastOrderDays, kFirstSeenDays } type;
-  uint32_t ref;  // event type
+  enum Type : uint8_t {
+    kOrderWindow,
+    kEventWindow,
+    kLastOrderDays,
+    kFirstSeenDays,
+    kFirstEventDays,
+    kLastEventDays,
+  } type;
+  uint32_t ref;  // event type (kEventWindow, kFirstEventDays, kLastEventDays)
   int64_t n;     // window days or compared value
   bool operator==(const Watch&) const = default;
 };
@@ -792,20 +800,35 @@ struct AudienceEngine::Impl {
                               return c.type != k.first ? c.type < k.first : c.day < k.second;
                             });
   }
-  void AddEventCell(uint32_t d, uint32_t type, Day day, uint32_t count) {
+  // The first and last cell of `type` (null when the person has none).
+  static const EventCell* FirstEventCell(std::span<const EventCell> events, uint32_t type) {
+    const EventCell* it =
+        std::lower_bound(events.data(), events.data() + events.size(), type,
+                         [](const EventCell& c, uint32_t t) { return c.type < t; });
+    return it != events.data() + events.size() && it->type == type ? it : nullptr;
+  }
+  static const EventCell* LastEventCell(std::span<const EventCell> events, uint32_t type) {
+    const EventCell* it =
+        std::upper_bound(events.data(), events.data() + events.size(), type,
+                         [](uint32_t t, const EventCell& c) { return t < c.type; });
+    return it != events.data() && (it - 1)->type == type ? it - 1 : nullptr;
+  }
+  // True if the (type, day) cell is new.
+  bool AddEventCell(uint32_t d, uint32_t type, Day day, uint32_t count) {
     size_t pos = 0;
     if (char* b = Block(d)) {
       std::span<EventCell> ev = Facts(b).events;
       EventCell* it = FindEventCell(ev, type, day);
       if (it != ev.data() + ev.size() && it->type == type && it->day == day) {
         it->count += count;
-        return;
+        return false;
       }
       pos = static_cast<size_t>(it - ev.data());
     }
     std::span<EventCell> ev = Facts(GrowFacts(d, 1, 0, 0, 0)).events;
     std::memmove(ev.data() + pos + 1, ev.data() + pos, (ev.size() - 1 - pos) * sizeof(EventCell));
     ev[pos] = EventCell{day, type, count};
+    return true;
   }
   void AddPropCell(uint32_t d, uint16_t type, uint16_t prop, Day day, int64_t v) {
     auto key = [](const PropCell& c) { return std::tuple(c.type, c.prop, c.day); };
@@ -841,10 +864,11 @@ struct AudienceEngine::Impl {
     if (props.size() > 65535) return InvalidField("values", "too many event properties");
     return Status::Ok();
   }
-  // Returns the event's type id.
-  uint32_t ApplyEvent(uint32_t d, const EventFact& e) {
+  // Returns the event's type id; *new_cell: whether its (type, day) cell is new.
+  uint32_t ApplyEvent(uint32_t d, const EventFact& e, bool* new_cell = nullptr) {
     uint32_t t = event_types.Intern(e.type);
-    AddEventCell(d, t, e.day, e.count);
+    bool fresh = AddEventCell(d, t, e.day, e.count);
+    if (new_cell) *new_cell = fresh;
     for (const auto& [k, v] : e.values) {
       AddPropCell(d, static_cast<uint16_t>(t), static_cast<uint16_t>(props.Intern(k)), e.day, v);
     }
@@ -1056,6 +1080,18 @@ struct AudienceEngine::Impl {
     return v;
   }
 
+  // The day of the first (or last) event of type n.ref; false when the person has none.
+  bool EventDay(uint32_t d, const Node& n, Day* day) const {
+    char* b = Block(d);
+    if (!b || n.ref == kNone) return false;
+    std::span<const EventCell> ev = Facts(b).events;
+    const EventCell* c =
+        n.kind == Kind::kFirstEventDays ? FirstEventCell(ev, n.ref) : LastEventCell(ev, n.ref);
+    if (!c) return false;
+    *day = c->day;
+    return true;
+  }
+
   bool EvalPoint(const Node& n, uint32_t d) const {
     switch (n.kind) {
       case Kind::kAnd:
@@ -1100,6 +1136,11 @@ struct AudienceEngine::Impl {
                Compare(int64_t{today} - rows[d].last_order, n.cmp, n.value);
       case Kind::kFirstSeenDays:
         return Compare(int64_t{today} - rows[d].first_seen, n.cmp, n.value);
+      case Kind::kFirstEventDays:
+      case Kind::kLastEventDays: {
+        Day day;
+        return EventDay(d, n, &day) && Compare(int64_t{today} - day, n.cmp, n.value);
+      }
     }
     return false;
   }
@@ -1315,6 +1356,8 @@ struct AudienceEngine::Impl {
         break;
       case Kind::kEvents:
       case Kind::kEventSum:
+      case Kind::kFirstEventDays:
+      case Kind::kLastEventDays:
         n.ref = intern ? event_types.Intern(e.name) : event_types.Find(e.name);
         if (e.kind == Kind::kEventSum)
           n.ref2 = intern ? props.Intern(e.property) : props.Find(e.property);
@@ -1375,6 +1418,11 @@ struct AudienceEngine::Impl {
       case Kind::kLastOrderDays:
         d.mask |= kFOrders | kFTime;
         break;
+      case Kind::kFirstEventDays:
+      case Kind::kLastEventDays:
+        if (n.ref != kNone) d.event_types.push_back(n.ref);
+        d.mask |= kFTime;
+        break;
       case Kind::kFirstSeenDays:
         d.mask |= kFAttrs | kFTime;
         break;
@@ -1400,6 +1448,14 @@ struct AudienceEngine::Impl {
         break;
       case Kind::kFirstSeenDays:
         w.push_back({Watch::kFirstSeenDays, 0, n.value});
+        break;
+      case Kind::kFirstEventDays:
+      case Kind::kLastEventDays:
+        if (n.ref != kNone) {
+          w.push_back(
+              {n.kind == Kind::kFirstEventDays ? Watch::kFirstEventDays : Watch::kLastEventDays,
+               n.ref, n.value});
+        }
         break;
       default:
         break;
@@ -1470,6 +1526,18 @@ struct AudienceEngine::Impl {
             cand(int64_t{r.first_seen} + w.n + 1);
           }
           break;
+        case Watch::kFirstEventDays:
+        case Watch::kLastEventDays:
+          if (b && w.n < INT32_MAX && w.n > INT32_MIN) {
+            std::span<const EventCell> ev = Facts(b).events;
+            const EventCell* c = w.type == Watch::kFirstEventDays ? FirstEventCell(ev, w.ref)
+                                                                  : LastEventCell(ev, w.ref);
+            if (c) {
+              cand(int64_t{c->day} + w.n);
+              cand(int64_t{c->day} + w.n + 1);
+            }
+          }
+          break;
       }
     }
     return best > INT32_MAX ? kNoDay : static_cast<Day>(best);
@@ -1482,16 +1550,29 @@ struct AudienceEngine::Impl {
   }
   void Reschedule(uint32_t d, const StageInfo* stage = nullptr) { SetWake(d, NextWake(d, stage)); }
 
-  // An event cell of `type` on `day` was added and nothing else changed. The wake day equals
-  // NextWake (every change that can move NextWake reschedules), and the only candidates that can
-  // move are the windows on that type: their earliest cell inside the window is now this one if
-  // the day is inside and earlier, so the wake day can only become day + N.
-  void WakeAfterEvent(uint32_t d, uint32_t type, Day day) {
+  // An event of `type` on `day` was added (`new_cell`: its (type, day) cell is new) and nothing
+  // else changed. The wake day equals NextWake (every change that can move NextWake reschedules),
+  // and the only candidates that can move are those of the watches on that type. A window's
+  // earliest cell inside it is now this one if the day is inside and earlier, so its candidate can
+  // only become day + N. The first (last) day of the type moves only when a new cell is the
+  // type's first (last): then its old candidates are gone too, and the person is rescheduled.
+  void WakeAfterEvent(uint32_t d, uint32_t type, Day day, bool new_cell) {
     int64_t best = rows[d].wake == kNoDay ? INT64_MAX : rows[d].wake;
     for (const Watch& w : watches) {
-      if (w.type != Watch::kEventWindow || w.ref != type) continue;
-      int64_t c = int64_t{day} + w.n;
-      if (c > today && c < best) best = c;
+      if (w.ref != type) continue;
+      if (w.type == Watch::kEventWindow) {
+        int64_t c = int64_t{day} + w.n;
+        if (c > today && c < best) best = c;
+      } else if (new_cell &&
+                 (w.type == Watch::kFirstEventDays || w.type == Watch::kLastEventDays)) {
+        std::span<const EventCell> ev = Facts(Block(d)).events;
+        const EventCell* c =
+            w.type == Watch::kFirstEventDays ? FirstEventCell(ev, type) : LastEventCell(ev, type);
+        if (c->day == day) {
+          Reschedule(d);
+          return;
+        }
+      }
     }
     SetWake(d, best > INT32_MAX ? kNoDay : static_cast<Day>(best));
   }
@@ -1543,7 +1624,7 @@ struct AudienceEngine::Impl {
     if (c.mask & (kFOrders | kFAttrs | kFTime | kFAllEvents | kFAll | kFRecompute | kFRfm)) {
       Reschedule(d, have_stage ? &st : nullptr);
     } else if (c.event_type != kNone) {
-      WakeAfterEvent(d, c.event_type, c.event_day);
+      WakeAfterEvent(d, c.event_type, c.event_day, c.event_new_cell);
     }
   }
 
@@ -1977,7 +2058,7 @@ struct AudienceEngine::Impl {
     if (d == kNone) return UnknownPerson(person);
     RETURN_IF_ERROR(CheckEvent(e));
     Changed c;
-    c.event_type = ApplyEvent(d, e);
+    c.event_type = ApplyEvent(d, e, &c.event_new_cell);
     c.event_day = e.day;
     Touch(d, std::move(c), out);
     return Status::Ok();

@@ -214,6 +214,89 @@ TEST(AudienceTest, WindowsMoveWithTicks) {
   EXPECT_EQ(Count(e, "last_order_days = 100"), 1u);
 }
 
+TEST(AudienceTest, EventDaysFollowEventsTicksAndMerges) {
+  AudienceEngine e(Opts(100));
+  ASSERT_TRUE(e.DefineTag({1, "", "lapsed", "last_event_days(\"view\") > 5"}).ok());
+  ASSERT_TRUE(e.DefineTag({2, "", "new_sharer", "first_event_days(\"share\") <= 2"}).ok());
+  ASSERT_TRUE(e.DefineSegment({3, "not lapsed", "NOT last_event_days(\"view\") > 5"}).ok());
+  ASSERT_TRUE(e.DefineSegment({4, "ahead", "last_event_days(\"view\") < 0"}).ok());
+  ASSERT_TRUE(e.AddPerson(1, Attrs(90)).ok());
+  ASSERT_TRUE(e.AddPerson(2, Attrs(90)).ok());
+  // No event of the type: no value, so every comparison is false and NOT holds.
+  EXPECT_EQ(*e.TagCount(1), 0u);
+  EXPECT_EQ(*e.SegmentCount(3), 2u);
+  EXPECT_EQ(Count(e, "last_event_days(\"view\") >= -100000"), 0u);
+  EXPECT_EQ(Count(e, "NOT first_event_days(\"never\") > 30"), 2u);
+  Deltas d;
+  ASSERT_TRUE(e.AddEvent(1, {"view", 98, 1, {}}, &d).ok());  // 2 days ago
+  EXPECT_TRUE(d.empty()) << fmt::format("{}", fmt::join(Kinds(d), " "));
+  ASSERT_TRUE(e.Tick(103, &d).ok());  // 5 days
+  EXPECT_TRUE(d.empty()) << fmt::format("{}", fmt::join(Kinds(d), " "));
+  ASSERT_TRUE(e.Tick(104, &d).ok());  // 6 days
+  EXPECT_EQ(Kinds(d), (std::vector<std::string>{"tag_added:1:1:0>0", "segment_exited:1:3:0>0"}));
+  d.clear();
+  // An earlier event moves the first day, not the last.
+  ASSERT_TRUE(e.AddEvent(1, {"view", 95, 1, {}}, &d).ok());
+  EXPECT_TRUE(d.empty()) << fmt::format("{}", fmt::join(Kinds(d), " "));
+  EXPECT_EQ(Count(e, "first_event_days(\"view\") = 9 AND last_event_days(\"view\") = 6"), 1u);
+  // A new last event: out of the rule at once, and its timer moves later.
+  ASSERT_TRUE(e.AddEvent(1, {"view", 104, 1, {}}, &d).ok());
+  EXPECT_EQ(Kinds(d), (std::vector<std::string>{"tag_removed:1:1:0>0", "segment_entered:1:3:0>0"}));
+  d.clear();
+  ASSERT_TRUE(e.Tick(109, &d).ok());
+  EXPECT_TRUE(d.empty()) << fmt::format("{}", fmt::join(Kinds(d), " "));
+  ASSERT_TRUE(e.Tick(110, &d).ok());
+  EXPECT_EQ(Kinds(d), (std::vector<std::string>{"tag_added:1:1:0>0", "segment_exited:1:3:0>0"}));
+  d.clear();
+  // Events dated after today give negative days, and reach 0 on their day.
+  ASSERT_TRUE(e.AddEvent(2, {"view", 112, 1, {}}, &d).ok());
+  EXPECT_EQ(Kinds(d), std::vector<std::string>{"segment_entered:2:4:0>0"});
+  EXPECT_EQ(Count(e, "last_event_days(\"view\") = -2"), 1u);
+  d.clear();
+  ASSERT_TRUE(e.Tick(111, &d).ok());
+  EXPECT_TRUE(d.empty()) << fmt::format("{}", fmt::join(Kinds(d), " "));
+  ASSERT_TRUE(e.Tick(112, &d).ok());
+  EXPECT_EQ(Kinds(d), std::vector<std::string>{"segment_exited:2:4:0>0"});
+  d.clear();
+  // first_event_days follows the earliest event, whatever order they arrive in.
+  ASSERT_TRUE(e.AddEvent(2, {"share", 112, 1, {}}, &d).ok());
+  EXPECT_EQ(Kinds(d), std::vector<std::string>{"tag_added:2:2:0>0"});
+  d.clear();
+  ASSERT_TRUE(e.AddEvent(2, {"share", 105, 1, {}}, &d).ok());
+  EXPECT_EQ(Kinds(d), std::vector<std::string>{"tag_removed:2:2:0>0"});
+  // A merge folds the event cells: the survivor gets the earlier first and the later last.
+  ASSERT_TRUE(e.AddPerson(3, Attrs(90)).ok());
+  d.clear();
+  ASSERT_TRUE(e.AddEvent(3, {"share", 111, 1, {}}, &d).ok());
+  EXPECT_EQ(Kinds(d), std::vector<std::string>{"tag_added:3:2:0>0"});
+  d.clear();
+  ASSERT_TRUE(e.Merge(3, 2, &d).ok());
+  auto k = Kinds(d);
+  std::set<std::string> ks(k.begin(), k.end());
+  EXPECT_TRUE(ks.count("tag_removed:3:2:0>0")) << fmt::format("{}", fmt::join(k, " "));
+  EXPECT_TRUE(ks.count("segment_exited:2:3:0>0")) << fmt::format("{}", fmt::join(k, " "));
+  EXPECT_EQ(*e.TagCount(2), 0u);
+  EXPECT_TRUE(*e.Matches(3, *e.Parse("first_event_days(\"share\") = 7")));
+  EXPECT_TRUE(*e.Matches(3, *e.Parse("last_event_days(\"view\") = 0")));
+  d.clear();
+  ASSERT_TRUE(e.Tick(117, &d).ok());
+  EXPECT_TRUE(d.empty()) << fmt::format("{}", fmt::join(Kinds(d), " "));
+  ASSERT_TRUE(e.Tick(118, &d).ok());  // the merged-in view of day 112 is 6 days old
+  EXPECT_EQ(Kinds(d), (std::vector<std::string>{"tag_added:3:1:0>0", "segment_exited:3:3:0>0"}));
+  // An engine rebuilt from the facts agrees.
+  AudienceEngine fresh(Opts(118));
+  ASSERT_TRUE(fresh.DefineTag({1, "", "lapsed", "last_event_days(\"view\") > 5"}).ok());
+  ASSERT_TRUE(fresh.DefineTag({2, "", "new_sharer", "first_event_days(\"share\") <= 2"}).ok());
+  ASSERT_TRUE(fresh.DefineSegment({3, "not lapsed", "NOT last_event_days(\"view\") > 5"}).ok());
+  ASSERT_TRUE(fresh.DefineSegment({4, "ahead", "last_event_days(\"view\") < 0"}).ok());
+  fresh.BeginBulkLoad();
+  for (int64_t id : e.People()) ASSERT_TRUE(fresh.ReplacePersonFacts(id, *e.FactsOf(id)).ok());
+  ASSERT_TRUE(fresh.EndBulkLoad().ok());
+  std::string why;
+  EXPECT_TRUE(e.Equals(fresh, &why)) << why;
+  EXPECT_EQ(*e.TagCount(1), 2u);
+}
+
 TEST(AudienceTest, LifecycleFollowsThePurchaseCycle) {
   EngineOptions o = Opts(0);
   AudienceEngine e(o);
@@ -896,6 +979,34 @@ uint64_t SeedCount() {
 INSTANTIATE_TEST_SUITE_P(Seeds, PropertyTest,
                          ::testing::Combine(::testing::Range<uint64_t>(1, SeedCount() + 1),
                                             ::testing::Bool()));
+
+}  // namespace
+}  // namespace siyu::audience
+
+namespace siyu::audience {
+namespace {
+
+// Attributes given after a merge stay given: later facts of the survivor do not bring back the
+// attributes it had before.
+TEST(AudienceTest, AttributesUpdatedAfterAMergeStay) {
+  AudienceEngine e(Opts(100));
+  e.BeginBulkLoad();
+  ASSERT_TRUE(e.EndBulkLoad().ok());
+  ASSERT_TRUE(e.AddPerson(1, Attrs(97, 0, "silver", {"mini_program"})).ok());
+  ASSERT_TRUE(e.AddPerson(2, Attrs(98, 0, "gold", {"mini_program"})).ok());
+  ASSERT_TRUE(e.AddEvent(1, EventFact{"member_bound", 97, 1, {}}).ok());
+  ASSERT_TRUE(e.AddEvent(2, EventFact{"member_bound", 98, 1, {}}).ok());
+  ASSERT_TRUE(e.Merge(1, 2).ok());
+  ASSERT_TRUE(e.UpdateAttrs(1, Attrs(97, 0, "gold", {"mini_program"})).ok());
+  ASSERT_TRUE(e.AddEvent(1, EventFact{"page_view", 98, 1, {}}).ok());
+  EXPECT_EQ(Count(e, "tier(\"gold\")"), 1u);
+  ASSERT_TRUE(e.UpdateAttrs(1, Attrs(97, 0, "silver", {"mini_program"})).ok());
+  EXPECT_EQ(e.FactsOf(1)->attrs.tier, "silver");
+  ASSERT_TRUE(e.AddEvent(1, EventFact{"member_bound", 99, 1, {}}).ok());
+  EXPECT_EQ(e.FactsOf(1)->attrs.tier, "silver");
+  EXPECT_EQ(Count(e, "tier(\"silver\")"), 1u);
+  EXPECT_EQ(Count(e, "tier(\"gold\")"), 0u);
+}
 
 }  // namespace
 }  // namespace siyu::audience

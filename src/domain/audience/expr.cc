@@ -25,6 +25,8 @@ bool IsNumeric(Kind k) {
     case Kind::kEventSum:
     case Kind::kLastOrderDays:
     case Kind::kFirstSeenDays:
+    case Kind::kFirstEventDays:
+    case Kind::kLastEventDays:
       return true;
     default:
       return false;
@@ -34,7 +36,8 @@ bool IsNumeric(Kind k) {
 bool IsTimeDependent(const Expr& e) {
   bool t = false;
   VisitExpr(e, [&](const Expr& n) {
-    if (n.window_days > 0 || n.kind == Kind::kLastOrderDays || n.kind == Kind::kFirstSeenDays) {
+    if (n.window_days > 0 || n.kind == Kind::kLastOrderDays || n.kind == Kind::kFirstSeenDays ||
+        n.kind == Kind::kFirstEventDays || n.kind == Kind::kLastEventDays) {
       t = true;
     }
   });
@@ -97,6 +100,7 @@ enum class Args : uint8_t {
   kEventType,  // events: "type"[, last Nd]
   kEventProp,  // event_sum: "type", "property"[, last Nd]
   kNone,       // last_order_days, first_seen_days
+  kEventDays,  // first_event_days, last_event_days: "type"
 };
 struct PredicateInfo {
   std::string_view name;
@@ -118,10 +122,12 @@ constexpr PredicateInfo kPredicates[] = {
     {"event_sum", Kind::kEventSum, Args::kEventProp},
     {"last_order_days", Kind::kLastOrderDays, Args::kNone},
     {"first_seen_days", Kind::kFirstSeenDays, Args::kNone},
+    {"first_event_days", Kind::kFirstEventDays, Args::kEventDays},
+    {"last_event_days", Kind::kLastEventDays, Args::kEventDays},
 };
 constexpr std::string_view kPredicateList =
     "tag, rfm, stage, first_channel, last_channel, touchpoint, tier, bought, orders, gmv, events, "
-    "event_sum, last_order_days, first_seen_days";
+    "event_sum, last_order_days, first_seen_days, first_event_days, last_event_days";
 
 const PredicateInfo* FindPredicate(std::string_view name) {
   for (const auto& p : kPredicates) {
@@ -839,6 +845,17 @@ class Parser {
         }
         return true;
       }
+      case Args::kEventDays: {
+        const std::string usage = fmt::format("one event type: {}(\"view\")", info.name);
+        if (args.size() != 1) return wrong_count(usage);
+        if (!need_string(args[0], "the event type")) return false;
+        if (args[0].s.empty()) {
+          return FailB(ErrorCode::kExpressionSyntax, args[0].begin,
+                       fmt::format("{} needs a non-empty name", info.name));
+        }
+        e.name = args[0].s;
+        return true;
+      }
       case Args::kNone:
         if (!args.empty()) {
           return FailB(ErrorCode::kExpressionSyntax, args[0].begin,
@@ -955,6 +972,13 @@ void Print(std::string& out, const Expr& e) {
     case Kind::kFirstSeenDays:
       out += info.name;
       break;
+    case Kind::kFirstEventDays:
+    case Kind::kLastEventDays:
+      out += info.name;
+      out += '(';
+      AppendQuoted(out, e.name);
+      out += ')';
+      break;
   }
   out += fmt::format(" {} {}", CmpText(e.cmp), e.value);
 }
@@ -1064,13 +1088,15 @@ class JsonReader {
         for (const auto& kv : *args) {
           std::string_view k(kv.key().data(), kv.key().size());
           std::string field = sub + "." + std::string(k);
-          bool ok_key =
-              k == "window_days" ||
-              (info->args == Args::kItems && (k == "sku" || k == "category")) ||
-              ((info->args == Args::kEventType || info->args == Args::kEventProp) && k == "type") ||
-              (info->args == Args::kEventProp && k == "property");
+          bool ok_key = k == "window_days" ||
+                        (info->args == Args::kItems && (k == "sku" || k == "category")) ||
+                        ((info->args == Args::kEventType || info->args == Args::kEventProp ||
+                          info->args == Args::kEventDays) &&
+                         k == "type") ||
+                        (info->args == Args::kEventProp && k == "property");
           if (!ok_key) return Syntax(field, "unknown argument");
           if (k == "window_days") {
+            if (info->args == Args::kEventDays) return Syntax(field, "unknown argument");
             auto n = Int(kv.value());
             if (!n) return Mismatch(field, "takes an integer number of days");
             if (*n < 1 || *n > kMaxWindowDays) {
@@ -1096,7 +1122,9 @@ class JsonReader {
             e.property = val;
           }
         }
-        if ((info->args == Args::kEventType || info->args == Args::kEventProp) && e.name.empty()) {
+        if ((info->args == Args::kEventType || info->args == Args::kEventProp ||
+             info->args == Args::kEventDays) &&
+            e.name.empty()) {
           return Syntax(sub + ".type", "missing the event type");
         }
         if (info->args == Args::kEventProp && e.property.empty()) {
@@ -1185,7 +1213,10 @@ json::value ToJsonValue(const Expr& e) {
       break;
   }
   json::object args;
-  if (e.kind == Kind::kEvents || e.kind == Kind::kEventSum) args["type"] = e.name;
+  if (e.kind == Kind::kEvents || e.kind == Kind::kEventSum || e.kind == Kind::kFirstEventDays ||
+      e.kind == Kind::kLastEventDays) {
+    args["type"] = e.name;
+  }
   if (e.kind == Kind::kEventSum) args["property"] = e.property;
   if (e.filter != ItemFilter::kAny) {
     args[e.filter == ItemFilter::kSku ? "sku" : "category"] = e.name;

@@ -47,8 +47,10 @@ enum class Kind : uint8_t {
   kGmv,       // gmv([sku=…|category=…][, last Nd])          net amount in fen
   kEvents,    // events("type"[, last Nd])                   event count
   kEventSum,  // event_sum("type", "property"[, last Nd])    sum of an integer property
-  kLastOrderDays,  // last_order_days                             today - day of the last order
-  kFirstSeenDays,  // first_seen_days                             today - first_seen_day
+  kLastOrderDays,   // last_order_days                             today - day of the last order
+  kFirstSeenDays,   // first_seen_days                             today - first_seen_day
+  kFirstEventDays,  // first_event_days("type")   today - day of the first event of the type
+  kLastEventDays,   // last_event_days("type")    today - day of the last event of the type
 };
 enum class Cmp : uint8_t { kEq, kNe, kLt, kLe, kGt, kGe };
 enum class ItemFilter : uint8_t { kAny, kSku, kCategory };
@@ -60,7 +62,8 @@ inline constexpr int kMaxExpressionDepth = 64;
 struct Expr {
   Kind kind = Kind::kAnd;
   std::vector<Expr> children;  // kAnd/kOr: two or more (flattened); kNot: one
-  // kTag: the name as written; kTouchpoint/kTier: the value; kEvents/kEventSum: the event type;
+  // kTag: the name as written; kTouchpoint/kTier: the value; kEvents/kEventSum/kFirstEventDays/
+  // kLastEventDays: the event type;
   // kOrders/kGmv/kBought with a filter: the sku or category.
   std::string name;
   std::string property;  // kEventSum

@@ -72,6 +72,10 @@ TEST(ExprTest, CanonicalPrinting) {
             "event_sum(\"pay\", \"points\", last 3650d) < -5");
   EXPECT_EQ(RoundTrip("last_order_days <= 30 AND first_seen_days() > 7"),
             "last_order_days <= 30 AND first_seen_days > 7");
+  EXPECT_EQ(RoundTrip("first_event_days( \"view\" ) >= 3 AND last_event_days(\"加购\") == -1"),
+            "first_event_days(\"view\") >= 3 AND last_event_days(\"加购\") = -1");
+  EXPECT_EQ(RoundTrip("NOT (last_event_days(\"page_view\") > 30)"),
+            "NOT last_event_days(\"page_view\") > 30");
   EXPECT_EQ(RoundTrip("first_channel(12) OR last_channel(13)"),
             "first_channel(12) OR last_channel(13)");
   EXPECT_EQ(RoundTrip("touchpoint(\"wecom\") AND tier(\"gold\")"),
@@ -147,6 +151,16 @@ TEST(ExprTest, ErrorsCarryCodeAndPosition) {
       {"tier(\"\\q\")", ErrorCode::kExpressionSyntax, 6},
       {"orders(last 1d, last 2d) >= 1", ErrorCode::kExpressionSyntax, 16},
       {"first_channel(0)", ErrorCode::kExpressionSyntax, 14},
+      {"last_event_days(\"view\")", ErrorCode::kTypeMismatch, 23},
+      {"last_event_days(\"view\") AND tag(\"a\")", ErrorCode::kTypeMismatch, 24},
+      {"first_event_days(\"view\") > \"3\"", ErrorCode::kTypeMismatch, 27},
+      {"first_event_days(\"view\") > 3d", ErrorCode::kTypeMismatch, 27},
+      {"last_event_days > 3", ErrorCode::kExpressionSyntax, 15},
+      {"last_event_days() > 3", ErrorCode::kExpressionSyntax, 0},
+      {"last_event_days(\"\") > 3", ErrorCode::kExpressionSyntax, 16},
+      {"last_event_days(7) > 3", ErrorCode::kTypeMismatch, 16},
+      {"first_event_days(\"view\", last 7d) > 3", ErrorCode::kExpressionSyntax, 0},
+      {"first_event_days(\"a\", \"b\") > 3", ErrorCode::kExpressionSyntax, 0},
       {"12abc", ErrorCode::kExpressionSyntax, 0},
   };
   MapCatalogue cat = Cat();
@@ -204,6 +218,17 @@ TEST(ExprTest, JsonForm) {
             "rfm(\"important_value\") OR events(\"view\", last 7d) < 3 OR event_sum(\"pay\", "
             "\"points\") = 10 OR last_order_days <= 30 OR first_channel(12) OR "
             "stage(\"dormant\")");
+  // The event-day conditions: the event type as their argument object, compared like numbers.
+  auto d = ParseExpression(
+      "last_event_days(\"page_view\") > 30 AND NOT first_event_days(\"注册\") <= 7", &cat);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(PrintExpressionJson(*d),
+            "{\"and\":[{\"last_event_days\":{\"type\":\"page_view\"},\"op\":\">\",\"value\":30},"
+            "{\"not\":{\"first_event_days\":{\"type\":\"注册\"},\"op\":\"<=\",\"value\":7}}]}");
+  auto dj =
+      ParseExpressionJson(R"({"last_event_days":{"type":"page_view"},"op":">","value":30})", &cat);
+  ASSERT_TRUE(dj.ok()) << dj.status().ToString();
+  EXPECT_EQ(PrintExpression(*dj), "last_event_days(\"page_view\") > 30");
 }
 
 TEST(ExprTest, JsonErrorsNameTheField) {
@@ -228,6 +253,17 @@ TEST(ExprTest, JsonErrorsNameTheField) {
       {R"({"tag":"a","tier":"b"})", ErrorCode::kExpressionSyntax, "expression"},
       {R"({"not":{"events":{"window_days":3},"op":">","value":1}})", ErrorCode::kExpressionSyntax,
        "expression.not.events.type"},
+      {R"({"last_event_days":{},"op":">","value":3})", ErrorCode::kExpressionSyntax,
+       "expression.last_event_days.type"},
+      {R"({"first_event_days":{"type":"v"}})", ErrorCode::kTypeMismatch, "expression.op"},
+      {R"({"first_event_days":{"type":"v"},"op":">","value":"3"})", ErrorCode::kTypeMismatch,
+       "expression.value"},
+      {R"({"first_event_days":{"type":1},"op":">","value":3})", ErrorCode::kTypeMismatch,
+       "expression.first_event_days.type"},
+      {R"({"last_event_days":{"type":"v","window_days":7},"op":">","value":3})",
+       ErrorCode::kExpressionSyntax, "expression.last_event_days.window_days"},
+      {R"({"last_event_days":"v","op":">","value":3})", ErrorCode::kExpressionSyntax,
+       "expression.last_event_days"},
       {R"({"bought":{"sku":"a","category":"b"}})", ErrorCode::kExpressionSyntax,
        "expression.bought.category"},
       {R"([1,2])", ErrorCode::kExpressionSyntax, "expression"},
@@ -305,6 +341,8 @@ TEST(ExprTest, RandomTreesRoundTrip) {
 TEST(ExprTest, TimeDependence) {
   EXPECT_TRUE(IsTimeDependent(*ParseExpression("tag(\"a\") OR orders(last 3d) >= 1")));
   EXPECT_TRUE(IsTimeDependent(*ParseExpression("last_order_days < 3")));
+  EXPECT_TRUE(IsTimeDependent(*ParseExpression("first_event_days(\"v\") >= 3")));
+  EXPECT_TRUE(IsTimeDependent(*ParseExpression("tag(\"a\") AND NOT last_event_days(\"v\") < 3")));
   EXPECT_FALSE(IsTimeDependent(*ParseExpression("orders >= 1 AND NOT events(\"v\") > 2")));
 }
 

@@ -285,6 +285,18 @@ bool Reference::Eval(const Expr& e, const RefPerson& p) const {
     }
     case Kind::kFirstSeenDays:
       return Compare(int64_t{today} - p.attrs.first_seen_day, e.cmp, e.value);
+    case Kind::kFirstEventDays:
+    case Kind::kLastEventDays: {
+      // No value without an event of the type: false whatever the comparison.
+      bool any = false;
+      Day day = 0;
+      for (const RefEvent& ev : p.events) {
+        if (ev.type != e.name) continue;
+        if (!any || (e.kind == Kind::kFirstEventDays ? ev.day < day : ev.day > day)) day = ev.day;
+        any = true;
+      }
+      return any && Compare(int64_t{today} - day, e.cmp, e.value);
+    }
   }
   return false;
 }
@@ -345,7 +357,7 @@ Expr Leaf(std::mt19937_64& rng, const ExprDomain& d) {
     e.cmp = static_cast<Cmp>(u(0, 5));
     e.value = std::uniform_int_distribution<int64_t>(lo, hi)(rng);
   };
-  switch (u(0, 13)) {
+  switch (u(0, 14)) {
     case 0:
     case 1:
       if (!d.tags.empty()) {
@@ -407,6 +419,11 @@ Expr Leaf(std::mt19937_64& rng, const ExprDomain& d) {
       }
       return e;
     case 12:
+      e.kind = u(0, 1) ? Kind::kLastEventDays : Kind::kFirstEventDays;
+      e.name = Pick(rng, d.event_types);
+      compare(-2, 60);
+      return e;
+    case 13:
       e.kind = Kind::kLastOrderDays;
       compare(0, 90);
       return e;

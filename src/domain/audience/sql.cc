@@ -266,6 +266,17 @@ class Generator {
         return fmt::format(
             "p.id IN (SELECT sy_o.pid FROM sy_o GROUP BY sy_o.pid HAVING {} - MAX(sy_o.day) {} {})",
             ctx_.today, CmpSql(e.cmp), e.value);
+      case Kind::kFirstEventDays:
+      case Kind::kLastEventDays: {
+        // Over the people with events of the type only (no value without one, so NOT includes
+        // them).
+        ASSIGN_OR_RETURN(std::string type, Quote(e.name));
+        return fmt::format(
+            "p.id IN (SELECT {0} FROM {1} WHERE x.tenant_id = {2} AND x.type = {3} GROUP BY {0} "
+            "HAVING {4} - {5}({6}) {7} {8})",
+            PersonCol(), FromWithPerson("events"), ctx_.tenant_id, type, ctx_.today,
+            e.kind == Kind::kFirstEventDays ? "MIN" : "MAX", DayOf("x.ts"), CmpSql(e.cmp), e.value);
+      }
       case Kind::kFirstSeenDays:
         return fmt::format(
             "p.id IN (SELECT {0} FROM people x{1} WHERE x.tenant_id = {2} GROUP BY {0} HAVING {3} "

@@ -75,6 +75,21 @@ TEST(AudienceSql, NumbersThatHoldForZeroIncludePeopleWithoutRows) {
   EXPECT_TRUE(Has(Sql("bought(category=\"c'd\")"), "l.category = 'c''d'"));
 }
 
+TEST(AudienceSql, EventDaysHaveNoValueWithoutEvents) {
+  // Over the people with events of the type only: NOT includes those without any.
+  std::string s = Sql("NOT last_event_days(\"page_view\") > 30");
+  EXPECT_TRUE(Has(s,
+                  "NOT (p.id IN (SELECT COALESCE(q.canonical_id, q.id) FROM events x JOIN people "
+                  "q ON q.id = x.person_id WHERE x.tenant_id = 7 AND x.type = 'page_view' GROUP "
+                  "BY COALESCE(q.canonical_id, q.id) HAVING 20000 - MAX(((x.ts + 28800000) / "
+                  "86400000)) > 30))"))
+      << s;
+  s = Sql("first_event_days(\"a'b\") <= -1", SqlDialect::kPostgres);
+  EXPECT_TRUE(Has(s, "x.type = 'a''b'")) << s;
+  EXPECT_TRUE(Has(s, "HAVING 20000 - MIN(((x.ts + 28800000) / 86400000)) <= -1")) << s;
+  EXPECT_FALSE(Has(s, "WITH ")) << s;
+}
+
 TEST(AudienceSql, DialectsAndDerivedState) {
   std::string lite = Sql("stage(\"dormant\") AND rfm(\"important_value\")");
   std::string pg = Sql("stage(\"dormant\") AND rfm(\"important_value\")", SqlDialect::kPostgres);

@@ -1067,7 +1067,9 @@ void Audience::ApplyEvents(int64_t tenant_id, Sink& s, const std::vector<EventIt
       if (std::string tier = TierOf(ev.type, ev.properties);
           !tier.empty() &&
           (row.a.tier.empty() || LaterTier(ev.ts, ev.event_id, row.tier_ts, row.tier_event))) {
-        changed |= tier != row.a.tier;
+        // A later event naming the same level still changes the row's latest one, which may now
+        // be the latest of the person's rows.
+        changed = true;
         row.a.tier = std::move(tier);
         row.tier_ts = ev.ts;
         row.tier_event = ev.event_id;
