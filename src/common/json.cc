@@ -7,11 +7,13 @@
 
 namespace siyu {
 
-StatusOr<json::object> ParseJsonObject(std::string_view body) {
+StatusOr<json::object> ParseJsonObject(std::string_view body) { return ParseJsonObject(body, {}); }
+
+StatusOr<json::object> ParseJsonObject(std::string_view body, json::storage_ptr sp) {
   json::parse_options opt;
   opt.max_depth = 32;
   boost::system::error_code ec;
-  json::value v = json::parse(body, ec, {}, opt);
+  json::value v = json::parse(body, ec, std::move(sp), opt);
   if (ec) {
     return Status(ErrorCode::kMalformedJson,
                   "request body is not valid JSON (" + ec.message() + "); send a JSON object");
@@ -73,15 +75,13 @@ const json::value* FieldReader::Find(std::string_view key, bool required) {
   return &it->value();
 }
 
-std::optional<std::string> FieldReader::OptString(std::string_view key, size_t min_len,
-                                                  size_t max_len) {
-  const json::value* v = Find(key, false);
-  if (!v) return std::nullopt;
-  if (!v->is_string()) {
+std::optional<std::string> FieldReader::CheckString(const json::value& v, std::string_view key,
+                                                    size_t min_len, size_t max_len) {
+  if (!v.is_string()) {
     Fail(InvalidField(Path(key), "field '" + Path(key) + "' must be a string"));
     return std::nullopt;
   }
-  std::string_view s = v->as_string();
+  std::string_view s = v.as_string();
   int64_t n = Utf8Length(s);
   if (n < 0) {
     Fail(InvalidField(Path(key), "field '" + Path(key) + "' is not valid UTF-8"));
@@ -95,41 +95,48 @@ std::optional<std::string> FieldReader::OptString(std::string_view key, size_t m
   return std::string(s);
 }
 
-std::string FieldReader::String(std::string_view key, size_t min_len, size_t max_len) {
-  if (!Find(key, true)) {
-    return {};
-  }
-  seen_.pop_back();
-  return OptString(key, min_len, max_len).value_or(std::string());
-}
-
-std::optional<int64_t> FieldReader::OptInt(std::string_view key, int64_t min, int64_t max,
-                                           ErrorCode range_code) {
+std::optional<std::string> FieldReader::OptString(std::string_view key, size_t min_len,
+                                                  size_t max_len) {
   const json::value* v = Find(key, false);
   if (!v) return std::nullopt;
-  std::string path = Path(key);
+  return CheckString(*v, key, min_len, max_len);
+}
+
+std::string FieldReader::String(std::string_view key, size_t min_len, size_t max_len) {
+  const json::value* v = Find(key, true);
+  if (!v) return {};
+  return CheckString(*v, key, min_len, max_len).value_or(std::string());
+}
+
+std::optional<int64_t> FieldReader::CheckInt(const json::value& v, std::string_view key,
+                                             int64_t min, int64_t max, ErrorCode range_code) {
   auto out_of_range = [&] {
+    std::string path = Path(key);
     Fail(Status(range_code,
                 "field '" + path + "' must be between " + std::to_string(min) + " and " +
                     std::to_string(max),
                 path));
   };
+  auto not_integer = [&] {
+    std::string path = Path(key);
+    Fail(InvalidField(path, "field '" + path + "' must be an integer"));
+  };
   int64_t x;
-  if (v->is_int64()) {
-    x = v->as_int64();
-  } else if (v->is_uint64()) {
+  if (v.is_int64()) {
+    x = v.as_int64();
+  } else if (v.is_uint64()) {
     out_of_range();
     return std::nullopt;
-  } else if (v->is_double()) {
-    double d = v->as_double();
+  } else if (v.is_double()) {
+    double d = v.as_double();
     if (d != d || d > 9.2e18 || d < -9.2e18) {
       out_of_range();
       return std::nullopt;
     }
-    Fail(InvalidField(path, "field '" + path + "' must be an integer"));
+    not_integer();
     return std::nullopt;
   } else {
-    Fail(InvalidField(path, "field '" + path + "' must be an integer"));
+    not_integer();
     return std::nullopt;
   }
   if (x < min || x > max) {
@@ -139,10 +146,17 @@ std::optional<int64_t> FieldReader::OptInt(std::string_view key, int64_t min, in
   return x;
 }
 
+std::optional<int64_t> FieldReader::OptInt(std::string_view key, int64_t min, int64_t max,
+                                           ErrorCode range_code) {
+  const json::value* v = Find(key, false);
+  if (!v) return std::nullopt;
+  return CheckInt(*v, key, min, max, range_code);
+}
+
 int64_t FieldReader::Int(std::string_view key, int64_t min, int64_t max, ErrorCode range_code) {
-  if (!Find(key, true)) return 0;
-  seen_.pop_back();
-  return OptInt(key, min, max, range_code).value_or(0);
+  const json::value* v = Find(key, true);
+  if (!v) return 0;
+  return CheckInt(*v, key, min, max, range_code).value_or(0);
 }
 
 std::optional<bool> FieldReader::OptBool(std::string_view key) {
@@ -155,27 +169,33 @@ std::optional<bool> FieldReader::OptBool(std::string_view key) {
   return v->as_bool();
 }
 
-const json::array* FieldReader::Array(std::string_view key, size_t min_size, size_t max_size) {
-  if (!Find(key, true)) return nullptr;
-  seen_.pop_back();
-  return OptArray(key, min_size, max_size);
-}
-
-const json::array* FieldReader::OptArray(std::string_view key, size_t min_size, size_t max_size) {
-  const json::value* v = Find(key, false);
-  if (!v) return nullptr;
-  std::string path = Path(key);
-  if (!v->is_array()) {
+const json::array* FieldReader::CheckArray(const json::value& v, std::string_view key,
+                                           size_t min_size, size_t max_size) {
+  if (!v.is_array()) {
+    std::string path = Path(key);
     Fail(InvalidField(path, "field '" + path + "' must be an array"));
     return nullptr;
   }
-  const auto& a = v->as_array();
+  const auto& a = v.as_array();
   if (a.size() < min_size || a.size() > max_size) {
+    std::string path = Path(key);
     Fail(InvalidField(path, "field '" + path + "' must have " + std::to_string(min_size) + " to " +
                                 std::to_string(max_size) + " elements"));
     return nullptr;
   }
   return &a;
+}
+
+const json::array* FieldReader::Array(std::string_view key, size_t min_size, size_t max_size) {
+  const json::value* v = Find(key, true);
+  if (!v) return nullptr;
+  return CheckArray(*v, key, min_size, max_size);
+}
+
+const json::array* FieldReader::OptArray(std::string_view key, size_t min_size, size_t max_size) {
+  const json::value* v = Find(key, false);
+  if (!v) return nullptr;
+  return CheckArray(*v, key, min_size, max_size);
 }
 
 const json::object* FieldReader::ObjectAt(const json::array& arr, std::string_view key, size_t i) {

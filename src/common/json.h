@@ -3,6 +3,7 @@
 // route does not know. It keeps the first error and turns later reads into no-ops.
 #pragma once
 
+#include <boost/container/small_vector.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
@@ -20,6 +21,9 @@ namespace json = boost::json;
 
 // Parses `body` as a JSON object (depth ≤ 32). MALFORMED_JSON otherwise.
 StatusOr<json::object> ParseJsonObject(std::string_view body);
+// The same, with the tree's memory from `sp` (a request's monotonic_resource, say), which must
+// outlive the object.
+StatusOr<json::object> ParseJsonObject(std::string_view body, json::storage_ptr sp);
 
 // Lenient readers of other systems' answers (WeChat's): the member as a string / an int64, or
 // nullopt when it is absent or of another type.
@@ -65,10 +69,17 @@ class FieldReader {
 
  private:
   const json::value* Find(std::string_view key, bool required);
+  // The checks of a present value; messages and paths are made only for an error.
+  std::optional<std::string> CheckString(const json::value& v, std::string_view key, size_t min_len,
+                                         size_t max_len);
+  std::optional<int64_t> CheckInt(const json::value& v, std::string_view key, int64_t min,
+                                  int64_t max, ErrorCode range_code);
+  const json::array* CheckArray(const json::value& v, std::string_view key, size_t min_size,
+                                size_t max_size);
 
   const json::object& obj_;
   std::string prefix_;
-  std::vector<std::string_view> seen_;
+  boost::container::small_vector<std::string_view, 8> seen_;
   Status status_;
 };
 

@@ -67,6 +67,7 @@ Status Store::Migrate(Conn& conn) { return ApplyMigrations(conn); }
 Status Store::Start() {
   auto c = Connect();
   if (!c.ok()) return c.status();
+  RETURN_IF_ERROR(PrepareWriter(**c));
   impl_->wconn = std::move(c).value();
   impl_->writer = std::thread([this] {
     auto run_one = [this](std::vector<std::unique_ptr<Impl::Pending>>& batch, auto& self) -> void {
@@ -77,6 +78,10 @@ Status Store::Start() {
       if (!im.wconn || im.wconn->broken()) {
         im.wconn.reset();
         auto c = Connect();
+        if (c.ok()) {
+          Status prepared = PrepareWriter(**c);
+          if (!prepared.ok()) c = prepared;
+        }
         if (!c.ok()) {
           spdlog::error("store: cannot reconnect writer: {}", c.status().ToString());
           fail_all(Status(ErrorCode::kStoreUnavailable,
@@ -87,6 +92,7 @@ Status Store::Start() {
       }
       Conn& conn = *im.wconn;
       auto t0 = std::chrono::steady_clock::now();
+      BeforeWrite(conn);
       Status s = conn.ExecScript(BeginWriteSql());
       if (!s.ok()) {
         spdlog::error("store: begin failed: {}", s.ToString());
@@ -157,7 +163,23 @@ Status Store::Start() {
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       Metrics::Global().store_commit_seconds().Observe(secs);
       Metrics::Global().store_commit_batch().Observe(static_cast<double>(batch.size()));
-      for (size_t i = 0; i < batch.size(); ++i) batch[i]->done.set_value(std::move(results[i]));
+      if (single && !results[0].ok()) {  // rolled back: nothing to make durable
+        batch[0]->done.set_value(std::move(results[0]));
+        return;
+      }
+      // The writers learn their results once the commit is durable; a write that failed on its
+      // own keeps its error.
+      struct Committed {
+        std::vector<std::unique_ptr<Impl::Pending>> batch;
+        std::vector<Status> results;
+      };
+      auto committed = std::make_shared<Committed>(Committed{std::move(batch), std::move(results)});
+      AfterCommit([committed](const Status& durable) {
+        for (size_t i = 0; i < committed->batch.size(); ++i) {
+          Status& r = committed->results[i];
+          committed->batch[i]->done.set_value(r.ok() && !durable.ok() ? durable : std::move(r));
+        }
+      });
     };
 
     for (;;) {

@@ -7,7 +7,9 @@
 //
 // Writes go through group commit: Write() queues a closure; one writer thread runs all queued
 // closures in a single transaction (each inside its own savepoint, so one failing closure does not
-// undo the others) and commits; Write() returns only after that commit. Reads run on a pool of
+// undo the others) and commits; Write() returns only once that commit is durable. A backend may
+// make commits durable off the writer thread (AfterCommit): the writer then goes on with the next
+// group while the previous one is synced. Reads run on a pool of
 // connections in read-only transactions, concurrently with the writer.
 #pragma once
 
@@ -76,6 +78,8 @@ struct Options {
   std::string url;
   int read_pool_size = 8;
   int max_batch = 512;
+  // SQLite: the WAL size, in frames (one page each), past which the WAL is made to start over.
+  int wal_restart_frames = 65536;
 };
 
 // The data directory of a SQLite store's URL ("sqlite:<dir>" or a path); empty for PostgreSQL.
@@ -106,6 +110,16 @@ class Store {
   // Opens a new connection to the backend.
   virtual StatusOr<std::unique_ptr<Conn>> Connect() = 0;
   virtual std::string_view BeginWriteSql() const = 0;
+  // On the writer thread, with its connection, before each group-commit transaction begins.
+  virtual void BeforeWrite(Conn& /*writer*/) {}
+  // On the writer thread, once its connection is opened (and again after a reconnect).
+  virtual Status PrepareWriter(Conn& /*writer*/) { return Status::Ok(); }
+  // On the writer thread, right after a group's COMMIT returned: `acknowledge` must be called,
+  // on any thread and in commit order, once that commit is durable (OK) or with the error that
+  // kept it from becoming durable; the group's Write() calls return only then. The default
+  // acknowledges at once: COMMIT itself made the transaction durable.
+  using Acknowledge = std::function<void(const Status&)>;
+  virtual void AfterCommit(Acknowledge acknowledge) { acknowledge(Status::Ok()); }
   virtual std::string_view BeginReadSql() const = 0;
   // Applies the schema migrations not yet applied (under whatever lock the backend needs).
   virtual Status Migrate(Conn& conn);

@@ -149,31 +149,31 @@ StatusOr<const EventTypeSpec*> CheckEventType(std::string_view type, const std::
 }
 
 Status CheckProperties(const EventTypeSpec* spec, const json::object& properties,
-                       const std::string& field) {
+                       std::string_view field) {
   if (!spec) return Status::Ok();
   for (const PropertySpec& p : spec->properties) {
-    std::string path = field + "." + std::string(p.name);
+    auto path = [&] { return std::string(field) + "." + std::string(p.name); };
     auto it = properties.find(p.name);
     if (it == properties.end() || it->value().is_null()) {
       if (p.required) {
         return Status(ErrorCode::kMissingField,
                       "a " + std::string(spec->name) + " event needs property '" +
                           std::string(p.name) + "' (" + std::string(PropertyTypeName(p.type)) + ")",
-                      path);
+                      path());
       }
       continue;
     }
     const json::value& v = it->value();
     auto range = [&](std::string_view what) {
-      return InvalidField(path, "property '" + std::string(p.name) + "' of a " +
-                                    std::string(spec->name) + " event must " + std::string(what) +
-                                    " from " + std::to_string(p.min) + " to " +
-                                    std::to_string(p.max));
+      return InvalidField(path(), "property '" + std::string(p.name) + "' of a " +
+                                      std::string(spec->name) + " event must " + std::string(what) +
+                                      " from " + std::to_string(p.min) + " to " +
+                                      std::to_string(p.max));
     };
     auto wrong_type = [&] {
-      return InvalidField(path, "property '" + std::string(p.name) + "' of a " +
-                                    std::string(spec->name) + " event must be a JSON " +
-                                    std::string(PropertyTypeName(p.type)));
+      return InvalidField(path(), "property '" + std::string(p.name) + "' of a " +
+                                      std::string(spec->name) + " event must be a JSON " +
+                                      std::string(PropertyTypeName(p.type)));
     };
     switch (p.type) {
       case PropertyType::kString: {

@@ -60,6 +60,6 @@ StatusOr<const EventTypeSpec*> CheckEventType(std::string_view type, const std::
 // property present when required, of its JSON type and within its range. A null value counts as
 // absent. Errors name the property, e.g. `events[3].properties.sku`, under `field`.
 Status CheckProperties(const EventTypeSpec* spec, const json::object& properties,
-                       const std::string& field);
+                       std::string_view field);
 
 }  // namespace siyu::domain

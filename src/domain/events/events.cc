@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/serialize.hpp>
 #include <charconv>
 #include <condition_variable>
 #include <functional>
@@ -10,10 +12,12 @@
 #include <unordered_set>
 
 #include "common/crypto.h"
+#include "common/error_codes.h"
 #include "common/time.h"
 #include "domain/channels/channels.h"
 #include "domain/events/event_id_set.h"
 #include "domain/events/event_record.h"
+#include "domain/identity/external_id.h"
 #include "store/eventlog/log.h"
 
 namespace siyu::domain {
@@ -242,8 +246,8 @@ StoredEvent EventFromRow(const Row& r) {
 bool IsEventId(std::string_view s) {
   if (s.empty() || s.size() > kMaxEventIdLength) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == ':' ||
-           c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == ':' || c == '-';
   });
 }
 
@@ -287,14 +291,19 @@ std::string_view EventOutcomeName(EventOutcome o) {
 
 EventItem ReadEventItem(json::value& item, size_t index, int64_t now_ms) {
   EventItem out;
-  const std::string path = "events[" + std::to_string(index) + "]";
+  // Field paths are made only for errors: the accepted path allocates no message or path text.
+  char path_buf[32] = "events[";
+  char* end = std::to_chars(path_buf + 7, path_buf + sizeof path_buf - 1, index).ptr;
+  *end++ = ']';
+  const std::string path(path_buf, end);
   if (!item.is_object()) {
     out.rejected = InvalidField(path, "each element of 'events' must be a JSON object");
     return out;
   }
   json::object& obj = item.as_object();
-  // The properties are checked against the catalogue, not by the envelope reader: take them out.
-  json::value props;
+  // The properties are checked against the catalogue, not by the envelope reader: take them out
+  // (into a value on the same memory, so that they move rather than copy).
+  json::value props(obj.storage());
   if (auto it = obj.find("properties"); it != obj.end()) {
     props = std::move(it->value());
     obj.erase(it);
@@ -319,9 +328,10 @@ EventItem ReadEventItem(json::value& item, size_t index, int64_t now_ms) {
   };
   if (!s.ok()) return reject(std::move(s));
 
-  auto spec = CheckEventType(e.type, r.Path("type"));
-  if (!spec.ok()) return reject(spec.status());
-  e.spec = *spec;
+  e.spec = FindEventType(e.type);
+  if (!e.spec && !IsCustomEventType(e.type)) {
+    return reject(CheckEventType(e.type, r.Path("type")).status());
+  }
   if (e.ts < kMinEventTs || e.ts > now_ms + kMaxEventClockSkewMs) {
     return reject(
         InvalidField(r.Path("ts"),
@@ -334,37 +344,136 @@ EventItem ReadEventItem(json::value& item, size_t index, int64_t now_ms) {
                                "touchpoint must be official_account, mini_program, wecom, group, "
                                "offline or other"));
   }
+  e.ids.reserve(ids->size());
+  e.ids_json.reserve(2 + ids->size() * 48);
   e.ids_json = "[";
   for (size_t i = 0; i < ids->size(); ++i) {
-    std::string field = r.Path("ids") + "[" + std::to_string(i) + "]";
+    auto field = [&] { return r.Path("ids") + "[" + std::to_string(i) + "]"; };
     const json::value& v = (*ids)[i];
-    if (!v.is_string()) return reject(InvalidField(field, "each id must be a string"));
-    auto id = ParseEventPersonId(v.as_string(), field);
-    if (!id.ok()) return reject(id.status());
+    if (!v.is_string()) return reject(InvalidField(field(), "each id must be a string"));
+    ExternalId id;
+    identity::IdKind kind;
+    if (!identity::CanonicalizeExternalId(v.as_string(), {}, &id.canonical, &kind).ok()) {
+      return reject(ParseEventPersonId(v.as_string(), field()).status());
+    }
     // The same id twice (e.g. a phone number in two spellings) is one id.
     bool repeat = std::any_of(e.ids.begin(), e.ids.end(),
-                              [&](const ExternalId& x) { return x.canonical == id->canonical; });
+                              [&](const ExternalId& x) { return x.canonical == id.canonical; });
     if (repeat) continue;
     // Canonical ids are plain ASCII without quotes or backslashes: no escaping needed.
-    e.ids_json += (e.ids.empty() ? "\"" : ",\"") + id->canonical + "\"";
-    e.ids.push_back(std::move(id).value());
+    if (!e.ids.empty()) e.ids_json += ',';
+    e.ids_json += '"';
+    e.ids_json += id.canonical;
+    e.ids_json += '"';
+    id.kind = identity::IdKindName(kind);
+    e.ids.push_back(std::move(id));
   }
-  e.ids_json += "]";
+  e.ids_json += ']';
 
-  std::string props_path = r.Path("properties");
   if (props.is_null()) props = json::object();
   if (!props.is_object()) {
-    return reject(InvalidField(props_path, "properties must be a JSON object"));
+    return reject(InvalidField(r.Path("properties"), "properties must be a JSON object"));
   }
   e.properties = ToJson(props);
   if (e.properties.size() > kMaxPropertiesBytes) {
-    return reject(InvalidField(props_path, "properties take " +
-                                               std::to_string(e.properties.size()) +
-                                               " bytes as compact JSON; at most " +
-                                               std::to_string(kMaxPropertiesBytes) + " allowed"));
+    return reject(InvalidField(r.Path("properties"),
+                               "properties take " + std::to_string(e.properties.size()) +
+                                   " bytes as compact JSON; at most " +
+                                   std::to_string(kMaxPropertiesBytes) + " allowed"));
   }
-  Status ps = CheckProperties(e.spec, props.as_object(), props_path);
-  if (!ps.ok()) return reject(std::move(ps));
+  if (e.spec) {
+    Status ps = CheckProperties(e.spec, props.as_object(), r.Path("properties"));
+    if (!ps.ok()) return reject(std::move(ps));
+  }
+  return out;
+}
+
+StatusOr<std::vector<EventItem>> ReadEventBatch(std::string_view body, int64_t now_ms) {
+  // A batch of 100 events is ~35 KB of JSON and a few times that as a tree; bigger bodies spill
+  // into blocks the resource takes from the heap and frees with it.
+  constexpr size_t kArenaBytes = 512 * 1024;
+  thread_local std::unique_ptr<unsigned char[]> arena(new unsigned char[kArenaBytes]);
+  json::monotonic_resource mr(arena.get(), kArenaBytes);
+  ASSIGN_OR_RETURN(json::object obj, ParseJsonObject(body, &mr));
+  FieldReader r(obj);
+  r.Array("events", 1, kMaxEventsPerBatch);
+  RETURN_IF_ERROR(r.Finish());
+  // ReadEventItem takes each element's properties out rather than copying them.
+  json::array& events = obj.at("events").as_array();
+  std::vector<EventItem> items;
+  items.reserve(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    items.push_back(ReadEventItem(events[i], i, now_ms));
+  }
+  return items;
+}
+
+namespace {
+
+// `s` as a JSON string, escaped as boost::json's serializer escapes it.
+void AppendJsonString(std::string& out, std::string_view s) {
+  bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+    return c >= 0x20 && c != '"' && c != '\\' && static_cast<unsigned char>(c) < 0x80;
+  });
+  if (!plain) {
+    out += json::serialize(json::string(s));
+    return;
+  }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
+void AppendInt(std::string& out, int64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+}  // namespace
+
+std::string IngestResultJson(const IngestResult& result) {
+  std::string out;
+  out.reserve(80 + result.results.size() * 72);
+  out += "{\"results\":[";
+  for (size_t i = 0; i < result.results.size(); ++i) {
+    const EventResult& e = result.results[i];
+    out += i ? ",{\"event_id\":" : "{\"event_id\":";
+    if (e.event_id.empty()) {
+      out += "null";
+    } else {
+      AppendJsonString(out, e.event_id);
+    }
+    out += ",\"status\":\"";
+    out += EventOutcomeName(e.outcome);
+    out += '"';
+    if (e.outcome == EventOutcome::kAccepted) {
+      out += ",\"person_id\":";
+      AppendInt(out, e.person_id);
+      if (e.link != LinkState::kLinked) {
+        out += ",\"link\":\"";
+        out += LinkStateName(e.link);
+        out += '"';
+      }
+    } else if (e.outcome == EventOutcome::kRejected) {
+      out += ",\"code\":";
+      AppendJsonString(out, ErrorCodeName(e.error.code()));
+      out += ",\"message\":";
+      AppendJsonString(out, e.error.message());
+      if (!e.error.field().empty()) {
+        out += ",\"field\":";
+        AppendJsonString(out, e.error.field());
+      }
+    }
+    out += '}';
+  }
+  out += "],\"accepted\":";
+  AppendInt(out, result.accepted);
+  out += ",\"duplicates\":";
+  AppendInt(out, result.duplicates);
+  out += ",\"rejected\":";
+  AppendInt(out, result.rejected);
+  out += '}';
   return out;
 }
 
@@ -429,6 +538,210 @@ StatusOr<Resolution> ResolvePerson(Conn& c, Identity& identity, int64_t tenant_i
   res.person_id = identity.CanonicalInWrite(c, tenant_id, res.origin_person_id);
   return res;
 }
+
+namespace {
+
+// A multi-row INSERT, "<head>(…), (…), …", with 1, 2, 4, … kMaxRows rows: one statement text per
+// power of two, built once, so that the store's statement cache holds a handful.
+class MultiRowInsert {
+ public:
+  static constexpr size_t kMaxRows = 64;
+  MultiRowInsert(std::string_view head, std::string_view row) {
+    for (size_t n = 1; n <= kMaxRows; n *= 2) {
+      std::string s(head);
+      for (size_t i = 0; i < n; ++i) {
+        if (i) s += ", ";
+        s += row;
+      }
+      sql_.push_back(std::move(s));
+    }
+  }
+  // `rows` is a power of two, at most kMaxRows.
+  const std::string& For(size_t rows) const {
+    return sql_.at(static_cast<size_t>(std::countr_zero(rows)));
+  }
+
+ private:
+  std::vector<std::string> sql_;
+};
+
+const MultiRowInsert& InsertPeople() {
+  static const MultiRowInsert k(
+      "INSERT INTO people (id, tenant_id, first_channel_id, last_channel_id, acquired_at, "
+      "created_at, updated_at) VALUES ",
+      "(?, ?, ?, ?, ?, ?, ?)");
+  return k;
+}
+
+const MultiRowInsert& InsertPersonIds() {
+  static const MultiRowInsert k(
+      "INSERT INTO person_ids (tenant_id, external_id, kind, person_id, created_at) VALUES ",
+      "(?, ?, ?, ?, ?)");
+  return k;
+}
+
+// Resolves the people of a batch's events inside one write, event by event with the results
+// ResolvePerson would give, but with a few statements for the whole batch instead of two or three
+// per new person. On SQLite the writer is the store's only one, so new person rows are numbered
+// as they are met (after the largest id in the table, which is what SQLite would give them); the
+// rows of the new people and of their new ids are inserted with multi-row statements, and the
+// graph takes the new ids in one call, when the batch is done (Flush) — or before an event that
+// links ids of different people, since a link reads and persists through the graph and the store.
+class BatchResolver {
+ public:
+  BatchResolver(Conn& c, Identity& identity, int64_t tenant_id, int64_t now)
+      : c_(c), identity_(identity), tenant_id_(tenant_id), now_(now) {}
+
+  // An id known before the batch: its person row `origin`, which belongs to person `person`.
+  void Known(std::string_view canonical, int64_t origin, int64_t person) {
+    known_[canonical] = origin;
+    person_of_[origin] = person;
+  }
+
+  // The person an event with `ids` belongs to, as ResolvePerson decides it. `reason` is asked for
+  // only when the event links people.
+  StatusOr<Resolution> Resolve(const std::vector<ExternalId>& ids,
+                               std::optional<int64_t> channel_id, int64_t ts,
+                               const std::function<std::string()>& reason) {
+    Resolution res;
+    const ExternalId* home_id = nullptr;
+    for (const ExternalId& id : ids) {
+      if (auto it = known_.find(id.canonical); it != known_.end()) {
+        res.origin_person_id = it->second;
+        home_id = &id;
+        break;
+      }
+    }
+    if (!home_id) {
+      ASSIGN_OR_RETURN(res.origin_person_id, NewPerson(channel_id, ts));
+      res.created = true;
+    }
+    for (const ExternalId& id : ids) {
+      if (known_.try_emplace(id.canonical, res.origin_person_id).second) {
+        ids_.push_back({&id, res.origin_person_id});
+      }
+    }
+    if (home_id) {
+      bool others = std::any_of(ids.begin(), ids.end(), [&](const ExternalId& id) {
+        return known_.at(id.canonical) != res.origin_person_id;
+      });
+      if (others) {
+        // Ids of other people: the event says they are one person.
+        RETURN_IF_ERROR(Flush());
+        linked_ = true;
+        const std::string why = reason();
+        for (const ExternalId& id : ids) {
+          const int64_t other = known_.at(id.canonical);
+          if (other == res.origin_person_id ||
+              identity_.CanonicalInWrite(c_, tenant_id_, other) ==
+                  identity_.CanonicalInWrite(c_, tenant_id_, res.origin_person_id)) {
+            continue;
+          }
+          ASSIGN_OR_RETURN(
+              identity::LinkOutcome o,
+              identity_.LinkInWrite(c_, tenant_id_, home_id->canonical, id.canonical, why, now_));
+          if (o.result == identity::LinkResult::kLinked && res.link != LinkState::kQuarantined) {
+            res.link = LinkState::kMerged;
+          } else if (o.result == identity::LinkResult::kQuarantined) {
+            res.link = LinkState::kQuarantined;
+          }
+        }
+      }
+    }
+    if (res.created) {
+      res.person_id = res.origin_person_id;  // a new row is a person of its own
+    } else if (auto it = person_of_.find(res.origin_person_id);
+               !linked_ && it != person_of_.end()) {
+      res.person_id = it->second;  // no link in this batch yet: as the graph said at its start
+    } else {
+      res.person_id = identity_.CanonicalInWrite(c_, tenant_id_, res.origin_person_id);
+    }
+    return res;
+  }
+
+  // Writes the people and ids resolved so far: the rows, then the graph.
+  Status Flush() {
+    for (size_t pos = 0; pos < people_.size();) {
+      size_t k = std::bit_floor(std::min(people_.size() - pos, MultiRowInsert::kMaxRows));
+      Params p;
+      p.reserve(k * 7);
+      for (size_t j = pos; j < pos + k; ++j) {
+        const PersonRow& r = people_[j];
+        store::Value ch = r.channel ? store::Value(*r.channel) : store::Value(nullptr);
+        p.emplace_back(r.id);
+        p.emplace_back(tenant_id_);
+        p.emplace_back(ch);
+        p.emplace_back(ch);
+        p.emplace_back(r.acquired_at);
+        p.emplace_back(now_);
+        p.emplace_back(now_);
+      }
+      RETURN_IF_ERROR(c_.Exec(InsertPeople().For(k), p).status());
+      pos += k;
+    }
+    people_.clear();
+    for (size_t pos = 0; pos < ids_.size();) {
+      size_t k = std::bit_floor(std::min(ids_.size() - pos, MultiRowInsert::kMaxRows));
+      Params p;
+      p.reserve(k * 5);
+      for (size_t j = pos; j < pos + k; ++j) {
+        p.emplace_back(tenant_id_);
+        p.emplace_back(ids_[j].id->canonical);
+        p.emplace_back(ids_[j].id->kind);
+        p.emplace_back(ids_[j].person);
+        p.emplace_back(now_);
+      }
+      RETURN_IF_ERROR(c_.Exec(InsertPersonIds().For(k), p).status());
+      pos += k;
+    }
+    std::vector<identity::IdRow> rows;
+    rows.reserve(ids_.size());
+    for (const NewId& n : ids_) rows.push_back({n.id->canonical, n.person});
+    ids_.clear();
+    return identity_.AddIdsInWrite(c_, tenant_id_, rows);
+  }
+
+ private:
+  StatusOr<int64_t> NewPerson(std::optional<int64_t> channel_id, int64_t ts) {
+    if (c_.dialect() != store::Dialect::kSqlite) {
+      // Elsewhere the store numbers rows itself (and other nodes write too).
+      return CreateOriginPerson(c_, tenant_id_, channel_id, ts, std::nullopt, now_);
+    }
+    if (next_id_ == 0) {
+      ASSIGN_OR_RETURN(Rows r, c_.Query("SELECT MAX(id) FROM people"));
+      const int64_t max = r.at(0).Int(0);
+      if (max >= INT64_MAX - int64_t{kMaxEventsPerBatch}) {
+        return Internal("people ids are exhausted");
+      }
+      next_id_ = max + 1;
+    }
+    people_.push_back({next_id_, channel_id, ts});
+    return next_id_++;
+  }
+
+  struct PersonRow {
+    int64_t id;
+    std::optional<int64_t> channel;
+    int64_t acquired_at;
+  };
+  struct NewId {
+    const ExternalId* id;
+    int64_t person;
+  };
+
+  Conn& c_;
+  Identity& identity_;
+  const int64_t tenant_id_;
+  const int64_t now_;
+  std::unordered_map<std::string_view, int64_t> known_;  // id → its person row
+  std::unordered_map<int64_t, int64_t> person_of_;       // known row → its person at the start
+  bool linked_ = false;                                  // a link changed persons since
+  int64_t next_id_ = 0;                                  // the next new row's id; 0: unread
+  std::vector<PersonRow> people_;                        // new rows, not yet written
+  std::vector<NewId> ids_;                               // new ids, not yet written
+};
+
+}  // namespace
 
 // ---- the service -------------------------------------------------------------------------------
 
@@ -610,6 +923,8 @@ struct Events::TenantLog {
   std::unordered_set<EventIdHash, EventIdHashHasher> in_flight;  // reserved by a batch in progress
   std::unordered_map<int64_t, std::vector<TimelineEntry>> timeline;  // person row → its log events
   uint64_t records = 0;
+  std::mutex channels_mu;
+  std::unordered_map<std::string, int64_t> channels;  // state → channel, as found in the store
 };
 
 struct Events::LogState {
@@ -708,15 +1023,38 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
     if (st && std::find(states.begin(), states.end(), *st) == states.end()) states.push_back(*st);
   }
 
-  // The channels the batch names (a read: channels are created before their events arrive).
+  TenantLog& tl = TenantLogOf(tenant_id);
+
+  // The channels the batch names. A channel's state never changes and channels are not deleted,
+  // so what was found once is kept; states not known yet are read from the store (channels are
+  // created before their events arrive).
   std::vector<std::optional<int64_t>> channel_of(items.size());
   if (!states.empty()) {
     std::unordered_map<std::string, int64_t> channels;
-    RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
-      channels.clear();
-      return QueryIn(c, "SELECT state, id FROM channels WHERE tenant_id = ? AND state IN ",
-                     tenant_id, states, [&](const Row& r) { channels[r.Text(0)] = r.Int(1); });
-    }));
+    std::vector<std::string> unknown;
+    {
+      std::lock_guard lock(tl.channels_mu);
+      for (const std::string& st : states) {
+        if (auto it = tl.channels.find(st); it != tl.channels.end()) {
+          channels.emplace(st, it->second);
+        } else {
+          unknown.push_back(st);
+        }
+      }
+    }
+    if (!unknown.empty()) {
+      std::unordered_map<std::string, int64_t> found;
+      RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+        found.clear();
+        return QueryIn(c, "SELECT state, id FROM channels WHERE tenant_id = ? AND state IN ",
+                       tenant_id, unknown, [&](const Row& r) { found[r.Text(0)] = r.Int(1); });
+      }));
+      std::lock_guard lock(tl.channels_mu);
+      for (const auto& [st, id] : found) {
+        tl.channels.emplace(st, id);
+        channels.emplace(st, id);
+      }
+    }
     for (size_t i = 0; i < items.size(); ++i) {
       const auto& st = items[i].event.channel_state;
       if (!live[i] || !st) continue;
@@ -731,24 +1069,43 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
     }
   }
 
-  // Reserve the new event ids. An id stored already, or taken earlier in this batch, is a
+  // Reserve the new event ids. An id stored already, or reserved earlier in this batch, is a
   // duplicate; one that another batch has in flight is answered once that batch is done.
-  TenantLog& tl = TenantLogOf(tenant_id);
   std::vector<EventIdHash> hash(items.size());
-  std::vector<size_t> mine, waiting;
+  // For each live event, the previous live event of the batch with the same id (or none).
+  constexpr size_t kNoEarlier = SIZE_MAX;
+  std::vector<size_t> earlier(items.size(), kNoEarlier);
   {
-    std::unordered_set<EventIdHash, EventIdHashHasher> batch;
-    std::lock_guard lock(tl.mu);
+    std::vector<std::pair<EventIdHash, size_t>> by_hash;
+    by_hash.reserve(items.size());
     for (size_t i = 0; i < items.size(); ++i) {
       if (!live[i]) continue;
       hash[i] = HashEventId(items[i].event.event_id);
-      if (tl.stored.Contains(hash[i]) || batch.count(hash[i])) {
+      by_hash.emplace_back(hash[i], i);
+    }
+    std::sort(by_hash.begin(), by_hash.end(), [](const auto& a, const auto& b) {
+      if (a.first.hi != b.first.hi) return a.first.hi < b.first.hi;
+      if (a.first.lo != b.first.lo) return a.first.lo < b.first.lo;
+      return a.second < b.second;
+    });
+    for (size_t k = 1; k < by_hash.size(); ++k) {
+      if (by_hash[k].first == by_hash[k - 1].first)
+        earlier[by_hash[k].second] = by_hash[k - 1].second;
+    }
+  }
+  std::vector<size_t> mine, waiting;
+  {
+    std::vector<char> reserved(items.size(), 0);
+    std::lock_guard lock(tl.mu);
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!live[i]) continue;
+      if (tl.stored.Contains(hash[i]) || (earlier[i] != kNoEarlier && reserved[earlier[i]])) {
         out.results[i].outcome = EventOutcome::kDuplicate;
       } else if (tl.in_flight.count(hash[i])) {
         waiting.push_back(i);
       } else {
         tl.in_flight.insert(hash[i]);
-        batch.insert(hash[i]);
+        reserved[i] = 1;
         mine.push_back(i);
       }
     }
@@ -784,26 +1141,28 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
   {
     Release release{tl, mine, hash, items, origin_of, appended, durable};
 
-    // Who each event belongs to. Known ids of one person: from the graph, no SQL.
+    // Who each event belongs to. Known ids of one person: from the graph, no SQL (the ids of
+    // every event without a channel looked up at once).
     std::vector<size_t> slow;
     std::vector<std::string_view> ids;
+    std::vector<size_t> first_id(mine.size() + 1);
+    for (size_t j = 0; j < mine.size(); ++j) {
+      first_id[j] = ids.size();
+      if (channel_of[mine[j]]) continue;
+      for (const ExternalId& id : items[mine[j]].event.ids) ids.push_back(id.canonical);
+    }
+    first_id[mine.size()] = ids.size();
     std::vector<std::optional<identity::IdentityGraph::IdOwner>> owners;
-    for (size_t i : mine) {
-      const EventIn& e = items[i].event;
-      bool fast = !channel_of[i];
-      if (fast) {
-        ids.clear();
-        for (const ExternalId& id : e.ids) ids.push_back(id.canonical);
-        identity_.ResolveOwners(tenant_id, ids, owners);
-        for (const auto& o : owners) {
-          if (!o || o->person != owners[0]->person) {
-            fast = false;
-            break;
-          }
-        }
+    identity_.ResolveOwners(tenant_id, ids, owners);
+    for (size_t j = 0; j < mine.size(); ++j) {
+      const size_t i = mine[j];
+      const size_t from = first_id[j], to = first_id[j + 1];
+      bool fast = !channel_of[i] && from < to && owners[from];
+      for (size_t k = from; fast && k < to; ++k) {
+        fast = owners[k] && owners[k]->person == owners[from]->person;
       }
       if (fast) {
-        origin_of[i] = owners[0]->origin_person;
+        origin_of[i] = owners[from]->origin_person;
         out.results[i].link = LinkState::kLinked;
       } else {
         slow.push_back(i);
@@ -823,19 +1182,19 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
       }
       RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
         // The graph holds every id's person row (it is the store's index of them here).
-        KnownIds known;
+        BatchResolver resolver(c, identity_, tenant_id, now);
         std::vector<std::string_view> views(slow_ids.begin(), slow_ids.end());
         RETURN_IF_ERROR(identity_.ResolveOwnersInWrite(c, tenant_id, views, owners));
         for (size_t k = 0; k < views.size(); ++k) {
-          if (owners[k]) known.Put(slow_ids[k], owners[k]->origin_person);
+          if (owners[k]) resolver.Known(views[k], owners[k]->origin_person, owners[k]->person);
         }
         std::vector<size_t> rows;
         ChannelMoves moves;
         for (size_t i : slow) {
           const EventIn& e = items[i].event;
-          ASSIGN_OR_RETURN(Resolution who,
-                           ResolvePerson(c, identity_, tenant_id, e.ids, channel_of[i], e.ts, known,
-                                         "event " + e.type + " " + e.event_id));
+          ASSIGN_OR_RETURN(Resolution who, resolver.Resolve(e.ids, channel_of[i], e.ts, [&] {
+            return "event " + e.type + " " + e.event_id;
+          }));
           origin_of[i] = who.origin_person_id;
           out.results[i].link = who.link;
           if (!channel_of[i]) continue;
@@ -844,6 +1203,8 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
             NoteMove(moves, who.person_id, e.ts, *channel_of[i]);
           }
         }
+        // The people and ids first: the events' rows refer to their people.
+        RETURN_IF_ERROR(resolver.Flush());
         RETURN_IF_ERROR(InsertEventRows(c, tenant_id, items, rows, origin_of, channel_of, now));
         return MoveLastChannels(c, identity_, tenant_id, moves, now);
       }));
@@ -861,10 +1222,18 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
       durable = true;
     }
   }
-  for (size_t i : mine) {
-    out.results[i].outcome = EventOutcome::kAccepted;
-    out.results[i].person_id = identity_.CanonicalOf(tenant_id, origin_of[i]);
-    out.results[i].channel_id = channel_of[i];
+  {
+    // The person each accepted event belongs to now (after any merge meanwhile).
+    std::vector<int64_t> rows, persons(mine.size());
+    rows.reserve(mine.size());
+    for (size_t i : mine) rows.push_back(origin_of[i]);
+    identity_.CanonicalOfMany(tenant_id, rows, persons);
+    for (size_t j = 0; j < mine.size(); ++j) {
+      const size_t i = mine[j];
+      out.results[i].outcome = EventOutcome::kAccepted;
+      out.results[i].person_id = persons[j];
+      out.results[i].channel_id = channel_of[i];
+    }
   }
 
   // Events another batch had in flight: duplicates once it made them durable. If it failed, this

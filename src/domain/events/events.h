@@ -80,6 +80,13 @@ struct EventItem {
 // batch: a bad element comes back with `rejected` set. Moves the properties out of `item`.
 EventItem ReadEventItem(json::value& item, size_t index, int64_t now_ms);
 
+// POST /v1/events' body read into its items as api::ParseEventBatch reads it: the envelope is a
+// JSON object whose only field is `events`, an array of 1–1,000 elements (MALFORMED_JSON,
+// INVALID_FIELD, UNKNOWN_FIELD… for a bad envelope), and each element goes through ReadEventItem.
+// The batch's JSON tree is built in a per-thread arena and dropped at once, instead of one heap
+// allocation per node.
+StatusOr<std::vector<EventItem>> ReadEventBatch(std::string_view body, int64_t now_ms);
+
 enum class EventOutcome { kAccepted, kDuplicate, kRejected };
 
 // What an event's (or a login's) ids did to the identity graph: nothing new ("linked": they were
@@ -106,6 +113,12 @@ struct IngestResult {
   // When the ingest began: every accepted event's received_at is at or after it.
   int64_t started_at = 0;
 };
+
+// The answer to POST /v1/events, written directly: the same text as serialising
+// api::ToJson(result) — {"results":[{"event_id","status","person_id","link"?} or
+// {"event_id","status","code","message","field"?} or {"event_id","status"}…],"accepted",
+// "duplicates","rejected"}.
+std::string IngestResultJson(const IngestResult& result);
 
 // ---- person resolution -------------------------------------------------------------------------
 

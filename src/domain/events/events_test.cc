@@ -3,12 +3,19 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <filesystem>
+#include <map>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
+#include "common/crypto.h"
+#include "common/error_codes.h"
 #include "common/time.h"
 #include "domain/channels/channels.h"
 #include "domain/testing/store_fixture.h"
@@ -222,6 +229,177 @@ TEST(ReadEventItemTest, EventIdCharacters) {
        std::vector<std::string>{"", "a b", "a/b", "a+b", "é", std::string(65, 'z'), "a\""}) {
     EXPECT_FALSE(IsEventId(bad)) << bad;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ReadEventBatch: the request body of POST /v1/events; IngestResultJson: its answer.
+
+TEST(ReadEventBatchTest, TheEnvelopeIsStrict) {
+  const int64_t now = NowMs();
+  const std::string one = R"({"event_id":"e1","type":"follow","ts":1700000000000,)"
+                          R"("touchpoint":"wecom","ids":["unionid:u1"]})";
+  std::string many = R"({"events":[)";
+  for (size_t i = 0; i <= kMaxEventsPerBatch; ++i) many += (i ? "," : "") + one;
+  many += "]}";
+  const std::vector<std::tuple<std::string, ErrorCode, std::string>> cases = {
+      {"not json", ErrorCode::kMalformedJson, ""},
+      {R"({"events":[)", ErrorCode::kMalformedJson, ""},
+      {"[" + one + "]", ErrorCode::kMalformedJson, ""},
+      {"{}", ErrorCode::kMissingField, "events"},
+      {R"({"events":null})", ErrorCode::kMissingField, "events"},
+      {R"({"events":[]})", ErrorCode::kInvalidField, "events"},
+      {R"({"events":{}})", ErrorCode::kInvalidField, "events"},
+      {many, ErrorCode::kInvalidField, "events"},
+      {R"({"events":[)" + one + R"(],"tenant":1})", ErrorCode::kUnknownField, "tenant"},
+  };
+  for (const auto& [body, code, field] : cases) {
+    SCOPED_TRACE(body.substr(0, 60));
+    auto r = ReadEventBatch(body, now);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), code) << r.status().ToString();
+    EXPECT_EQ(r.status().field(), field);
+  }
+}
+
+TEST(ReadEventBatchTest, ReadsEveryElementAsReadEventItemDoes) {
+  const int64_t now = NowMs();
+  // Good and bad elements side by side; each is read alone, as ReadEventItem reads it.
+  const std::vector<std::string> elements = {
+      R"({"event_id":"a","type":"page_view","ts":1700000000000,"touchpoint":"mini_program",)"
+      R"("ids":["phone:138 0013 8000","unionid:u1","phone:+8613800138000"],)"
+      R"("properties":{"path":"/p?id=1","title":"商品 \"详情\"\n","n":[1,{"x":null}]}})",
+      R"({"event_id":"b","type":"custom:x","ts":1700000000001,"touchpoint":"other",)"
+      R"("ids":["openid:wxapp:o1"],"channel_state":"cX"})",
+      R"(7)",
+      R"({"event_id":"c d","type":"follow","ts":1700000000000,"touchpoint":"wecom","ids":["u"]})",
+      R"({"event_id":"e","type":"order_paid","ts":1700000000000,"touchpoint":"wecom",)"
+      R"("ids":["unionid:u2"],"properties":{"order_no":"SO1","amount_fen":"x"}})",
+      R"({"event_id":"f","type":"follow","ts":1700000000000,"touchpoint":"wecom",)"
+      R"("ids":["unionid:u2",5]})",
+      R"({"event_id":"g","type":"nope","ts":1700000000000,"touchpoint":"wecom","ids":["unionid:u"]})",
+  };
+  std::string body = R"({"events":[)";
+  for (size_t i = 0; i < elements.size(); ++i) body += (i ? "," : "") + elements[i];
+  body += "]}";
+  auto items = ReadEventBatch(body, now);
+  ASSERT_TRUE(items.ok()) << items.status().ToString();
+  ASSERT_EQ(items->size(), elements.size());
+  for (size_t i = 0; i < elements.size(); ++i) {
+    SCOPED_TRACE(elements[i]);
+    EventItem want = Read(json::parse(elements[i]), i, now);
+    const EventItem& got = (*items)[i];
+    EXPECT_EQ(got.event_id, want.event_id);
+    EXPECT_EQ(got.rejected.code(), want.rejected.code());
+    EXPECT_EQ(got.rejected.message(), want.rejected.message());
+    EXPECT_EQ(got.rejected.field(), want.rejected.field());
+    if (!want.rejected.ok()) continue;
+    EXPECT_EQ(got.event.event_id, want.event.event_id);
+    EXPECT_EQ(got.event.type, want.event.type);
+    EXPECT_EQ(got.event.spec, want.event.spec);
+    EXPECT_EQ(got.event.ts, want.event.ts);
+    EXPECT_EQ(got.event.touchpoint, want.event.touchpoint);
+    EXPECT_EQ(got.event.channel_state, want.event.channel_state);
+    EXPECT_EQ(got.event.ids_json, want.event.ids_json);
+    EXPECT_EQ(got.event.properties, want.event.properties);
+    ASSERT_EQ(got.event.ids.size(), want.event.ids.size());
+    for (size_t k = 0; k < want.event.ids.size(); ++k) {
+      EXPECT_EQ(got.event.ids[k].canonical, want.event.ids[k].canonical);
+      EXPECT_EQ(got.event.ids[k].kind, want.event.ids[k].kind);
+    }
+  }
+  EXPECT_EQ((*items)[0].event.ids_json, R"(["phone:+8613800138000","unionid:u1"])");
+  EXPECT_EQ((*items)[0].event.ids[0].kind, "phone");
+}
+
+TEST(ReadEventBatchTest, BodiesLargerThanTheArenaAndOneAfterAnother) {
+  const int64_t now = NowMs();
+  // 1,000 events with 1 KiB of properties each: well past the per-thread arena.
+  std::string body = R"({"events":[)";
+  const std::string filler(1000, 'z');
+  for (int i = 0; i < 1000; ++i) {
+    body += (i ? "," : "") + std::string(R"({"event_id":"big-)") + std::to_string(i) +
+            R"(","type":"custom:x","ts":1700000000000,"touchpoint":"other",)" +
+            R"("ids":["unionid:u)" + std::to_string(i) + R"("],"properties":{"i":)" +
+            std::to_string(i) + R"(,"f":")" + filler + R"("}})";
+  }
+  body += "]}";
+  for (int round = 0; round < 3; ++round) {
+    auto items = ReadEventBatch(body, now);
+    ASSERT_TRUE(items.ok()) << items.status().ToString();
+    ASSERT_EQ(items->size(), 1000u);
+    for (int i = 0; i < 1000; ++i) {
+      const EventItem& it = (*items)[i];
+      ASSERT_TRUE(it.rejected.ok()) << it.rejected.ToString();
+      EXPECT_EQ(it.event.event_id, "big-" + std::to_string(i));
+      EXPECT_EQ(it.event.properties,
+                R"({"i":)" + std::to_string(i) + R"(,"f":")" + filler + R"("})");
+    }
+    // A small batch in between, on the same thread's arena.
+    auto small =
+        ReadEventBatch(R"({"events":[{"event_id":"s","type":"custom:x","ts":1700000000000,)"
+                       R"("touchpoint":"other","ids":["unionid:s"]}]})",
+                       now);
+    ASSERT_TRUE(small.ok());
+    EXPECT_EQ((*small)[0].event.properties, "{}");
+  }
+}
+
+TEST(IngestResultJsonTest, IsTheCodecsAnswerByteForByte) {
+  // The answer as api::ToJson(IngestResult) builds it, serialised.
+  auto reference = [](const IngestResult& r) {
+    json::array results;
+    for (const EventResult& e : r.results) {
+      json::object o;
+      o["event_id"] = e.event_id.empty() ? json::value(nullptr) : json::value(e.event_id);
+      o["status"] = EventOutcomeName(e.outcome);
+      if (e.outcome == EventOutcome::kAccepted) {
+        o["person_id"] = e.person_id;
+        if (e.link != LinkState::kLinked) o["link"] = LinkStateName(e.link);
+      } else if (e.outcome == EventOutcome::kRejected) {
+        o["code"] = ErrorCodeName(e.error.code());
+        o["message"] = e.error.message();
+        if (!e.error.field().empty()) o["field"] = e.error.field();
+      }
+      results.emplace_back(std::move(o));
+    }
+    json::object o;
+    o["results"] = std::move(results);
+    o["accepted"] = r.accepted;
+    o["duplicates"] = r.duplicates;
+    o["rejected"] = r.rejected;
+    return json::serialize(o);
+  };
+  IngestResult r;
+  auto add = [&](std::string id, EventOutcome out, int64_t person = 0,
+                 LinkState link = LinkState::kLinked, Status err = Status::Ok()) {
+    EventResult e;
+    e.event_id = std::move(id);
+    e.outcome = out;
+    e.person_id = person;
+    e.link = link;
+    e.error = std::move(err);
+    e.channel_id = 7;  // not part of the answer
+    r.results.push_back(std::move(e));
+  };
+  add("550e8400-e29b-41d4-a716-446655440000", EventOutcome::kAccepted, 123456789012);
+  add("m", EventOutcome::kAccepted, 1, LinkState::kMerged);
+  add("q", EventOutcome::kAccepted, 2, LinkState::kQuarantined);
+  add("d:1.x_y", EventOutcome::kDuplicate, 5);
+  add("", EventOutcome::kRejected, 0, LinkState::kLinked,
+      InvalidField("events[4]", "each element of 'events' must be a JSON object"));
+  add("r", EventOutcome::kRejected, 0, LinkState::kLinked,
+      InvalidField("events[5].type", "unknown event type 'a\"b\\c\n\t\x01\x7f é 事件'"));
+  add("s", EventOutcome::kRejected, 0, LinkState::kLinked,
+      Status(ErrorCode::kStoreUnavailable, "send this event again"));
+  add("t", EventOutcome::kRejected, 0, LinkState::kLinked,
+      Status(ErrorCode::kUnknownChannelState, "channel_state 'x' matches no channel",
+             "events[7].channel_state"));
+  r.accepted = 3;
+  r.duplicates = 1;
+  r.rejected = 4;
+  EXPECT_EQ(IngestResultJson(r), reference(r));
+  EXPECT_EQ(IngestResultJson(IngestResult{}), reference(IngestResult{}));
+  EXPECT_TRUE(json::parse(IngestResultJson(r)).is_object());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -678,6 +856,173 @@ TEST_P(EventsTest, ConcurrentCopiesOfABatchStoreEachEventOnce) {
   }
   EXPECT_EQ(StoredCount(), 1200);
   EXPECT_EQ(Count("people"), 40);
+}
+
+// The same random batches into a SQLite store without the log (every event through
+// ResolvePerson, one by one) and into one with the log (known people from the graph, the rest
+// through the batch resolver, whose multi-row writes number new people themselves): both must
+// attach every event to the same person row, create the same people and ids with the same
+// numbers, merge and quarantine alike, and answer alike.
+TEST(EventsDifferentialTest, TheLogPathResolvesPeopleAsTheStorePathDoes) {
+  struct World {
+    std::filesystem::path dir;
+    std::unique_ptr<store::Store> store;
+    std::unique_ptr<Identity> identity;
+    std::unique_ptr<Events> events;
+    int64_t tenant = 0;
+
+    explicit World(bool log) {
+      dir = std::filesystem::temp_directory_path() / ("siyu-events-diff-" + RandomBase62(10));
+      store::Options o;
+      o.url = dir.string();
+      auto s = store::Store::Open(o);
+      EXPECT_TRUE(s.ok()) << s.status().ToString();
+      store = std::move(s).value();
+      identity = std::make_unique<Identity>(*store);  // the guard holds hubs of > 3 people
+      Status w = store->Write([&](store::Conn& c) -> Status {
+        ASSIGN_OR_RETURN(store::Rows r,
+                         c.Query("INSERT INTO tenants (name, timezone, created_at) VALUES (?, "
+                                 "'Asia/Shanghai', 1) RETURNING id",
+                                 {std::string("diff")}));
+        tenant = r.at(0).Int(0);
+        for (const char* st : {"cA", "cB"}) {
+          RETURN_IF_ERROR(c.Exec("INSERT INTO channels (tenant_id, name, source_pool, touchpoint, "
+                                 "cost_fen, state, created_at) VALUES (?, ?, 'offline', 'wecom', "
+                                 "0, ?, 1)",
+                                 {tenant, std::string(st), std::string(st)})
+                              .status());
+        }
+        return Status::Ok();
+      });
+      EXPECT_TRUE(w.ok()) << w.ToString();
+      events = std::make_unique<Events>(*store, *identity);
+      if (log) {
+        Status l = events->OpenLog((dir / "events").string());
+        EXPECT_TRUE(l.ok()) << l.ToString();
+      }
+    }
+    ~World() {
+      events.reset();
+      identity.reset();
+      store.reset();
+      std::filesystem::remove_all(dir);
+    }
+    std::vector<std::string> Rows(const std::string& sql) {
+      std::vector<std::string> out;
+      Status s = store->Read([&](store::Conn& c) -> Status {
+        ASSIGN_OR_RETURN(store::Rows rows, c.Query(sql, {tenant}));
+        for (const auto& r : rows) {
+          std::string line;
+          for (size_t i = 0; i < r.size(); ++i) line += (r.IsNull(i) ? "NULL" : r.Text(i)) + "|";
+          out.push_back(line);
+        }
+        return Status::Ok();
+      });
+      EXPECT_TRUE(s.ok()) << s.ToString();
+      return out;
+    }
+  };
+
+  std::map<std::string, int> seen;  // what the random batches exercised
+  for (uint32_t seed = 1; seed <= 4; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    World plain(false), logged(true);
+    std::vector<std::string> universe;
+    for (int i = 0; i < 90; ++i) {
+      universe.push_back(i % 3 == 0   ? "unionid:u" + std::to_string(i)
+                         : i % 3 == 1 ? "openid:wxapp:o" + std::to_string(i)
+                                      : "phone:+86138" + std::to_string(10000000 + i));
+    }
+    int next_event = 0;
+    std::vector<std::pair<int64_t, int64_t>> answered;  // person ids of each accepted event
+    for (int batch = 0; batch < 60; ++batch) {
+      std::vector<json::value> events;
+      const int n = 1 + static_cast<int>(rng() % 40);
+      for (int k = 0; k < n; ++k) {
+        std::string event_id = "e" + std::to_string(next_event++);
+        const bool resend = next_event > 5 && rng() % 20 == 0;
+        if (resend) event_id = "e" + std::to_string(rng() % next_event);  // sent before
+        json::array ids;
+        // Mostly people seen before (a few ids early in the universe), sometimes new ones,
+        // sometimes ids of several people at once (merges, and hubs the guard holds back).
+        const int m = 1 + static_cast<int>(rng() % (rng() % 4 == 0 ? 3 : 1));
+        const size_t reach = std::min<size_t>(universe.size(), 10 + batch * 2);
+        for (int j = 0; j < m; ++j) ids.emplace_back(universe[rng() % reach]);
+        const int64_t ts = kT0 + static_cast<int64_t>(rng() % 100'000);
+        switch (rng() % 6) {
+          case 0:
+            events.push_back(Ev(event_id, "follow", ids, ts, {}, rng() % 5 ? "cA" : "cB"));
+            break;
+          case 1:
+            // (An unknown channel_state on a resent event: the store path answers duplicate, the
+            // log path, which checks channels first, rejected. Both are right; not compared.)
+            events.push_back(PageView(event_id, ids, ts, rng() % 8 || resend ? "cB" : "nope"));
+            break;
+          case 2:
+            events.push_back(Ev(event_id, "custom:x", ids, ts, {{"n", k}}));
+            break;
+          default:
+            events.push_back(PageView(event_id, ids, ts));
+        }
+      }
+      auto a = plain.events->Ingest(plain.tenant, Batch(events));
+      auto b = logged.events->Ingest(logged.tenant, Batch(events));
+      ASSERT_TRUE(a.ok()) << a.status().ToString();
+      ASSERT_TRUE(b.ok()) << b.status().ToString();
+      ASSERT_EQ(a->results.size(), b->results.size());
+      EXPECT_EQ(a->accepted, b->accepted);
+      EXPECT_EQ(a->duplicates, b->duplicates);
+      EXPECT_EQ(a->rejected, b->rejected);
+      for (size_t i = 0; i < a->results.size(); ++i) {
+        const EventResult &x = a->results[i], &y = b->results[i];
+        SCOPED_TRACE("batch " + std::to_string(batch) + " item " + std::to_string(i));
+        ASSERT_EQ(x.outcome, y.outcome);
+        ++seen[std::string(EventOutcomeName(x.outcome))];
+        if (x.outcome != EventOutcome::kAccepted) continue;
+        EXPECT_EQ(x.link, y.link);
+        EXPECT_EQ(x.channel_id, y.channel_id);
+        ++seen[std::string(LinkStateName(x.link))];
+        answered.emplace_back(x.person_id, y.person_id);
+      }
+    }
+    // The answers name the same persons (the store path names the person as it was at the
+    // event, the log path as it is after the batch: both are the same person now).
+    for (const auto& [x, y] : answered) {
+      EXPECT_EQ(plain.identity->CanonicalOf(plain.tenant, x),
+                logged.identity->CanonicalOf(logged.tenant, y));
+    }
+    // Every event on the same person row, with the same content.
+    auto stored = [](World& w) {
+      std::map<std::string, std::string> out;
+      Status s = w.events->ForEachStored(w.tenant, [&](const StoredEvent& e) {
+        out[e.event_id] = std::to_string(e.person_id) + "|" + e.type + "|" + std::to_string(e.ts) +
+                          "|" + (e.channel_id ? std::to_string(*e.channel_id) : "-") + "|" +
+                          e.ids_json + "|" + e.properties;
+        return Status::Ok();
+      });
+      EXPECT_TRUE(s.ok()) << s.ToString();
+      return out;
+    };
+    EXPECT_EQ(stored(plain), stored(logged));
+    // The same people, ids and identity log.
+    for (const char* sql :
+         {"SELECT id, acquired_at, first_channel_id, last_channel_id, canonical_id FROM people "
+          "WHERE tenant_id = ? ORDER BY id",
+          "SELECT external_id, kind, person_id FROM person_ids WHERE tenant_id = ? ORDER BY "
+          "external_id",
+          "SELECT seq, kind, reason, id_a, id_b, person_a, person_b, target, hub_id, people, "
+          "guard_reason FROM identity_log WHERE tenant_id = ? ORDER BY seq"}) {
+      EXPECT_EQ(plain.Rows(sql), logged.Rows(sql)) << sql;
+    }
+    Status va = plain.identity->Verify(), vb = logged.identity->Verify();
+    EXPECT_TRUE(va.ok()) << va.ToString();
+    EXPECT_TRUE(vb.ok()) << vb.ToString();
+  }
+  for (const char* what :
+       {"accepted", "duplicate", "rejected", "linked", "merged", "quarantined"}) {
+    EXPECT_GT(seen[what], 5) << what;
+  }
 }
 
 // The event log's own behaviour: only a SQLite store with the log has it.

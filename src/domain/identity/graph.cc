@@ -339,6 +339,40 @@ StatusOr<bool> IdentityGraph::AddId(std::string_view id, int64_t origin_person) 
   return added;
 }
 
+Status IdentityGraph::AddIds(std::span<const IdRow> rows, size_t* added) {
+  if (added) *added = 0;
+  // Canonicalised outside the lock, into one buffer.
+  thread_local std::string buf, scratch;
+  thread_local std::vector<std::pair<size_t, size_t>> spans;
+  thread_local std::vector<IdTable::Key> keys;
+  buf.clear();
+  spans.clear();
+  keys.clear();
+  size_t valid = 0;
+  Status invalid;
+  for (const IdRow& row : rows) {
+    IdKind kind;
+    invalid = CanonicalizeExternalId(row.id, "id", &scratch, &kind);
+    if (!invalid.ok()) break;
+    spans.emplace_back(buf.size(), scratch.size());
+    buf += scratch;
+    ++valid;
+  }
+  std::unique_lock lock(mu_);
+  for (const auto& [off, len] : spans)
+    keys.push_back(s_.ids.KeyOf(std::string_view(buf).substr(off, len)));
+  PrefetchIds(keys);
+  for (size_t i = 0; i < valid; ++i) {
+    std::string_view id = std::string_view(buf).substr(spans[i].first, spans[i].second);
+    // A key made before its prefix was known is made again: a row above may have added it.
+    const IdTable::Key key = keys[i].prefix == kNone ? s_.ids.KeyOf(id) : keys[i];
+    bool one = false;
+    RETURN_IF_ERROR(AddIdLocked(id, key, rows[i].person, &one));
+    if (one && added) ++*added;
+  }
+  return invalid;
+}
+
 StatusOr<LinkOutcome> IdentityGraph::LinkLocked(std::string_view a, const IdTable::Key& key_a,
                                                 std::string_view b, const IdTable::Key& key_b,
                                                 std::string_view reason, int64_t ts) {
@@ -797,11 +831,28 @@ std::optional<int64_t> IdentityGraph::ResolvePerson(int64_t origin_person) const
 void IdentityGraph::ResolveOwners(std::span<const std::string_view> ids,
                                   std::vector<std::optional<IdOwner>>& out) const {
   out.assign(ids.size(), std::nullopt);
+  constexpr size_t kChunk = 256;  // PrefetchIds' batch
+  thread_local std::vector<IdTable::Key> keys;
   std::shared_lock lock(mu_);
-  for (size_t i = 0; i < ids.size(); ++i) {
-    uint32_t owner = kNone;
-    if (s_.ids.Find(s_.ids.KeyOf(ids[i]), &owner) == kNone) continue;
-    out[i] = IdOwner{s_.store_ids[owner], SurvivorOf(owner)};
+  for (size_t start = 0; start < ids.size(); start += kChunk) {
+    const size_t n = std::min(kChunk, ids.size() - start);
+    keys.clear();
+    for (size_t i = 0; i < n; ++i) keys.push_back(s_.ids.KeyOf(ids[start + i]));
+    if (n > 1) PrefetchIds(keys);
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t owner = kNone;
+      if (s_.ids.Find(keys[i], &owner) == kNone) continue;
+      out[start + i] = IdOwner{s_.store_ids[owner], SurvivorOf(owner)};
+    }
+  }
+}
+
+void IdentityGraph::ResolvePersons(std::span<const int64_t> origin_people,
+                                   std::span<int64_t> out) const {
+  std::shared_lock lock(mu_);
+  for (size_t i = 0; i < origin_people.size() && i < out.size(); ++i) {
+    uint32_t p = PersonIndex(origin_people[i]);
+    out[i] = p == kNone ? origin_people[i] : SurvivorOf(p);
   }
 }
 

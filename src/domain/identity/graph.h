@@ -231,6 +231,10 @@ class IdentityGraph {
   // false if it was already there for that person. INVALID_FIELD ("id", "origin_person") for bad
   // input; ALREADY_EXISTS if the id belongs to another origin person (ids never move).
   StatusOr<bool> AddId(std::string_view id, int64_t origin_person);
+  // AddId for each row in order (row.id: any accepted spelling; row.person: the origin person),
+  // with the lock taken once. Stops at the first error, which it returns; the rows before it
+  // stay added. *added (if given) counts the rows that were new.
+  Status AddIds(std::span<const IdRow> rows, size_t* added = nullptr);
 
   // Merges the persons of `id_a` and `id_b` (any accepted spellings). Outcomes:
   //   kNewPersonNeeded when an id is unknown: the graph never invents persons (rows are created
@@ -266,8 +270,12 @@ class IdentityGraph {
   std::optional<int64_t> Resolve(std::string_view canonical_id) const;
   // The person (survivor) an origin person belongs to, or nullopt if unknown.
   std::optional<int64_t> ResolvePerson(int64_t origin_person) const;
+  // For each of `origin_people`, its person (survivor), or itself if unknown, into `out` (of the
+  // same size), under one lock.
+  void ResolvePersons(std::span<const int64_t> origin_people, std::span<int64_t> out) const;
   // For each of `ids` (canonical), the origin person that owns it and the person it resolves to,
-  // under one lock; nullopt for an unknown id. `out` is resized to ids.size().
+  // under one lock; nullopt for an unknown id. `out` is resized to ids.size(). Many ids are looked
+  // up in stages (as LinkBatch does), so that their random reads overlap.
   struct IdOwner {
     int64_t origin_person = 0;
     int64_t person = 0;

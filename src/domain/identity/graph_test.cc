@@ -799,6 +799,100 @@ TEST(IdentityGraphRandomTest, LinkBatchEqualsLinkingOneByOne) {
   }
 }
 
+TEST(IdentityGraphRandomTest, AddIdsEqualsAddingOneByOne) {
+  for (uint32_t seed = 1; seed <= 10; ++seed) {
+    std::mt19937 rng(seed);
+    IdentityGraph one, batched;
+    // Ids of kinds and apps not seen before come in the middle of batches (their prefix is new
+    // to the table then), some ids twice, some already someone else's, a few malformed.
+    std::vector<std::string> storage;
+    storage.reserve(4000);
+    std::vector<IdRow> rows;
+    for (int k = 0; k < 1500; ++k) {
+      int i = static_cast<int>(rng() % 400);
+      switch (rng() % 5) {
+        case 0:
+          storage.push_back(Phone(i));
+          break;
+        case 1:
+          storage.push_back("openid:app" + std::to_string(i % 7) + ":o" + std::to_string(i));
+          break;
+        case 2:
+          storage.push_back("member_no:M" + std::to_string(i));
+          break;
+        default:
+          storage.push_back(Unionid(i));
+          break;
+      }
+      int64_t person = 1 + i % 150;
+      if (rng() % 40 == 0) person = 1 + static_cast<int64_t>(rng() % 150);  // may collide
+      rows.push_back({storage.back(), person});
+    }
+    for (size_t i = 0; i < rows.size();) {  // uneven batches
+      size_t n = std::min<size_t>(rows.size() - i, 1 + rng() % 120);
+      std::vector<IdRow> batch(rows.begin() + static_cast<ptrdiff_t>(i),
+                               rows.begin() + static_cast<ptrdiff_t>(i + n));
+      i += n;
+      if (rng() % 15 == 0) {  // a malformed id somewhere in the batch
+        size_t at = rng() % batch.size();
+        batch.insert(batch.begin() + static_cast<ptrdiff_t>(at), IdRow{"bogus", 5});
+      }
+      // One by one, up to the first error: AddIds stops there too.
+      size_t want_added = 0;
+      Status want;
+      for (const IdRow& r : batch) {
+        auto one_added = one.AddId(r.id, r.person);
+        if (!one_added.ok()) {
+          want = one_added.status();
+          break;
+        }
+        want_added += *one_added;
+      }
+      size_t added = 0;
+      Status got = batched.AddIds(batch, &added);
+      EXPECT_EQ(got.code(), want.code()) << got.ToString() << " vs " << want.ToString();
+      EXPECT_EQ(got.message(), want.message());
+      EXPECT_EQ(added, want_added);
+      std::string why;
+      ASSERT_TRUE(batched.Equals(one, &why)) << "seed " << seed << ": " << why;
+    }
+    EXPECT_TRUE(batched.CheckInvariants().ok());
+  }
+}
+
+TEST(IdentityGraphTest, ManyOwnersAndPersonsAtOnceEqualOneByOne) {
+  IdentityGraph g(GraphOptions{0});
+  std::vector<std::string> ids;
+  for (int i = 0; i < 700; ++i) {
+    ids.push_back(i % 2 ? Unionid(i) : Openid(i));
+    if (i % 5 != 0) Add(g, {{ids.back(), 100 + i / 3}});  // every fifth stays unknown
+  }
+  for (int i = 0; i + 9 < 600; i += 9) MustLink(g, Unionid(i + 1), Openid(i + 4));
+  ids.push_back("openid:never-seen-app:o1");                    // a prefix the table does not have
+  std::vector<std::string_view> views(ids.begin(), ids.end());  // more than one chunk of 256
+  std::vector<std::optional<IdentityGraph::IdOwner>> owners;
+  g.ResolveOwners(views, owners);
+  ASSERT_EQ(owners.size(), views.size());
+  std::vector<int64_t> rows, persons(ids.size() + 1);
+  for (size_t i = 0; i < views.size(); ++i) {
+    std::vector<std::optional<IdentityGraph::IdOwner>> single;
+    g.ResolveOwners(std::span(views).subspan(i, 1), single);
+    ASSERT_EQ(owners[i].has_value(), single[0].has_value()) << ids[i];
+    if (!owners[i]) continue;
+    EXPECT_EQ(owners[i]->origin_person, single[0]->origin_person) << ids[i];
+    EXPECT_EQ(owners[i]->person, single[0]->person) << ids[i];
+    EXPECT_EQ(owners[i]->person, R(g, ids[i])) << ids[i];
+    rows.push_back(owners[i]->origin_person);
+  }
+  rows.push_back(999'999);  // unknown: itself
+  persons.resize(rows.size());
+  g.ResolvePersons(rows, persons);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(persons[i], g.ResolvePerson(rows[i]).value_or(rows[i])) << rows[i];
+  }
+  EXPECT_EQ(persons.back(), 999'999);
+}
+
 // ---- concurrency --------------------------------------------------------------------------------
 
 TEST(IdentityGraphConcurrencyTest, ReadersSeeBeforeOrAfterNeverTorn) {

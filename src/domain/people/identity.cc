@@ -335,6 +335,16 @@ Status Identity::AddIdInWrite(Conn& c, int64_t tenant_id, const std::string& can
   return Status::Ok();
 }
 
+Status Identity::AddIdsInWrite(Conn& c, int64_t tenant_id, std::span<const identity::IdRow> rows) {
+  if (rows.empty()) return Status::Ok();
+  Tenant& t = TenantOf(tenant_id);
+  ASSIGN_OR_RETURN(IdentityGraph * g, GraphInWrite(c, t, tenant_id));
+  size_t added = 0;
+  Status s = g->AddIds(rows, &added);
+  if (added > 0) MarkChanged(c, t, tenant_id);
+  return s;
+}
+
 StatusOr<identity::LinkOutcome> Identity::LinkInWrite(Conn& c, int64_t tenant_id,
                                                       const std::string& a, const std::string& b,
                                                       const std::string& reason, int64_t ts) {
@@ -384,6 +394,11 @@ void Identity::ResolveOwners(int64_t tenant_id, std::span<const std::string_view
 
 int64_t Identity::CanonicalOf(int64_t tenant_id, int64_t origin_person) {
   return GraphForRead(tenant_id)->ResolvePerson(origin_person).value_or(origin_person);
+}
+
+void Identity::CanonicalOfMany(int64_t tenant_id, std::span<const int64_t> origin_people,
+                               std::span<int64_t> out) {
+  GraphForRead(tenant_id)->ResolvePersons(origin_people, out);
 }
 
 std::vector<int64_t> Identity::ComponentOf(int64_t tenant_id, int64_t person_id) {

@@ -79,6 +79,9 @@ class Identity {
   // inserted by this write).
   Status AddIdInWrite(store::Conn& c, int64_t tenant_id, const std::string& canonical,
                       int64_t person);
+  // AddIdInWrite for each row (canonical id, origin person), in order, taking the graph's lock
+  // once. Their person_ids rows were just inserted by this write.
+  Status AddIdsInWrite(store::Conn& c, int64_t tenant_id, std::span<const identity::IdRow> rows);
   // Links two ids that both belong to people already (person_ids rows exist); persists the log
   // entries and canonical ids the link produced.
   StatusOr<identity::LinkOutcome> LinkInWrite(store::Conn& c, int64_t tenant_id,
@@ -103,6 +106,9 @@ class Identity {
                      std::vector<std::optional<identity::IdentityGraph::IdOwner>>& out);
   // The person an origin person belongs to (itself if it was never merged or is unknown).
   int64_t CanonicalOf(int64_t tenant_id, int64_t origin_person);
+  // CanonicalOf for each of `origin_people`, into `out` (of the same size), in one look.
+  void CanonicalOfMany(int64_t tenant_id, std::span<const int64_t> origin_people,
+                       std::span<int64_t> out);
   // The origin people of the person `person_id` belongs to (just itself when never merged).
   std::vector<int64_t> ComponentOf(int64_t tenant_id, int64_t person_id);
 

@@ -1,5 +1,6 @@
-// The embedded SQLite backend: one database file in a data directory, WAL journal, synchronous
-// FULL (every commit is fsynced before Write() returns), foreign keys on, a busy timeout.
+// The embedded SQLite backend: one database file in a data directory, WAL journal, foreign keys on,
+// a busy timeout. Every commit is durable (its WAL frames fsynced) before Write() returns; the
+// sync runs on a thread of its own while the writer goes on, and a background thread checkpoints.
 #pragma once
 
 #include <memory>
