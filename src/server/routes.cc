@@ -640,9 +640,9 @@ HttpOut Import(Ctx& c) {
   const std::string& kind = c.params.at(0);
   // Tag members change what operators target: an ingest key may not (it creates tags).
   if (kind == "tags" && c.principal.role != Role::kAdmin && c.principal.role != Role::kOperator) {
-    return Api::Error(Status(ErrorCode::kForbidden,
-                             "role '" + std::string(domain::RoleName(c.principal.role)) +
-                                 "' may not import tags (admin or operator)"));
+    return Api::Error(
+        Status(ErrorCode::kForbidden, "role '" + std::string(domain::RoleName(c.principal.role)) +
+                                          "' may not import tags (admin or operator)"));
   }
   StatusOr<api::ImportSummary> sum =
       kind == "people"   ? api::ImportPeople(c.engine.people(), c.tenant(), c.in.body, opt)
