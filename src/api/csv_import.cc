@@ -454,38 +454,34 @@ StatusOr<ImportSummary> ImportTags(domain::Audience& audience, domain::People& p
     person_of[i] = person->id;
     tag_of[i] = *t;
   }
-  // Per tag: who has it already, then everyone new in calls of up to 10,000 people.
+  // Per tag, each person once, in calls of up to 10,000 people; the calls count who was new.
   std::map<int64_t, std::vector<size_t>> by_tag;
   for (size_t i = 0; i < rows.size(); ++i) {
     if (outcomes[i].status.ok()) by_tag[tag_of[i]].push_back(i);
   }
-  auto engine = audience.EngineOf(tenant_id);
-  if (!engine) return Status(ErrorCode::kStoreUnavailable, "the audience engine is not available");
-  int64_t done = 0;
+  int64_t done = 0, added = 0;
   for (const auto& [tag, idx] : by_tag) {
-    std::set<int64_t> had;
-    if (auto members = engine->TagMembers(tag); members.ok()) {
-      for (int64_t p : engine->Members(*members)) had.insert(p);
-    }
-    std::vector<int64_t> add;
+    std::vector<int64_t> people;
     std::set<int64_t> seen;
     for (size_t i : idx) {
-      const int64_t p = person_of[i];
-      if (had.count(p) || !seen.insert(p).second) continue;  // unchanged
-      outcomes[i].created = true;
-      add.push_back(p);
+      if (seen.insert(person_of[i]).second) people.push_back(person_of[i]);
     }
-    for (size_t k = 0; k < add.size(); k += 10'000) {
+    for (size_t k = 0; k < people.size(); k += 10'000) {
       domain::TagMembersChange change;
       change.add.assign(
-          add.begin() + static_cast<std::ptrdiff_t>(k),
-          add.begin() + static_cast<std::ptrdiff_t>(std::min(add.size(), k + 10'000)));
-      RETURN_IF_ERROR(audience.ChangeTagMembers(tenant_id, tag, change).status());
+          people.begin() + static_cast<std::ptrdiff_t>(k),
+          people.begin() + static_cast<std::ptrdiff_t>(std::min(people.size(), k + 10'000)));
+      ASSIGN_OR_RETURN(domain::TagMembersResult r,
+                       audience.ChangeTagMembers(tenant_id, tag, change));
+      added += static_cast<int64_t>(r.changed);
     }
     done += static_cast<int64_t>(idx.size());
     if (options.progress) options.progress(done, sum.rows);
   }
+  // Valid rows count as unchanged, but for the memberships the calls added.
   Tally(lines, outcomes, &sum);
+  sum.created += added;
+  sum.unchanged -= added;
   return sum;
 }
 
