@@ -43,6 +43,7 @@ class Engine {
   // Stops the audience ticker, commits queued writes and stops the store. Idempotent.
   void Shutdown() {
     audience_.Stop();
+    events_.Close();
     store_->Shutdown();
   }
 

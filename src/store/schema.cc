@@ -306,6 +306,15 @@ CREATE INDEX segment_snapshots_segment ON segment_snapshots(tenant_id, segment_i
       {10, "order_line_category", R"SQL(
 ALTER TABLE order_lines ADD COLUMN category TEXT;
 )SQL"},
+      // SQLite with the event log: the last log record whose new people, ids, links and channel
+      // rows the store has (the events service's applier writes them after the records; a
+      // restart applies the records after this mark again). One row, id 1.
+      {11, "event_log_applied", R"SQL(
+CREATE TABLE event_log_applied (
+  id INTEGER PRIMARY KEY,
+  seq BIGINT NOT NULL
+);
+)SQL"},
   };
   return kMigrations;
 }

@@ -56,7 +56,28 @@ struct Store::Impl {
 
   std::mutex pool_mu;
   std::vector<std::unique_ptr<Conn>> idle;
+
+  std::mutex deferred_mu;  // guards the two below
+  WriteFn prologue;
+  std::function<void()> barrier;
 };
+
+namespace {
+thread_local bool on_writer_thread = false;
+
+void RunDurableHooks(std::vector<std::function<void(const Status&)>>& hooks, const Status& s) {
+  for (auto& h : hooks) h(s);
+  hooks.clear();
+}
+}  // namespace
+
+bool Store::OnWriterThread() { return on_writer_thread; }
+
+void Store::SetDeferredWork(WriteFn prologue, std::function<void()> barrier) {
+  std::lock_guard<std::mutex> lock(impl_->deferred_mu);
+  impl_->prologue = std::move(prologue);
+  impl_->barrier = std::move(barrier);
+}
 
 Store::Store(Options options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
 
@@ -70,6 +91,7 @@ Status Store::Start() {
   RETURN_IF_ERROR(PrepareWriter(**c));
   impl_->wconn = std::move(c).value();
   impl_->writer = std::thread([this] {
+    on_writer_thread = true;
     auto run_one = [this](std::vector<std::unique_ptr<Impl::Pending>>& batch, auto& self) -> void {
       Impl& im = *impl_;
       auto fail_all = [&](const Status& s) {
@@ -103,13 +125,49 @@ Status Store::Start() {
       std::vector<Status> results(batch.size());
       // The rollback hooks of the writes that succeeded: run if the commit fails.
       std::vector<std::function<void(Conn&)>> kept_hooks;
+      // The durable hooks of the writes that succeeded: run once the commit is durable or failed.
+      std::vector<std::function<void(const Status&)>> durable_hooks;
       auto run_hooks = [&conn](std::vector<std::function<void(Conn&)>>& hooks) {
         for (auto it = hooks.rbegin(); it != hooks.rend(); ++it) (*it)(conn);
         hooks.clear();
       };
-      bool single = batch.size() == 1;
+      WriteFn prologue;
+      {
+        std::lock_guard<std::mutex> lock(im.deferred_mu);
+        prologue = im.prologue;
+      }
+      // With deferred work in the transaction, a failed lone write rolls back to its savepoint
+      // instead of rolling back the whole transaction.
+      bool single = batch.size() == 1 && !prologue;
+      if (prologue) {
+        conn.rollback_hooks_.clear();
+        conn.durable_hooks_.clear();
+        conn.write_number_ = ++im.write_numbers;
+        Status r;
+        try {
+          r = prologue(conn);
+        } catch (const std::exception& e) {
+          r = Internal(std::string("deferred store work failed: ") + e.what());
+        }
+        std::vector<std::function<void(Conn&)>> hooks = std::move(conn.rollback_hooks_);
+        std::vector<std::function<void(const Status&)>> dhooks = std::move(conn.durable_hooks_);
+        conn.rollback_hooks_.clear();
+        conn.durable_hooks_.clear();
+        if (!r.ok()) {
+          spdlog::error("store: deferred work failed: {}", r.ToString());
+          (void)conn.ExecScript("ROLLBACK");
+          run_hooks(hooks);
+          RunDurableHooks(dhooks, r);
+          fail_all(Status(ErrorCode::kStoreUnavailable,
+                          "the store could not apply its deferred work; retry the request later"));
+          return;
+        }
+        for (auto& h : hooks) kept_hooks.push_back(std::move(h));
+        for (auto& h : dhooks) durable_hooks.push_back(std::move(h));
+      }
       for (size_t i = 0; i < batch.size(); ++i) {
         conn.rollback_hooks_.clear();
+        conn.durable_hooks_.clear();
         conn.write_number_ = ++im.write_numbers;
         if (!single) {
           Status sp = conn.ExecScript("SAVEPOINT w");
@@ -125,14 +183,24 @@ Status Store::Start() {
           r = Internal(std::string("write failed: ") + e.what());
         }
         std::vector<std::function<void(Conn&)>> hooks = std::move(conn.rollback_hooks_);
+        std::vector<std::function<void(const Status&)>> dhooks = std::move(conn.durable_hooks_);
         conn.rollback_hooks_.clear();
+        conn.durable_hooks_.clear();
         if (!single) {
           if (!r.ok()) (void)conn.ExecScript("ROLLBACK TO SAVEPOINT w");
           (void)conn.ExecScript("RELEASE SAVEPOINT w");
-          if (!r.ok()) run_hooks(hooks);
+          if (!r.ok()) {
+            run_hooks(hooks);
+            RunDurableHooks(dhooks, r);
+          }
         }
         if (r.ok() || single) {
           for (auto& h : hooks) kept_hooks.push_back(std::move(h));
+          if (r.ok()) {
+            for (auto& h : dhooks) durable_hooks.push_back(std::move(h));
+          } else {
+            RunDurableHooks(dhooks, r);
+          }
         }
         results[i] = std::move(r);
       }
@@ -147,6 +215,7 @@ Status Store::Start() {
         spdlog::error("store: commit failed: {}", commit.ToString());
         (void)conn.ExecScript("ROLLBACK");
         run_hooks(kept_hooks);
+        RunDurableHooks(durable_hooks, commit);
         if (batch.size() > 1) {
           // Retry each write alone so one bad write cannot fail its neighbours.
           for (auto& p : batch) {
@@ -172,9 +241,12 @@ Status Store::Start() {
       struct Committed {
         std::vector<std::unique_ptr<Impl::Pending>> batch;
         std::vector<Status> results;
+        std::vector<std::function<void(const Status&)>> durable_hooks;
       };
-      auto committed = std::make_shared<Committed>(Committed{std::move(batch), std::move(results)});
+      auto committed = std::make_shared<Committed>(
+          Committed{std::move(batch), std::move(results), std::move(durable_hooks)});
       AfterCommit([committed](const Status& durable) {
+        RunDurableHooks(committed->durable_hooks, durable);
         for (size_t i = 0; i < committed->batch.size(); ++i) {
           Status& r = committed->results[i];
           committed->batch[i]->done.set_value(r.ok() && !durable.ok() ? durable : std::move(r));
@@ -215,6 +287,18 @@ Status Store::Write(WriteFn fn) {
 }
 
 Status Store::Read(const ReadFn& fn) {
+  if (!on_writer_thread) {
+    std::function<void()> barrier;
+    {
+      std::lock_guard<std::mutex> lock(impl_->deferred_mu);
+      barrier = impl_->barrier;
+    }
+    if (barrier) barrier();
+  }
+  return ReadNow(fn);
+}
+
+Status Store::ReadNow(const ReadFn& fn) {
   std::unique_ptr<Conn> conn;
   {
     std::lock_guard<std::mutex> lock(impl_->pool_mu);

@@ -63,6 +63,9 @@ class Conn {
   // write runs. For in-memory state a write changes ahead of its commit (the identity graph): the
   // hook puts it back in line with the store.
   void OnRollback(std::function<void(Conn&)> fn) { rollback_hooks_.push_back(std::move(fn)); }
+  // Inside a write: `fn` runs once the write's transaction is durable (OK), or with the error that
+  // kept it from committing or becoming durable (after any OnRollback hooks). On any thread.
+  void OnDurable(std::function<void(const Status&)> fn) { durable_hooks_.push_back(std::move(fn)); }
   // Inside a write: a number that differs from one write to the next (hooks registered once per
   // write compare it).
   uint64_t write_number() const { return write_number_; }
@@ -70,6 +73,7 @@ class Conn {
  private:
   friend class Store;
   std::vector<std::function<void(Conn&)>> rollback_hooks_;
+  std::vector<std::function<void(const Status&)>> durable_hooks_;
   uint64_t write_number_ = 0;
 };
 
@@ -97,13 +101,26 @@ class Store {
   virtual Dialect dialect() const = 0;
   std::string_view name() const { return dialect() == Dialect::kSqlite ? "sqlite" : "postgres"; }
 
-  // Runs `fn` inside a read-only transaction on a pooled connection.
+  // Runs `fn` inside a read-only transaction on a pooled connection, after the deferred work owed
+  // when it was called is committed (SetDeferredWork).
   Status Read(const ReadFn& fn);
+  // Read without waiting for deferred work: for reads of what deferred work never writes (tenants,
+  // keys, channels).
+  Status ReadNow(const ReadFn& fn);
   // Runs `fn` in the next group-commit transaction; returns after commit. If `fn` fails, its own
   // changes are rolled back and its status is returned.
   Status Write(WriteFn fn);
   // Stops accepting writes, commits what is queued, joins the writer. Idempotent.
   void Shutdown();
+
+  // Work the store owes to writes acknowledged elsewhere (the event log's new people and ids,
+  // docs/decisions/0007). `prologue` runs at the start of every group-commit transaction, before
+  // the group's writes, so that every write sees what was owed when it began; if it fails, the
+  // group fails with it. `barrier` runs at the start of every Read (not on the writer thread) and
+  // returns once what was owed when it was called is committed. Set both before serving, once.
+  void SetDeferredWork(WriteFn prologue, std::function<void()> barrier);
+  // True on the store's writer thread (inside a Write).
+  static bool OnWriterThread();
 
  protected:
   explicit Store(Options options);

@@ -4,12 +4,17 @@
 #include <atomic>
 #include <bit>
 #include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <charconv>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
+#include <thread>
 #include <unordered_set>
+
+#include <spdlog/spdlog.h>
 
 #include "common/crypto.h"
 #include "common/error_codes.h"
@@ -508,7 +513,8 @@ StatusOr<Resolution> ResolvePerson(Conn& c, Identity& identity, int64_t tenant_i
   const int64_t now = NowMs();
   if (res.origin_person_id == 0) {
     ASSIGN_OR_RETURN(res.origin_person_id,
-                     CreateOriginPerson(c, tenant_id, channel_id, ts, std::nullopt, now));
+                     CreateOriginPerson(c, tenant_id, channel_id, ts, std::nullopt, now,
+                                        identity.NewPersonRow()));
     res.created = true;
   }
   for (const ExternalId& id : ids) {
@@ -546,15 +552,29 @@ namespace {
 class MultiRowInsert {
  public:
   static constexpr size_t kMaxRows = 64;
-  MultiRowInsert(std::string_view head, std::string_view row) {
+  MultiRowInsert(std::string_view head, std::string_view row, std::string_view tail = {}) {
     for (size_t n = 1; n <= kMaxRows; n *= 2) {
       std::string s(head);
       for (size_t i = 0; i < n; ++i) {
         if (i) s += ", ";
         s += row;
       }
+      s += tail;
       sql_.push_back(std::move(s));
     }
+  }
+  // Inserts `values` (`columns` per row) in statements of powers of two rows.
+  Status Run(Conn& c, size_t columns, std::vector<store::Value>& values) const {
+    const size_t rows = values.size() / columns;
+    Params p;
+    for (size_t pos = 0; pos < rows;) {
+      size_t k = std::bit_floor(std::min(rows - pos, kMaxRows));
+      p.assign(std::make_move_iterator(values.begin() + static_cast<ptrdiff_t>(pos * columns)),
+               std::make_move_iterator(values.begin() + static_cast<ptrdiff_t>((pos + k) * columns)));
+      RETURN_IF_ERROR(c.Exec(For(k), p).status());
+      pos += k;
+    }
+    return Status::Ok();
   }
   // `rows` is a power of two, at most kMaxRows.
   const std::string& For(size_t rows) const {
@@ -570,6 +590,28 @@ const MultiRowInsert& InsertPeople() {
       "INSERT INTO people (id, tenant_id, first_channel_id, last_channel_id, acquired_at, "
       "created_at, updated_at) VALUES ",
       "(?, ?, ?, ?, ?, ?, ?)");
+  return k;
+}
+
+// The applier's inserts: what it writes may be there already (a replay after a crash).
+const MultiRowInsert& InsertOwedPeople() {
+  static const MultiRowInsert k(
+      "INSERT INTO people (id, tenant_id, first_channel_id, last_channel_id, acquired_at, "
+      "created_at, updated_at) VALUES ",
+      "(?, ?, ?, ?, ?, ?, ?)", " ON CONFLICT DO NOTHING");
+  return k;
+}
+const MultiRowInsert& InsertOwedIds() {
+  static const MultiRowInsert k(
+      "INSERT INTO person_ids (tenant_id, external_id, kind, person_id, created_at) VALUES ",
+      "(?, ?, ?, ?, ?)", " ON CONFLICT DO NOTHING");
+  return k;
+}
+const MultiRowInsert& InsertOwedEvents() {
+  static const MultiRowInsert k(
+      "INSERT INTO events (tenant_id, event_id, person_id, type, ts, touchpoint, channel_id, ids, "
+      "properties, received_at) VALUES ",
+      "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", " ON CONFLICT DO NOTHING");
   return k;
 }
 
@@ -890,8 +932,9 @@ StoredEvent StoredFromRecord(const EventRecord& r) {
 }
 
 // Encodes `records` and appends them to the log as one batch (durable when this returns).
-StatusOr<eventlog::AppendResult> AppendRecords(eventlog::Log& log,
-                                               const std::vector<EventRecord>& records) {
+StatusOr<eventlog::AppendResult> AppendRecords(
+    eventlog::Log& log, const std::vector<EventRecord>& records,
+    const std::function<void(uint64_t first_seq)>& queued = {}) {
   std::string buf;
   std::vector<size_t> ends;
   ends.reserve(records.size());
@@ -904,7 +947,7 @@ StatusOr<eventlog::AppendResult> AppendRecords(eventlog::Log& log,
   for (size_t j = 0, start = 0; j < ends.size(); start = ends[j++]) {
     payloads.emplace_back(buf.data() + start, ends[j] - start);
   }
-  return log.Append(payloads);
+  return log.Append(payloads, queued);
 }
 
 // Newest first by (ts, event_id), as timelines are ordered.
@@ -927,14 +970,60 @@ struct Events::TenantLog {
   std::unordered_map<std::string, int64_t> channels;  // state → channel, as found in the store
 };
 
+// One batch's work owed to the store (decision 0007): what its ingest decided in memory.
+struct Events::Owed {
+  int64_t tenant_id = 0;
+  uint64_t last_seq = 0;  // its last log record (0: none reached the log)
+  int64_t now = 0;
+  struct NewRow {
+    int64_t id;
+    std::optional<int64_t> channel;
+    int64_t acquired_at;
+  };
+  struct NewId {
+    std::string canonical, kind;
+    int64_t row;
+  };
+  struct ChannelEvent {
+    std::string event_id, type, touchpoint, ids_json, properties;
+    int64_t row, ts, channel, received_at;
+    bool moves;
+  };
+  struct Link {
+    std::string home, other, reason;
+    size_t item;  // the batch element it came from
+  };
+  std::vector<NewRow> rows;
+  std::vector<NewId> ids;
+  std::vector<ChannelEvent> channel_events;
+  std::vector<Link> links;
+  std::vector<LinkState> link_results;  // per link, once applied
+  enum class State { kQueued, kApplying, kApplied } state = State::kQueued;
+  bool empty() const {
+    return rows.empty() && ids.empty() && channel_events.empty() && links.empty();
+  }
+};
+
 struct Events::LogState {
   std::unique_ptr<eventlog::Log> log;
   std::mutex mu;  // guards the map (each TenantLog has its own lock)
   std::unordered_map<int64_t, std::unique_ptr<TenantLog>> tenants;
+
+  // The applier. `owed` holds, in log order, every batch's work not yet durable in the store.
+  std::mutex apply_mu;
+  std::condition_variable applier_cv;  // wakes the applier thread
+  std::condition_variable applied_cv;  // notified when work becomes durable in the store
+  std::deque<std::shared_ptr<Owed>> owed;
+  uint64_t owed_total = 0;     // batches ever owed
+  uint64_t applied_total = 0;  // of them, durable in the store (a prefix of `owed_total`)
+  bool flush_asked = false;
+  bool stopping = false;
+  bool paused = false;
+  std::thread applier;
 };
 
 Events::Events(store::Store& store, Identity& identity) : store_(store), identity_(identity) {}
-Events::~Events() = default;
+Events::~Events() { Close(); }
 
 Events::TenantLog& Events::TenantLogOf(int64_t tenant_id) {
   std::lock_guard lock(log_->mu);
@@ -947,6 +1036,29 @@ Status Events::OpenLog(const std::string& dir) {
   if (log_) return Status(ErrorCode::kInternal, "the event log is open already");
   auto state = std::make_unique<LogState>();
   ASSIGN_OR_RETURN(state->log, eventlog::Log::Open(dir));
+  // The last record whose people, ids and rows the store has. A store that never had a mark had
+  // them all: ingest wrote them before its records, then.
+  const uint64_t durable = state->log->durable_seq();
+  std::optional<uint64_t> mark;
+  RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT seq FROM event_log_applied WHERE id = 1"));
+    if (!r.empty()) mark = static_cast<uint64_t>(r[0].Int(0));
+    return Status::Ok();
+  }));
+  // A mark past the log's end: records the store applied were lost with the log's torn tail (they
+  // were never acknowledged); the log numbers its next records from its end again.
+  if (!mark || *mark > durable) {
+    RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
+      return c
+          .Exec(mark ? "UPDATE event_log_applied SET seq = ? WHERE id = 1"
+                     : "INSERT INTO event_log_applied (id, seq) VALUES (1, ?)",
+                {static_cast<int64_t>(durable)})
+          .status();
+    }));
+    mark = durable;
+  }
+  std::vector<std::string> replay;
+  std::vector<uint64_t> replay_seqs;
   auto tenant = [&](int64_t id) -> TenantLog& {
     auto& t = state->tenants[id];
     if (!t) t = std::make_unique<TenantLog>();
@@ -964,6 +1076,10 @@ Status Events::OpenLog(const std::string& dir) {
         t.stored.Insert(HashEventId(r->event_id));
         t.timeline[r->person_id].push_back({r->ts, locator});
         ++t.records;
+        if (seq > *mark) {
+          replay.emplace_back(payload);
+          replay_seqs.push_back(seq);
+        }
         return Status::Ok();
       }));
   // Events stored as rows: those with a channel (also in the log) and any stored before the log.
@@ -984,6 +1100,27 @@ Status Events::OpenLog(const std::string& dir) {
     if (got == 0) break;
   }
   log_ = std::move(state);
+  log_->applier = std::thread([this] { ApplierLoop(); });
+  store_.SetDeferredWork([this](Conn& c) { return ApplyOwed(c); }, [this] { Barrier(); });
+  identity_.SetDeferred([this](Conn& c) { return ApplyOwed(c); },
+                        [this](int64_t tenant_id, std::vector<identity::IdRow>& out) {
+                          std::lock_guard lock(log_->apply_mu);
+                          for (const auto& o : log_->owed) {
+                            if (o->tenant_id != tenant_id || o->state == Owed::State::kApplied) {
+                              continue;
+                            }
+                            for (const Owed::NewId& n : o->ids) out.push_back({n.canonical, n.row});
+                          }
+                        });
+  RETURN_IF_ERROR(Replay(*mark, replay, replay_seqs));
+  // New person rows are numbered here from now on, after every row of the store.
+  int64_t max_row = 0;
+  RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT MAX(id) FROM people"));
+    max_row = r.at(0).Int(0);
+    return Status::Ok();
+  }));
+  identity_.StartPersonRows(max_row + 1);
   return Status::Ok();
 }
 
@@ -1003,6 +1140,274 @@ EventLogStats Events::LogStats() const {
     st.timeline_rows += t->timeline.size();
   }
   return st;
+}
+
+// ---- the applier (decision 0007) ---------------------------------------------------------------
+
+namespace {
+constexpr auto kApplyEvery = std::chrono::milliseconds(500);  // a batch's work waits at most this
+constexpr size_t kApplyAtOnce = 4096;                         // ...or until this many batches wait
+constexpr auto kAppliedWait = std::chrono::seconds(30);       // the longest a batch waits for it
+}  // namespace
+
+Status Events::ApplyOwed(Conn& c) {
+  LogState& ls = *log_;
+  std::vector<std::shared_ptr<Owed>> take;
+  {
+    std::lock_guard lock(ls.apply_mu);
+    if (ls.paused) return Status::Ok();
+    for (const auto& o : ls.owed) {
+      if (o->state != Owed::State::kQueued) continue;
+      o->state = Owed::State::kApplying;
+      take.push_back(o);
+    }
+  }
+  if (take.empty()) return Status::Ok();
+  auto requeue = [this, take] {
+    std::lock_guard lock(log_->apply_mu);
+    for (const auto& o : take) {
+      if (o->state == Owed::State::kApplying) o->state = Owed::State::kQueued;
+    }
+  };
+  Status s = WriteOwed(c, take);
+  if (!s.ok()) {
+    requeue();
+    return s;
+  }
+  c.OnRollback([requeue](Conn&) { requeue(); });
+  c.OnDurable([this, take, requeue](const Status& durable) {
+    if (!durable.ok()) {
+      requeue();
+      return;
+    }
+    LogState& st = *log_;
+    {
+      std::lock_guard lock(st.apply_mu);
+      for (const auto& o : take) o->state = Owed::State::kApplied;
+      while (!st.owed.empty() && st.owed.front()->state == Owed::State::kApplied) {
+        st.owed.pop_front();
+        ++st.applied_total;
+      }
+    }
+    st.applied_cv.notify_all();
+  });
+  return Status::Ok();
+}
+
+Status Events::WriteOwed(Conn& c, const std::vector<std::shared_ptr<Owed>>& owed) {
+  // People first, then their ids, then links, then the rows of events with a channel and the
+  // last-channel moves they make (which read those rows).
+  std::vector<store::Value> v;
+  for (const auto& o : owed) {
+    for (const Owed::NewRow& r : o->rows) {
+      store::Value ch = r.channel ? store::Value(*r.channel) : store::Value(nullptr);
+      v.insert(v.end(), {r.id, o->tenant_id, ch, ch, r.acquired_at, o->now, o->now});
+    }
+  }
+  RETURN_IF_ERROR(InsertOwedPeople().Run(c, 7, v));
+  v.clear();
+  for (const auto& o : owed) {
+    for (const Owed::NewId& n : o->ids) {
+      v.insert(v.end(), {o->tenant_id, n.canonical, n.kind, n.row, o->now});
+    }
+  }
+  RETURN_IF_ERROR(InsertOwedIds().Run(c, 5, v));
+  v.clear();
+  // Then batch by batch, as ingest ordered them: its links, its rows of events with a channel and
+  // the last-channel moves they make (a move reads the rows stored before it).
+  const int64_t now = NowMs();
+  for (const auto& o : owed) {
+    o->link_results.assign(o->links.size(), LinkState::kLinked);
+    for (size_t k = 0; k < o->links.size(); ++k) {
+      const Owed::Link& l = o->links[k];
+      ASSIGN_OR_RETURN(identity::LinkOutcome out,
+                       identity_.LinkInWrite(c, o->tenant_id, l.home, l.other, l.reason, o->now));
+      if (out.result == identity::LinkResult::kLinked) o->link_results[k] = LinkState::kMerged;
+      if (out.result == identity::LinkResult::kQuarantined) {
+        o->link_results[k] = LinkState::kQuarantined;
+      }
+    }
+    if (o->channel_events.empty()) continue;
+    ChannelMoves moves;
+    for (const Owed::ChannelEvent& e : o->channel_events) {
+      v.insert(v.end(), {o->tenant_id, e.event_id, e.row, e.type, e.ts, e.touchpoint, e.channel,
+                         e.ids_json, e.properties, e.received_at});
+      if (e.moves) {
+        NoteMove(moves, identity_.CanonicalInWrite(c, o->tenant_id, e.row), e.ts, e.channel);
+      }
+    }
+    RETURN_IF_ERROR(InsertOwedEvents().Run(c, 10, v));
+    v.clear();
+    RETURN_IF_ERROR(MoveLastChannels(c, identity_, o->tenant_id, moves, now));
+  }
+  uint64_t last = 0;
+  for (const auto& o : owed) last = std::max(last, o->last_seq);
+  if (last > 0) {
+    RETURN_IF_ERROR(
+        c.Exec("UPDATE event_log_applied SET seq = ? WHERE id = 1 AND seq < ?",
+               {static_cast<int64_t>(last), static_cast<int64_t>(last)})
+            .status());
+  }
+  return Status::Ok();
+}
+
+void Events::ApplierLoop() {
+  LogState& ls = *log_;
+  std::unique_lock lock(ls.apply_mu);
+  for (;;) {
+    auto queued = [&] {
+      size_t n = 0;
+      for (const auto& o : ls.owed) n += o->state == Owed::State::kQueued;
+      return n;
+    };
+    ls.applier_cv.wait(lock, [&] { return ls.stopping || (!ls.paused && queued() > 0); });
+    if (ls.stopping) return;
+    // A little more work makes a larger transaction: more rows share each page written.
+    ls.applier_cv.wait_for(lock, kApplyEvery, [&] {
+      return ls.stopping || ls.flush_asked || queued() >= kApplyAtOnce;
+    });
+    ls.flush_asked = false;
+    lock.unlock();
+    // An empty write: the store's prologue (ApplyOwed) does the work.
+    Status s = store_.Write([](Conn&) { return Status::Ok(); });
+    if (!s.ok()) {
+      spdlog::error("events: writing the event log's people and ids to the store failed: {}",
+                    s.ToString());
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    lock.lock();
+  }
+}
+
+void Events::Barrier() {
+  LogState& ls = *log_;
+  std::unique_lock lock(ls.apply_mu);
+  if (ls.paused) return;
+  const uint64_t ticket = ls.owed_total;
+  if (ls.applied_total >= ticket) return;
+  ls.flush_asked = true;
+  ls.applier_cv.notify_one();
+  if (!ls.applied_cv.wait_for(lock, kAppliedWait, [&] { return ls.applied_total >= ticket; })) {
+    spdlog::warn("events: a store read waited {} s for the event log's people to be written",
+                 std::chrono::duration_cast<std::chrono::seconds>(kAppliedWait).count());
+  }
+}
+
+void Events::PauseApplierForTest(bool paused) {
+  if (!log_) return;
+  {
+    std::lock_guard lock(log_->apply_mu);
+    log_->paused = paused;
+    log_->flush_asked = true;
+  }
+  log_->applier_cv.notify_one();
+}
+
+void Events::Close() {
+  if (!log_ || !log_->applier.joinable()) return;
+  bool paused;
+  {
+    std::lock_guard lock(log_->apply_mu);
+    paused = log_->paused;
+  }
+  // What is owed goes to the store now (a paused applier leaves it to the next OpenLog).
+  if (!paused) (void)store_.Write([](Conn&) { return Status::Ok(); });
+  {
+    std::lock_guard lock(log_->apply_mu);
+    log_->stopping = true;
+  }
+  log_->applier_cv.notify_one();
+  log_->applied_cv.notify_all();
+  log_->applier.join();
+  store_.SetDeferredWork(nullptr, nullptr);
+  identity_.SetDeferred(nullptr, nullptr);
+}
+
+Status Events::Replay(uint64_t applied, const std::vector<std::string>& payloads,
+                      const std::vector<uint64_t>& seqs) {
+  if (payloads.empty()) return Status::Ok();
+  // Which of the records' person rows the store has.
+  std::unordered_set<int64_t> rows_needed, rows_stored;
+  std::vector<EventRecord> records;
+  records.reserve(payloads.size());
+  for (const std::string& p : payloads) {
+    ASSIGN_OR_RETURN(EventRecord r, DecodeEventRecord(p));
+    rows_needed.insert(r.person_id);
+    records.push_back(r);
+  }
+  std::vector<std::string> wanted;
+  for (int64_t id : rows_needed) wanted.push_back(std::to_string(id));
+  RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+    rows_stored.clear();
+    return QueryIn(c, "SELECT id, id FROM people WHERE tenant_id >= ? AND id IN ", 0, wanted,
+                   [&](const Row& r) { rows_stored.insert(r.Int(0)); });
+  }));
+  // Record by record, as ingest decided them: a row the store lacks is created by the first
+  // record naming it; ids the graph lacks go to the record's row; ids of other people are linked.
+  const int64_t now = NowMs();
+  for (size_t k = 0; k < records.size(); ++k) {
+    const EventRecord& r = records[k];
+    auto o = std::make_shared<Owed>();
+    o->tenant_id = r.tenant_id;
+    o->last_seq = seqs[k];
+    o->now = now;
+    if (rows_stored.insert(r.person_id).second) {
+      o->rows.push_back({r.person_id, r.channel_id, r.ts});
+    }
+    boost::system::error_code ec;
+    json::value ids = json::parse(r.ids_json, ec);
+    if (ec || !ids.is_array()) {
+      return Internal("event log record " + std::to_string(seqs[k]) + ": its ids are not a list");
+    }
+    std::vector<ExternalId> parsed;
+    for (const json::value& v : ids.as_array()) {
+      if (!v.is_string()) return Internal("event log record " + std::to_string(seqs[k]) + ": an id is not text");
+      ASSIGN_OR_RETURN(ExternalId id, ParseEventPersonId(std::string_view(v.as_string()), "ids"));
+      parsed.push_back(std::move(id));
+    }
+    std::vector<std::string_view> views;
+    for (const ExternalId& id : parsed) views.push_back(id.canonical);
+    RETURN_IF_ERROR(identity_.Assign(
+        r.tenant_id, [&](identity::IdentityGraph& g, Identity::AssignLock&) -> Status {
+          std::vector<std::optional<identity::IdentityGraph::IdOwner>> owners;
+          g.ResolveOwners(views, owners);
+          const int64_t home_person = g.ResolvePerson(r.person_id).value_or(r.person_id);
+          std::optional<size_t> home, first_new;
+          std::vector<identity::IdRow> added;
+          for (size_t i = 0; i < parsed.size(); ++i) {
+            if (!owners[i]) {
+              o->ids.push_back({parsed[i].canonical, parsed[i].kind, r.person_id});
+              added.push_back({parsed[i].canonical, r.person_id});
+              if (!first_new) first_new = i;
+            } else if (owners[i]->origin_person == r.person_id && !home) {
+              home = i;
+            }
+          }
+          RETURN_IF_ERROR(g.AddIds(added));
+          if (!home) home = first_new;
+          for (size_t i = 0; i < parsed.size(); ++i) {
+            if (home && owners[i] && owners[i]->person != home_person) {
+              o->links.push_back({parsed[*home].canonical, parsed[i].canonical,
+                                  "event " + std::string(r.type) + " " + std::string(r.event_id),
+                                  0});
+            }
+          }
+          return Status::Ok();
+        }));
+    if (r.channel_id) {
+      const EventTypeSpec* spec = FindEventType(r.type);
+      o->channel_events.push_back(
+          {std::string(r.event_id), std::string(r.type), std::string(r.touchpoint),
+           std::string(r.ids_json), std::string(r.properties), r.person_id, r.ts, *r.channel_id,
+           r.received_at, spec && spec->moves_last_channel});
+    }
+    std::lock_guard lock(log_->apply_mu);
+    log_->owed.push_back(std::move(o));
+    ++log_->owed_total;
+  }
+  spdlog::info("events: {} event log records after the store's mark {} applied again",
+               records.size(), applied);
+  return store_.Write([](Conn&) { return Status::Ok(); });
 }
 
 StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventItem>& items) {
@@ -1044,7 +1449,7 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
     }
     if (!unknown.empty()) {
       std::unordered_map<std::string, int64_t> found;
-      RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+      RETURN_IF_ERROR(store_.ReadNow([&](Conn& c) -> Status {
         found.clear();
         return QueryIn(c, "SELECT state, id FROM channels WHERE tenant_id = ? AND state IN ",
                        tenant_id, unknown, [&](const Row& r) { found[r.Text(0)] = r.Int(1); });
@@ -1141,85 +1546,132 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
   {
     Release release{tl, mine, hash, items, origin_of, appended, durable};
 
-    // Who each event belongs to. Known ids of one person: from the graph, no SQL (the ids of
-    // every event without a channel looked up at once).
-    std::vector<size_t> slow;
-    std::vector<std::string_view> ids;
-    std::vector<size_t> first_id(mine.size() + 1);
-    for (size_t j = 0; j < mine.size(); ++j) {
-      first_id[j] = ids.size();
-      if (channel_of[mine[j]]) continue;
-      for (const ExternalId& id : items[mine[j]].event.ids) ids.push_back(id.canonical);
-    }
-    first_id[mine.size()] = ids.size();
-    std::vector<std::optional<identity::IdentityGraph::IdOwner>> owners;
-    identity_.ResolveOwners(tenant_id, ids, owners);
-    for (size_t j = 0; j < mine.size(); ++j) {
-      const size_t i = mine[j];
-      const size_t from = first_id[j], to = first_id[j + 1];
-      bool fast = !channel_of[i] && from < to && owners[from];
-      for (size_t k = from; fast && k < to; ++k) {
-        fast = owners[k] && owners[k]->person == owners[from]->person;
-      }
-      if (fast) {
-        origin_of[i] = owners[from]->origin_person;
-        out.results[i].link = LinkState::kLinked;
-      } else {
-        slow.push_back(i);
-      }
-    }
-    // New people and ids, links, and events with a channel: one store write.
+    // Who each event belongs to, decided in the graph under the tenant's assign lock: the row of
+    // its first known id, or a new row; its unknown ids go to that row; ids of other people are
+    // links. What the store must learn of it is owed (written by the applier), and the records
+    // are queued in the log before the lock is let go, so that a batch that sees this batch's
+    // new people in the graph comes after it in the log: acknowledged only once this one is
+    // durable too.
+    auto owed = std::make_shared<Owed>();
+    owed->tenant_id = tenant_id;
     const int64_t now = NowMs();
-    if (!slow.empty()) {
-      std::vector<std::string> slow_ids;
-      {
-        std::unordered_set<std::string_view> seen;
-        for (size_t i : slow) {
-          for (const ExternalId& id : items[i].event.ids) {
-            if (seen.insert(id.canonical).second) slow_ids.push_back(id.canonical);
+    owed->now = now;
+    std::vector<EventRecord> records;
+    records.reserve(mine.size());
+    std::vector<size_t> first_link(mine.size() + 1, 0);
+    Status assigned = identity_.Assign(
+        tenant_id, [&](identity::IdentityGraph& g, Identity::AssignLock& lock) -> Status {
+          std::vector<std::string_view> ids;
+          for (size_t i : mine) {
+            for (const ExternalId& id : items[i].event.ids) ids.push_back(id.canonical);
+          }
+          std::vector<std::optional<identity::IdentityGraph::IdOwner>> owners;
+          g.ResolveOwners(ids, owners);
+          // Ids this batch attaches: their row (and person, which is the row's at the start).
+          std::unordered_map<std::string_view, identity::IdentityGraph::IdOwner> fresh;
+          std::vector<identity::IdRow> added;
+          size_t k = 0;
+          for (size_t j = 0; j < mine.size(); ++j) {
+            const size_t i = mine[j];
+            const EventIn& e = items[i].event;
+            auto owner_of = [&](size_t at) -> std::optional<identity::IdentityGraph::IdOwner> {
+              if (owners[at]) return owners[at];
+              if (auto it = fresh.find(ids[at]); it != fresh.end()) return it->second;
+              return std::nullopt;
+            };
+            std::optional<size_t> home;
+            for (size_t at = k; at < k + e.ids.size(); ++at) {
+              if (owner_of(at)) {
+                home = at;
+                break;
+              }
+            }
+            identity::IdentityGraph::IdOwner who;
+            if (home) {
+              who = *owner_of(*home);
+            } else {
+              std::optional<int64_t> row = identity_.NewPersonRow();
+              if (!row) return Internal("person rows are not numbered by the event log");
+              who = {*row, *row};
+              owed->rows.push_back({*row, channel_of[i], e.ts});
+            }
+            first_link[j] = owed->links.size();
+            for (size_t at = k; at < k + e.ids.size(); ++at) {
+              auto o = owner_of(at);
+              if (!o) {
+                fresh.emplace(ids[at], who);
+                const ExternalId& id = e.ids[at - k];
+                owed->ids.push_back({id.canonical, id.kind, who.origin_person});
+                added.push_back({id.canonical, who.origin_person});
+              } else if (o->person != who.person) {
+                owed->links.push_back(
+                    {std::string(ids[*home]), std::string(ids[at]), "event " + e.type + " " + e.event_id, i});
+              }
+            }
+            k += e.ids.size();
+            origin_of[i] = who.origin_person;
+            if (channel_of[i]) {
+              owed->channel_events.push_back(
+                  {e.event_id, e.type, e.touchpoint, e.ids_json, e.properties, who.origin_person,
+                   e.ts, *channel_of[i], now, e.spec && e.spec->moves_last_channel});
+            }
+            records.push_back(EventRecord{tenant_id, who.origin_person, e.ts, now, channel_of[i],
+                                          e.event_id, e.type, e.touchpoint, e.ids_json,
+                                          e.properties});
+          }
+          first_link[mine.size()] = owed->links.size();
+          RETURN_IF_ERROR(g.AddIds(added));
+          auto owe = [&] {
+            if (owed->empty()) return;
+            {
+              std::lock_guard apply(log_->apply_mu);
+              log_->owed.push_back(owed);
+              ++log_->owed_total;
+            }
+            log_->applier_cv.notify_one();
+          };
+          if (records.empty()) {
+            owe();
+            return Status::Ok();
+          }
+          bool queued = false;
+          auto r = AppendRecords(*log_->log, records, [&](uint64_t first_seq) {
+            owed->last_seq = first_seq + records.size() - 1;
+            owe();
+            queued = true;
+            lock.unlock();
+          });
+          // The graph took the batch's people: the store takes them even if the log did not.
+          if (!queued) owe();
+          if (!r.ok()) return r.status();
+          appended = std::move(r).value();
+          durable = true;
+          return Status::Ok();
+        });
+    RETURN_IF_ERROR(assigned);
+    if (!owed->links.empty()) {
+      // Links are decided by the applier (the guard reads the store's state): wait for them.
+      std::unique_lock lock(log_->apply_mu);
+      log_->flush_asked = true;
+      log_->applier_cv.notify_one();
+      if (!log_->applied_cv.wait_for(lock, kAppliedWait, [&] {
+            return owed->state == Owed::State::kApplied;
+          })) {
+        return Status(ErrorCode::kStoreUnavailable,
+                      "the events are stored but the links they make could not be written yet; "
+                      "send the batch again later (its events will be answered duplicate)");
+      }
+      for (size_t j = 0; j < mine.size(); ++j) {
+        LinkState st = LinkState::kLinked;
+        for (size_t l = first_link[j]; l < first_link[j + 1]; ++l) {
+          if (owed->link_results[l] == LinkState::kQuarantined) {
+            st = LinkState::kQuarantined;
+          } else if (owed->link_results[l] == LinkState::kMerged && st != LinkState::kQuarantined) {
+            st = LinkState::kMerged;
           }
         }
+        out.results[mine[j]].link = st;
       }
-      RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
-        // The graph holds every id's person row (it is the store's index of them here).
-        BatchResolver resolver(c, identity_, tenant_id, now);
-        std::vector<std::string_view> views(slow_ids.begin(), slow_ids.end());
-        RETURN_IF_ERROR(identity_.ResolveOwnersInWrite(c, tenant_id, views, owners));
-        for (size_t k = 0; k < views.size(); ++k) {
-          if (owners[k]) resolver.Known(views[k], owners[k]->origin_person, owners[k]->person);
-        }
-        std::vector<size_t> rows;
-        ChannelMoves moves;
-        for (size_t i : slow) {
-          const EventIn& e = items[i].event;
-          ASSIGN_OR_RETURN(Resolution who, resolver.Resolve(e.ids, channel_of[i], e.ts, [&] {
-            return "event " + e.type + " " + e.event_id;
-          }));
-          origin_of[i] = who.origin_person_id;
-          out.results[i].link = who.link;
-          if (!channel_of[i]) continue;
-          rows.push_back(i);
-          if (e.spec && e.spec->moves_last_channel) {
-            NoteMove(moves, who.person_id, e.ts, *channel_of[i]);
-          }
-        }
-        // The people and ids first: the events' rows refer to their people.
-        RETURN_IF_ERROR(resolver.Flush());
-        RETURN_IF_ERROR(InsertEventRows(c, tenant_id, items, rows, origin_of, channel_of, now));
-        return MoveLastChannels(c, identity_, tenant_id, moves, now);
-      }));
-    }
-
-    if (!mine.empty()) {
-      std::vector<EventRecord> records;
-      records.reserve(mine.size());
-      for (size_t i : mine) {
-        const EventIn& e = items[i].event;
-        records.push_back(EventRecord{tenant_id, origin_of[i], e.ts, now, channel_of[i], e.event_id,
-                                      e.type, e.touchpoint, e.ids_json, e.properties});
-      }
-      ASSIGN_OR_RETURN(appended, AppendRecords(*log_->log, records));
-      durable = true;
     }
   }
   {

@@ -207,8 +207,21 @@ class Events {
   // From now on, events go to the event log in `dir` (created if missing). Opens and recovers the
   // log, then builds the deduplication sets and the timeline index from its records and from the
   // `events` table. Call once, before serving.
+  //
+  // With the log, new people, their ids, links between people and the rows of events with a
+  // channel are decided in memory when a batch is ingested (person rows numbered by
+  // Identity::NewPersonRow), acknowledged with the batch's log records, and written to the store
+  // afterwards by an applier, in large transactions (docs/decisions/0007): at the start of every
+  // store write, before every store read, and on its own a few milliseconds after a batch. The
+  // store records the last log record so applied; OpenLog replays the records after it (a crash
+  // may have left them unapplied) before serving.
   Status OpenLog(const std::string& dir);
   bool has_log() const { return log_ != nullptr; }
+  // Writes what is still owed to the store and stops the applier (before the store shuts down).
+  void Close();
+  // Tests: while paused, nothing owed is written to the store (so that a test can stop the
+  // process with work owed and see the next OpenLog replay it). Reads then wait for nothing.
+  void PauseApplierForTest(bool paused);
   EventLogStats LogStats() const;
 
   // Every stored event of the tenant, once each: the `events` table's rows, then the log's records
@@ -237,6 +250,16 @@ class Events {
  private:
   struct LogState;
   struct TenantLog;
+  struct Owed;
+  // The applier (decision 0007): writes, inside the current write, every batch's work owed to
+  // the store and not yet being written (the store's write prologue and Identity's catch-up).
+  Status ApplyOwed(store::Conn& c);
+  Status WriteOwed(store::Conn& c, const std::vector<std::shared_ptr<Owed>>& owed);
+  void ApplierLoop();
+  void Barrier();
+  // OpenLog: the work of the records after the store's applied mark, owed again.
+  Status Replay(uint64_t applied, const std::vector<std::string>& payloads,
+                const std::vector<uint64_t>& seqs);
   StatusOr<IngestResult> IngestToStore(int64_t tenant_id, std::vector<EventItem>& items);
   StatusOr<IngestResult> IngestToLog(int64_t tenant_id, std::vector<EventItem>& items);
   TenantLog& TenantLogOf(int64_t tenant_id);

@@ -20,6 +20,7 @@ constexpr std::string_view kWechatOrigin = "https://api.weixin.qq.com";
 StatusOr<Resolution> Link(Conn& c, Identity& identity, int64_t tenant_id,
                           const std::vector<ExternalId>& ids, int64_t now,
                           const std::string& reason) {
+  ASSIGN_OR_RETURN(Identity::AssignLock sync, identity.SyncInWrite(c, tenant_id));
   KnownIds known;
   std::vector<std::string> canonical;
   for (const auto& id : ids) canonical.push_back(id.canonical);

@@ -22,6 +22,10 @@ struct Identity::Tenant {
   // Guards the members below. The graph itself has its own reader-writer lock; this mutex only
   // protects which graph is current.
   std::mutex mu;
+  // Held by ingest while it assigns rows and ids in the graph ahead of the store, by writers that
+  // read or attach ids (SyncInWrite) and while a rebuilt graph is installed. Recursive: a write
+  // holding it may rebuild the graph.
+  std::recursive_mutex assign_mu;
   std::shared_ptr<IdentityGraph> graph;
   bool stale = true;           // never built, or out of line with the store after a failed rebuild
   uint64_t persisted_seq = 0;  // the last log entry written to identity_log
@@ -233,6 +237,24 @@ Status Identity::LoadTenant(Conn& c, Tenant& t, int64_t tenant_id) {
     return graph.status();
   }
   auto fresh = std::make_shared<IdentityGraph>(std::move(graph).value());
+  // Ids assigned by ingest and not yet committed to the store are not in it: they are added
+  // back, with ingest held off until the new graph is installed.
+  std::unique_lock<std::recursive_mutex> assign(t.assign_mu, std::defer_lock);
+  if (pending_) {
+    assign.lock();
+    std::vector<identity::IdRow> rows;
+    pending_(tenant_id, rows);
+    if (!rows.empty()) {
+      Status s = fresh->AddIds(rows);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(t.mu);
+        t.stale = true;
+        return Internal("identity: tenant " + std::to_string(tenant_id) +
+                        ": ids assigned ahead of the store do not fit the graph rebuilt from it: " +
+                        s.message());
+      }
+    }
+  }
   identity::GraphStats st = fresh->Stats();
   {
     std::lock_guard<std::mutex> lock(t.mu);
@@ -376,6 +398,44 @@ Status Identity::ResolveOwnersInWrite(
   return Status::Ok();
 }
 
+void Identity::StartPersonRows(int64_t next) { next_row_.store(next); }
+
+std::optional<int64_t> Identity::NewPersonRow() {
+  if (next_row_.load(std::memory_order_relaxed) == 0) return std::nullopt;
+  return next_row_.fetch_add(1);
+}
+
+void Identity::SetDeferred(std::function<Status(Conn&)> catch_up,
+                           std::function<void(int64_t, std::vector<identity::IdRow>&)> pending) {
+  catch_up_ = std::move(catch_up);
+  pending_ = std::move(pending);
+}
+
+Status Identity::Assign(int64_t tenant_id,
+                        const std::function<Status(IdentityGraph&, AssignLock&)>& fn) {
+  Tenant& t = TenantOf(tenant_id);
+  // Built (on the writer) before the lock is taken: a build takes the lock too.
+  (void)GraphForRead(tenant_id);
+  AssignLock lock(t.assign_mu);
+  std::shared_ptr<IdentityGraph> g;
+  {
+    std::lock_guard<std::mutex> tl(t.mu);
+    g = t.graph;
+  }
+  if (!g) {
+    return Status(ErrorCode::kStoreUnavailable,
+                  "the identity graph of this tenant cannot be built from the store; retry later");
+  }
+  return fn(*g, lock);
+}
+
+StatusOr<Identity::AssignLock> Identity::SyncInWrite(Conn& c, int64_t tenant_id) {
+  Tenant& t = TenantOf(tenant_id);
+  AssignLock lock(t.assign_mu);
+  if (catch_up_) RETURN_IF_ERROR(catch_up_(c));
+  return lock;
+}
+
 // ---- the API ----------------------------------------------------------------------------------
 
 StatusOr<std::pair<int64_t, int64_t>> Identity::Resolve(int64_t tenant_id,
@@ -451,6 +511,7 @@ StatusOr<LinkAnswer> Identity::Link(int64_t tenant_id, const std::string& a, con
   const int64_t now = NowMs();
   RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
     out = LinkAnswer{};
+    ASSIGN_OR_RETURN(AssignLock sync, SyncInWrite(c, tenant_id));
     ASSIGN_OR_RETURN(auto pa, PersonIdByExternalId(c, tenant_id, ea.canonical));
     ASSIGN_OR_RETURN(auto pb, PersonIdByExternalId(c, tenant_id, eb.canonical));
     if (pa && pb) {
@@ -467,8 +528,8 @@ StatusOr<LinkAnswer> Identity::Link(int64_t tenant_id, const std::string& a, con
     if (pa || pb) {
       home = pa ? *pa : *pb;
     } else {
-      ASSIGN_OR_RETURN(home,
-                       CreateOriginPerson(c, tenant_id, std::nullopt, now, std::nullopt, now));
+      ASSIGN_OR_RETURN(home, CreateOriginPerson(c, tenant_id, std::nullopt, now, std::nullopt,
+                                                now, NewPersonRow()));
     }
     for (const ExternalId* id : {&ea, &eb}) {
       if ((id == &ea && pa) || (id == &eb && pb)) continue;
@@ -488,6 +549,7 @@ StatusOr<UnmergeAnswer> Identity::Unmerge(int64_t tenant_id, uint64_t merge_id,
   const int64_t now = NowMs();
   Tenant& t = TenantOf(tenant_id);
   RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
+    ASSIGN_OR_RETURN(AssignLock sync, SyncInWrite(c, tenant_id));
     ASSIGN_OR_RETURN(IdentityGraph * g, GraphInWrite(c, t, tenant_id));
     auto r = g->Unmerge(merge_id, reason, now);
     if (!r.ok()) return WrapGraphError(r.status(), "merge " + std::to_string(merge_id), "merge_id");
@@ -508,6 +570,7 @@ StatusOr<LinkAnswer> Identity::Approve(int64_t tenant_id, uint64_t quarantine_id
   const int64_t now = NowMs();
   Tenant& t = TenantOf(tenant_id);
   RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
+    ASSIGN_OR_RETURN(AssignLock sync, SyncInWrite(c, tenant_id));
     ASSIGN_OR_RETURN(IdentityGraph * g, GraphInWrite(c, t, tenant_id));
     auto r = g->ApproveQuarantine(quarantine_id, reason, now);
     if (!r.ok()) {
@@ -528,6 +591,7 @@ Status Identity::Reject(int64_t tenant_id, uint64_t quarantine_id, const std::st
   const int64_t now = NowMs();
   Tenant& t = TenantOf(tenant_id);
   return store_.Write([&](Conn& c) -> Status {
+    ASSIGN_OR_RETURN(AssignLock sync, SyncInWrite(c, tenant_id));
     ASSIGN_OR_RETURN(IdentityGraph * g, GraphInWrite(c, t, tenant_id));
     Status s = g->RejectQuarantine(quarantine_id, reason, now);
     if (!s.ok()) {
@@ -552,6 +616,7 @@ Status Identity::Verify(std::optional<int64_t> only) {
     Tenant& t = TenantOf(tenant_id);
     // On the writer, so that no write changes the graph or the store while they are compared.
     RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
+      ASSIGN_OR_RETURN(AssignLock sync, SyncInWrite(c, tenant_id));
       ASSIGN_OR_RETURN(IdentityGraph * live, GraphInWrite(c, t, tenant_id));
       uint64_t last_seq = 0;
       ASSIGN_OR_RETURN(IdentityGraph rebuilt, LoadIdentityGraph(c, tenant_id, options_, &last_seq));

@@ -14,7 +14,9 @@
 // for an operator to approve or reject; it is never applied silently.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -131,6 +133,34 @@ class Identity {
 
   const IdentityOptions& options() const { return options_; }
 
+  // ---- identity assigned ahead of the store (SQLite with the event log, decision 0007) ---------
+  // The events service numbers new person rows and attaches new ids in memory, acknowledges them
+  // with the event log, and writes them to the store later (its applier). These keep the graph,
+  // the store and the other writers in line with that.
+
+  // From now on every new person row is numbered here, from `next` on (no row of the store is
+  // numbered `next` or above). Call once, before serving.
+  void StartPersonRows(int64_t next);
+  // The number of a new person row, or nullopt when the store numbers them (StartPersonRows was
+  // not called).
+  std::optional<int64_t> NewPersonRow();
+  // On a request thread (never inside a Write, never holding a store read): runs `fn` with the
+  // tenant's graph while holding the tenant's assign lock, which `fn` may release early. Writers
+  // that read or attach ids hold the same lock (SyncInWrite), and a graph rebuilt from the store
+  // gets back the ids assigned but not yet written (`pending` below) before it is installed.
+  using AssignLock = std::unique_lock<std::recursive_mutex>;
+  Status Assign(int64_t tenant_id,
+                const std::function<Status(identity::IdentityGraph&, AssignLock&)>& fn);
+  // `catch_up` writes, inside the current write, everything assigned and not yet in the store;
+  // `pending` adds a tenant's ids assigned and not yet committed to `out` (ids with their person
+  // rows). Set once, before serving.
+  void SetDeferred(std::function<Status(store::Conn&)> catch_up,
+                   std::function<void(int64_t tenant_id, std::vector<identity::IdRow>& out)> pending);
+  // Inside a write that looks up or attaches ids or people: takes the tenant's assign lock (held
+  // until the returned lock goes, at the latest when the write ends) and writes what was assigned
+  // before it, so that the store and the graph agree for the rest of the write.
+  StatusOr<AssignLock> SyncInWrite(store::Conn& c, int64_t tenant_id);
+
  private:
   struct Tenant;
   Tenant& TenantOf(int64_t tenant_id);
@@ -146,6 +176,9 @@ class Identity {
 
   store::Store& store_;
   const IdentityOptions options_;
+  std::atomic<int64_t> next_row_{0};
+  std::function<Status(store::Conn&)> catch_up_;
+  std::function<void(int64_t, std::vector<identity::IdRow>&)> pending_;
   std::mutex mu_;
   std::unordered_map<int64_t, std::unique_ptr<Tenant>> tenants_;
 };

@@ -74,9 +74,17 @@ StatusOr<Person> LoadPerson(Conn& c, int64_t tenant_id, int64_t id,
 
 StatusOr<int64_t> CreateOriginPerson(Conn& c, int64_t tenant_id, std::optional<int64_t> channel_id,
                                      int64_t acquired_at, const std::optional<std::string>& name,
-                                     int64_t now) {
+                                     int64_t now, std::optional<int64_t> id) {
   store::Value ch = channel_id ? store::Value(*channel_id) : store::Value(nullptr);
   store::Value nm = name ? store::Value(*name) : store::Value(nullptr);
+  if (id) {
+    RETURN_IF_ERROR(c.Exec("INSERT INTO people (id, tenant_id, name, first_channel_id, "
+                           "last_channel_id, acquired_at, created_at, updated_at) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           {*id, tenant_id, nm, ch, ch, acquired_at, now, now})
+                        .status());
+    return *id;
+  }
   ASSIGN_OR_RETURN(Rows r, c.Query("INSERT INTO people (tenant_id, name, first_channel_id, "
                                    "last_channel_id, acquired_at, created_at, updated_at) "
                                    "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -109,6 +117,7 @@ StatusOr<std::pair<Person, bool>> People::Upsert(int64_t tenant_id, const Person
   int64_t now = NowMs();
   RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
     created = false;
+    ASSIGN_OR_RETURN(Identity::AssignLock sync, identity_.SyncInWrite(c, tenant_id));
     std::optional<int64_t> channel;
     if (in.channel_state) {
       ASSIGN_OR_RETURN(channel, ChannelIdByState(c, tenant_id, *in.channel_state));
@@ -132,8 +141,9 @@ StatusOr<std::pair<Person, bool>> People::Upsert(int64_t tenant_id, const Person
       }
       return Status::Ok();
     }
-    ASSIGN_OR_RETURN(int64_t id, CreateOriginPerson(c, tenant_id, channel,
-                                                    in.acquired_at.value_or(now), in.name, now));
+    ASSIGN_OR_RETURN(int64_t id,
+                     CreateOriginPerson(c, tenant_id, channel, in.acquired_at.value_or(now),
+                                        in.name, now, identity_.NewPersonRow()));
     RETURN_IF_ERROR(AttachId(c, identity_, tenant_id, in.external_id, id, now));
     out = Person{};
     out.id = id;

@@ -81,10 +81,12 @@ class People {
 // the rows in `members` (its merged person's rows; empty: just its own).
 StatusOr<Person> LoadPerson(store::Conn& c, int64_t tenant_id, int64_t id,
                             const std::vector<int64_t>& members = {});
-// Inside a write: a new person row (an origin person) with no ids yet.
+// Inside a write: a new person row (an origin person) with no ids yet, numbered `id` when given
+// (Identity::NewPersonRow), else by the store.
 StatusOr<int64_t> CreateOriginPerson(store::Conn& c, int64_t tenant_id,
                                      std::optional<int64_t> channel_id, int64_t acquired_at,
-                                     const std::optional<std::string>& name, int64_t now);
+                                     const std::optional<std::string>& name, int64_t now,
+                                     std::optional<int64_t> id = std::nullopt);
 // Inside a write: attaches `id` (not yet anybody's) to person row `person` in the store and in the
 // identity graph.
 Status AttachId(store::Conn& c, Identity& identity, int64_t tenant_id, const ExternalId& id,

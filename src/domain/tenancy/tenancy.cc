@@ -353,7 +353,8 @@ StatusOr<Principal> Tenancy::Authenticate(std::string_view token, std::string_vi
     }
     if (!cached) {
       bool found = false;
-      RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+      // Keys are never written by deferred work: no need to wait for it.
+      RETURN_IF_ERROR(store_.ReadNow([&](Conn& c) -> Status {
         ASSIGN_OR_RETURN(Rows r, c.Query("SELECT secret_hash, tenant_id, role, revoked_at FROM "
                                          "api_keys WHERE id = ?",
                                          {id}));
@@ -395,7 +396,7 @@ StatusOr<Principal> Tenancy::Authenticate(std::string_view token, std::string_vi
     }
     if (!cached) {
       bool found = false;
-      RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
+      RETURN_IF_ERROR(store_.ReadNow([&](Conn& c) -> Status {
         ASSIGN_OR_RETURN(Rows r, c.Query("SELECT o.id, o.username, o.display_name, o.superuser, "
                                          "s.expires_at, s.revoked_at FROM sessions s JOIN "
                                          "operators o ON o.id = s.operator_id WHERE "

@@ -634,7 +634,8 @@ StatusOr<std::unique_ptr<Log>> Log::Open(const std::string& dir, Options options
   return std::unique_ptr<Log>(new Log(std::move(impl)));
 }
 
-StatusOr<AppendResult> Log::Append(std::span<const std::string_view> payloads) {
+StatusOr<AppendResult> Log::Append(std::span<const std::string_view> payloads,
+                                   const std::function<void(uint64_t first_seq)>& queued) {
   Impl& im = *impl_;
   if (payloads.empty()) return InvalidField("payloads", "an append needs at least one record");
   uint64_t total = 0;
@@ -688,6 +689,7 @@ StatusOr<AppendResult> Log::Append(std::span<const std::string_view> payloads) {
     im.queue.push_back(&b);
   }
   im.flusher_cv.notify_one();
+  if (queued) queued(b.first_seq);
   {
     std::unique_lock lock(b.mu);
     b.cv.wait(lock, [&] { return b.done; });

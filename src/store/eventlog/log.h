@@ -116,7 +116,12 @@ class Log {
   // Appends `payloads` as consecutive records and returns once they are durable. INVALID_FIELD
   // ("payloads") for an empty batch or a payload over max_record_bytes; STORE_UNAVAILABLE after a
   // write failure; SHUTTING_DOWN after Close.
-  StatusOr<AppendResult> Append(std::span<const std::string_view> payloads);
+  //
+  // `queued`, if given, is called once the batch has its seqs and its place in the log (after
+  // every batch queued before it, before every batch queued after it), before the wait for the
+  // sync; with the batch's first seq. Not called when Append fails before that.
+  StatusOr<AppendResult> Append(std::span<const std::string_view> payloads,
+                                const std::function<void(uint64_t first_seq)>& queued = {});
 
   // The payload of the durable record at `locator` (one or two preads; checksum verified).
   // NOT_FOUND if no durable record can be there; INTERNAL if the bytes there are not a record.
