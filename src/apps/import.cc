@@ -36,6 +36,19 @@ int Import(const ImportConfig& cfg) {
     std::cerr << "siyu import: cannot open the store: " << engine.status().ToString() << "\n";
     return 1;
   }
+  // On SQLite, new person rows are numbered by whoever holds the event log (the server numbers
+  // them in memory before writing them): the import takes the log, and refuses to run beside a
+  // server that holds it.
+  if (std::string dir = store::SqliteDataDir(cfg.store); !dir.empty()) {
+    Status opened = (*engine)->events().OpenLog(dir + "/events");
+    if (!opened.ok()) {
+      std::cerr << "siyu import: " << opened.message()
+                << "\nA siyu server is running on this data directory: import through it "
+                   "(POST /v1/imports/people or /v1/imports/orders, or the console's import "
+                   "page), or stop it first.\n";
+      return 1;
+    }
+  }
   if (!(*engine)->tenancy().GetTenant(cfg.tenant_id).ok()) {
     std::cerr << "siyu import: no tenant " << cfg.tenant_id << "\n";
     return 1;

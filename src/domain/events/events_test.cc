@@ -1062,6 +1062,61 @@ TEST_P(EventLogTest, TheLogKeepsBehaviourOutOfTheTableAndIsRebuiltOnOpen) {
   EXPECT_FALSE(events_->OpenLog((dir_ / "events").string()).ok());
 }
 
+// New people, their ids and the rows of events with a channel are acknowledged with the log and
+// written to the store afterwards; a crash before that loses none of them: the next OpenLog
+// replays the records after the store's mark.
+TEST_P(EventLogTest, WorkOwedToTheStoreIsReplayedAfterACrash) {
+  events_->PauseApplierForTest(true);
+  IngestResult r = Ingest(
+      {PageView("v1", {"unionid:u1", "openid:wxapp:o1"}, kT0),
+       Ev("f1", "follow", {"unionid:u2"}, kT0 + 10, {}, channel_a_.state),
+       PageView("v2", {"openid:wxapp:o1", "phone:+8613800000001"}, kT0 + 20),
+       Ev("f2", "follow", {"unionid:u1"}, kT0 + 30, {}, channel_b_.state)});
+  ASSERT_EQ(r.accepted, 4);
+  const int64_t p1 = r.results[0].person_id, p2 = r.results[1].person_id;
+  EXPECT_NE(p1, p2);
+  EXPECT_EQ(r.results[2].person_id, p1);
+  EXPECT_EQ(r.results[3].person_id, p1);
+  // Acknowledged, and not in the store yet.
+  EXPECT_EQ(Count("people"), 0);
+  EXPECT_EQ(Count("person_ids"), 0);
+  EXPECT_EQ(Count("events"), 0);
+
+  // The process dies with that work owed: a new identity graph (from the store) and service.
+  events_.reset();
+  identity_ = std::make_unique<Identity>(db());
+  events_ = std::make_unique<Events>(db(), identity());
+  ASSERT_TRUE(events_->OpenLog((dir_ / "events").string()).ok());
+  EXPECT_EQ(Count("people"), 2);
+  EXPECT_EQ(PersonOf("unionid:u1"), p1);
+  EXPECT_EQ(PersonOf("openid:wxapp:o1"), p1);
+  EXPECT_EQ(PersonOf("phone:+8613800000001"), p1);
+  EXPECT_EQ(PersonOf("unionid:u2"), p2);
+  EXPECT_EQ(Column("acquired_at", p1), kT0);
+  EXPECT_EQ(Column("first_channel_id", p2), channel_a_.id);
+  EXPECT_EQ(Column("last_channel_id", p1), channel_b_.id);
+  EXPECT_EQ(Count("events"), 2);
+  EXPECT_EQ(StoredCount(), 4);
+  Status v = identity().Verify();
+  EXPECT_TRUE(v.ok()) << v.ToString();
+
+  // Ingest goes on from there: known ids find their people, new people are numbered after them.
+  IngestResult again = Ingest({PageView("v3", {"phone:+8613800000001"}, kT0 + 40),
+                               PageView("v4", {"unionid:u3"}, kT0 + 50)});
+  ASSERT_EQ(again.accepted, 2);
+  EXPECT_EQ(again.results[0].person_id, p1);
+  EXPECT_GT(again.results[1].person_id, std::max(p1, p2));
+  EXPECT_EQ(PersonOf("unionid:u3"), again.results[1].person_id);
+  // A second restart replays nothing more: the store's mark passed the records.
+  events_.reset();
+  identity_ = std::make_unique<Identity>(db());
+  events_ = std::make_unique<Events>(db(), identity());
+  ASSERT_TRUE(events_->OpenLog((dir_ / "events").string()).ok());
+  EXPECT_EQ(Count("people"), 3);
+  EXPECT_EQ(Count("person_ids"), 5);
+  EXPECT_EQ(QueryInt("SELECT seq FROM event_log_applied WHERE id = 1"), 6);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EventLogTest, ::testing::Values("sqlitelog"),
                          testing::BackendName);
 INSTANTIATE_TEST_SUITE_P(Backends, EventsTest, ::testing::Values("sqlite", "sqlitelog", "postgres"),
