@@ -531,8 +531,8 @@ int64_t SummaryCount(std::string_view body, std::string_view name) {
 // Batches made before the clock starts, per client: as many as `seconds` at this rate (over all
 // clients) need, at most kMaxPrebuiltEvents in all (~350 bytes each); a client that runs out
 // makes the rest as it goes.
-constexpr int64_t kPrebuiltEventsPerSecond = 150'000;
-constexpr int64_t kMaxPrebuiltEvents = 2'000'000;
+constexpr int64_t kPrebuiltEventsPerSecond = 250'000;
+constexpr int64_t kMaxPrebuiltEvents = 3'000'000;
 
 void RunIngestClient(int index, uint16_t port, const std::string& key,
                      const std::vector<std::string>& states, int prebuilt, std::barrier<>& ready,
