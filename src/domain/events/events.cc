@@ -1,5 +1,7 @@
 #include "domain/events/events.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -13,8 +15,6 @@
 #include <mutex>
 #include <thread>
 #include <unordered_set>
-
-#include <spdlog/spdlog.h>
 
 #include "common/crypto.h"
 #include "common/error_codes.h"
@@ -569,8 +569,9 @@ class MultiRowInsert {
     Params p;
     for (size_t pos = 0; pos < rows;) {
       size_t k = std::bit_floor(std::min(rows - pos, kMaxRows));
-      p.assign(std::make_move_iterator(values.begin() + static_cast<ptrdiff_t>(pos * columns)),
-               std::make_move_iterator(values.begin() + static_cast<ptrdiff_t>((pos + k) * columns)));
+      p.assign(
+          std::make_move_iterator(values.begin() + static_cast<ptrdiff_t>(pos * columns)),
+          std::make_move_iterator(values.begin() + static_cast<ptrdiff_t>((pos + k) * columns)));
       RETURN_IF_ERROR(c.Exec(For(k), p).status());
       pos += k;
     }
@@ -584,14 +585,6 @@ class MultiRowInsert {
  private:
   std::vector<std::string> sql_;
 };
-
-const MultiRowInsert& InsertPeople() {
-  static const MultiRowInsert k(
-      "INSERT INTO people (id, tenant_id, first_channel_id, last_channel_id, acquired_at, "
-      "created_at, updated_at) VALUES ",
-      "(?, ?, ?, ?, ?, ?, ?)");
-  return k;
-}
 
 // The applier's inserts: what it writes may be there already (a replay after a crash).
 const MultiRowInsert& InsertOwedPeople() {
@@ -614,174 +607,6 @@ const MultiRowInsert& InsertOwedEvents() {
       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", " ON CONFLICT DO NOTHING");
   return k;
 }
-
-const MultiRowInsert& InsertPersonIds() {
-  static const MultiRowInsert k(
-      "INSERT INTO person_ids (tenant_id, external_id, kind, person_id, created_at) VALUES ",
-      "(?, ?, ?, ?, ?)");
-  return k;
-}
-
-// Resolves the people of a batch's events inside one write, event by event with the results
-// ResolvePerson would give, but with a few statements for the whole batch instead of two or three
-// per new person. On SQLite the writer is the store's only one, so new person rows are numbered
-// as they are met (after the largest id in the table, which is what SQLite would give them); the
-// rows of the new people and of their new ids are inserted with multi-row statements, and the
-// graph takes the new ids in one call, when the batch is done (Flush) — or before an event that
-// links ids of different people, since a link reads and persists through the graph and the store.
-class BatchResolver {
- public:
-  BatchResolver(Conn& c, Identity& identity, int64_t tenant_id, int64_t now)
-      : c_(c), identity_(identity), tenant_id_(tenant_id), now_(now) {}
-
-  // An id known before the batch: its person row `origin`, which belongs to person `person`.
-  void Known(std::string_view canonical, int64_t origin, int64_t person) {
-    known_[canonical] = origin;
-    person_of_[origin] = person;
-  }
-
-  // The person an event with `ids` belongs to, as ResolvePerson decides it. `reason` is asked for
-  // only when the event links people.
-  StatusOr<Resolution> Resolve(const std::vector<ExternalId>& ids,
-                               std::optional<int64_t> channel_id, int64_t ts,
-                               const std::function<std::string()>& reason) {
-    Resolution res;
-    const ExternalId* home_id = nullptr;
-    for (const ExternalId& id : ids) {
-      if (auto it = known_.find(id.canonical); it != known_.end()) {
-        res.origin_person_id = it->second;
-        home_id = &id;
-        break;
-      }
-    }
-    if (!home_id) {
-      ASSIGN_OR_RETURN(res.origin_person_id, NewPerson(channel_id, ts));
-      res.created = true;
-    }
-    for (const ExternalId& id : ids) {
-      if (known_.try_emplace(id.canonical, res.origin_person_id).second) {
-        ids_.push_back({&id, res.origin_person_id});
-      }
-    }
-    if (home_id) {
-      bool others = std::any_of(ids.begin(), ids.end(), [&](const ExternalId& id) {
-        return known_.at(id.canonical) != res.origin_person_id;
-      });
-      if (others) {
-        // Ids of other people: the event says they are one person.
-        RETURN_IF_ERROR(Flush());
-        linked_ = true;
-        const std::string why = reason();
-        for (const ExternalId& id : ids) {
-          const int64_t other = known_.at(id.canonical);
-          if (other == res.origin_person_id ||
-              identity_.CanonicalInWrite(c_, tenant_id_, other) ==
-                  identity_.CanonicalInWrite(c_, tenant_id_, res.origin_person_id)) {
-            continue;
-          }
-          ASSIGN_OR_RETURN(
-              identity::LinkOutcome o,
-              identity_.LinkInWrite(c_, tenant_id_, home_id->canonical, id.canonical, why, now_));
-          if (o.result == identity::LinkResult::kLinked && res.link != LinkState::kQuarantined) {
-            res.link = LinkState::kMerged;
-          } else if (o.result == identity::LinkResult::kQuarantined) {
-            res.link = LinkState::kQuarantined;
-          }
-        }
-      }
-    }
-    if (res.created) {
-      res.person_id = res.origin_person_id;  // a new row is a person of its own
-    } else if (auto it = person_of_.find(res.origin_person_id);
-               !linked_ && it != person_of_.end()) {
-      res.person_id = it->second;  // no link in this batch yet: as the graph said at its start
-    } else {
-      res.person_id = identity_.CanonicalInWrite(c_, tenant_id_, res.origin_person_id);
-    }
-    return res;
-  }
-
-  // Writes the people and ids resolved so far: the rows, then the graph.
-  Status Flush() {
-    for (size_t pos = 0; pos < people_.size();) {
-      size_t k = std::bit_floor(std::min(people_.size() - pos, MultiRowInsert::kMaxRows));
-      Params p;
-      p.reserve(k * 7);
-      for (size_t j = pos; j < pos + k; ++j) {
-        const PersonRow& r = people_[j];
-        store::Value ch = r.channel ? store::Value(*r.channel) : store::Value(nullptr);
-        p.emplace_back(r.id);
-        p.emplace_back(tenant_id_);
-        p.emplace_back(ch);
-        p.emplace_back(ch);
-        p.emplace_back(r.acquired_at);
-        p.emplace_back(now_);
-        p.emplace_back(now_);
-      }
-      RETURN_IF_ERROR(c_.Exec(InsertPeople().For(k), p).status());
-      pos += k;
-    }
-    people_.clear();
-    for (size_t pos = 0; pos < ids_.size();) {
-      size_t k = std::bit_floor(std::min(ids_.size() - pos, MultiRowInsert::kMaxRows));
-      Params p;
-      p.reserve(k * 5);
-      for (size_t j = pos; j < pos + k; ++j) {
-        p.emplace_back(tenant_id_);
-        p.emplace_back(ids_[j].id->canonical);
-        p.emplace_back(ids_[j].id->kind);
-        p.emplace_back(ids_[j].person);
-        p.emplace_back(now_);
-      }
-      RETURN_IF_ERROR(c_.Exec(InsertPersonIds().For(k), p).status());
-      pos += k;
-    }
-    std::vector<identity::IdRow> rows;
-    rows.reserve(ids_.size());
-    for (const NewId& n : ids_) rows.push_back({n.id->canonical, n.person});
-    ids_.clear();
-    return identity_.AddIdsInWrite(c_, tenant_id_, rows);
-  }
-
- private:
-  StatusOr<int64_t> NewPerson(std::optional<int64_t> channel_id, int64_t ts) {
-    if (c_.dialect() != store::Dialect::kSqlite) {
-      // Elsewhere the store numbers rows itself (and other nodes write too).
-      return CreateOriginPerson(c_, tenant_id_, channel_id, ts, std::nullopt, now_);
-    }
-    if (next_id_ == 0) {
-      ASSIGN_OR_RETURN(Rows r, c_.Query("SELECT MAX(id) FROM people"));
-      const int64_t max = r.at(0).Int(0);
-      if (max >= INT64_MAX - int64_t{kMaxEventsPerBatch}) {
-        return Internal("people ids are exhausted");
-      }
-      next_id_ = max + 1;
-    }
-    people_.push_back({next_id_, channel_id, ts});
-    return next_id_++;
-  }
-
-  struct PersonRow {
-    int64_t id;
-    std::optional<int64_t> channel;
-    int64_t acquired_at;
-  };
-  struct NewId {
-    const ExternalId* id;
-    int64_t person;
-  };
-
-  Conn& c_;
-  Identity& identity_;
-  const int64_t tenant_id_;
-  const int64_t now_;
-  std::unordered_map<std::string_view, int64_t> known_;  // id → its person row
-  std::unordered_map<int64_t, int64_t> person_of_;       // known row → its person at the start
-  bool linked_ = false;                                  // a link changed persons since
-  int64_t next_id_ = 0;                                  // the next new row's id; 0: unread
-  std::vector<PersonRow> people_;                        // new rows, not yet written
-  std::vector<NewId> ids_;                               // new ids, not yet written
-};
 
 }  // namespace
 
@@ -1016,6 +841,7 @@ struct Events::LogState {
   std::deque<std::shared_ptr<Owed>> owed;
   uint64_t owed_total = 0;     // batches ever owed
   uint64_t applied_total = 0;  // of them, durable in the store (a prefix of `owed_total`)
+  size_t queued = 0;           // of them, waiting for a write to take them
   bool flush_asked = false;
   bool stopping = false;
   bool paused = false;
@@ -1161,12 +987,15 @@ Status Events::ApplyOwed(Conn& c) {
       o->state = Owed::State::kApplying;
       take.push_back(o);
     }
+    ls.queued = 0;
   }
   if (take.empty()) return Status::Ok();
   auto requeue = [this, take] {
     std::lock_guard lock(log_->apply_mu);
     for (const auto& o : take) {
-      if (o->state == Owed::State::kApplying) o->state = Owed::State::kQueued;
+      if (o->state != Owed::State::kApplying) continue;
+      o->state = Owed::State::kQueued;
+      ++log_->queued;
     }
   };
   Status s = WriteOwed(c, take);
@@ -1243,28 +1072,35 @@ Status Events::WriteOwed(Conn& c, const std::vector<std::shared_ptr<Owed>>& owed
   uint64_t last = 0;
   for (const auto& o : owed) last = std::max(last, o->last_seq);
   if (last > 0) {
-    RETURN_IF_ERROR(
-        c.Exec("UPDATE event_log_applied SET seq = ? WHERE id = 1 AND seq < ?",
-               {static_cast<int64_t>(last), static_cast<int64_t>(last)})
-            .status());
+    RETURN_IF_ERROR(c.Exec("UPDATE event_log_applied SET seq = ? WHERE id = 1 AND seq < ?",
+                           {static_cast<int64_t>(last), static_cast<int64_t>(last)})
+                        .status());
   }
   return Status::Ok();
+}
+
+void Events::Owe(std::shared_ptr<Owed> o) {
+  LogState& ls = *log_;
+  bool wake;
+  {
+    std::lock_guard lock(ls.apply_mu);
+    ls.owed.push_back(std::move(o));
+    ++ls.owed_total;
+    // The applier waits for the first batch, then for a full transaction's worth (or the clock).
+    wake = ++ls.queued == 1 || ls.queued == kApplyAtOnce;
+  }
+  if (wake) ls.applier_cv.notify_one();
 }
 
 void Events::ApplierLoop() {
   LogState& ls = *log_;
   std::unique_lock lock(ls.apply_mu);
   for (;;) {
-    auto queued = [&] {
-      size_t n = 0;
-      for (const auto& o : ls.owed) n += o->state == Owed::State::kQueued;
-      return n;
-    };
-    ls.applier_cv.wait(lock, [&] { return ls.stopping || (!ls.paused && queued() > 0); });
+    ls.applier_cv.wait(lock, [&] { return ls.stopping || (!ls.paused && ls.queued > 0); });
     if (ls.stopping) return;
     // A little more work makes a larger transaction: more rows share each page written.
     ls.applier_cv.wait_for(lock, kApplyEvery, [&] {
-      return ls.stopping || ls.flush_asked || queued() >= kApplyAtOnce;
+      return ls.stopping || ls.flush_asked || ls.queued >= kApplyAtOnce;
     });
     ls.flush_asked = false;
     lock.unlock();
@@ -1326,21 +1162,24 @@ void Events::Close() {
 Status Events::Replay(uint64_t applied, const std::vector<std::string>& payloads,
                       const std::vector<uint64_t>& seqs) {
   if (payloads.empty()) return Status::Ok();
-  // Which of the records' person rows the store has.
-  std::unordered_set<int64_t> rows_needed, rows_stored;
+  // Which of the records' person rows the store has (rows are named within their tenant).
+  std::unordered_map<int64_t, std::unordered_set<std::string>> rows_needed;  // tenant → rows
+  std::unordered_set<int64_t> rows_stored;
   std::vector<EventRecord> records;
   records.reserve(payloads.size());
   for (const std::string& p : payloads) {
     ASSIGN_OR_RETURN(EventRecord r, DecodeEventRecord(p));
-    rows_needed.insert(r.person_id);
+    rows_needed[r.tenant_id].insert(std::to_string(r.person_id));
     records.push_back(r);
   }
-  std::vector<std::string> wanted;
-  for (int64_t id : rows_needed) wanted.push_back(std::to_string(id));
   RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
     rows_stored.clear();
-    return QueryIn(c, "SELECT id, id FROM people WHERE tenant_id >= ? AND id IN ", 0, wanted,
-                   [&](const Row& r) { rows_stored.insert(r.Int(0)); });
+    for (const auto& [tenant_id, rows] : rows_needed) {
+      RETURN_IF_ERROR(QueryIn(c, "SELECT id FROM people WHERE tenant_id = ? AND id IN ", tenant_id,
+                              std::vector<std::string>(rows.begin(), rows.end()),
+                              [&](const Row& r) { rows_stored.insert(r.Int(0)); }));
+    }
+    return Status::Ok();
   }));
   // Record by record, as ingest decided them: a row the store lacks is created by the first
   // record naming it; ids the graph lacks go to the record's row; ids of other people are linked.
@@ -1361,7 +1200,8 @@ Status Events::Replay(uint64_t applied, const std::vector<std::string>& payloads
     }
     std::vector<ExternalId> parsed;
     for (const json::value& v : ids.as_array()) {
-      if (!v.is_string()) return Internal("event log record " + std::to_string(seqs[k]) + ": an id is not text");
+      if (!v.is_string())
+        return Internal("event log record " + std::to_string(seqs[k]) + ": an id is not text");
       ASSIGN_OR_RETURN(ExternalId id, ParseEventPersonId(std::string_view(v.as_string()), "ids"));
       parsed.push_back(std::move(id));
     }
@@ -1396,14 +1236,12 @@ Status Events::Replay(uint64_t applied, const std::vector<std::string>& payloads
         }));
     if (r.channel_id) {
       const EventTypeSpec* spec = FindEventType(r.type);
-      o->channel_events.push_back(
-          {std::string(r.event_id), std::string(r.type), std::string(r.touchpoint),
-           std::string(r.ids_json), std::string(r.properties), r.person_id, r.ts, *r.channel_id,
-           r.received_at, spec && spec->moves_last_channel});
+      o->channel_events.push_back({std::string(r.event_id), std::string(r.type),
+                                   std::string(r.touchpoint), std::string(r.ids_json),
+                                   std::string(r.properties), r.person_id, r.ts, *r.channel_id,
+                                   r.received_at, spec && spec->moves_last_channel});
     }
-    std::lock_guard lock(log_->apply_mu);
-    log_->owed.push_back(std::move(o));
-    ++log_->owed_total;
+    Owe(std::move(o));
   }
   spdlog::info("events: {} event log records after the store's mark {} applied again",
                records.size(), applied);
@@ -1604,16 +1442,16 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
                 owed->ids.push_back({id.canonical, id.kind, who.origin_person});
                 added.push_back({id.canonical, who.origin_person});
               } else if (o->person != who.person) {
-                owed->links.push_back(
-                    {std::string(ids[*home]), std::string(ids[at]), "event " + e.type + " " + e.event_id, i});
+                owed->links.push_back({std::string(ids[*home]), std::string(ids[at]),
+                                       "event " + e.type + " " + e.event_id, i});
               }
             }
             k += e.ids.size();
             origin_of[i] = who.origin_person;
             if (channel_of[i]) {
-              owed->channel_events.push_back(
-                  {e.event_id, e.type, e.touchpoint, e.ids_json, e.properties, who.origin_person,
-                   e.ts, *channel_of[i], now, e.spec && e.spec->moves_last_channel});
+              owed->channel_events.push_back({e.event_id, e.type, e.touchpoint, e.ids_json,
+                                              e.properties, who.origin_person, e.ts, *channel_of[i],
+                                              now, e.spec && e.spec->moves_last_channel});
             }
             records.push_back(EventRecord{tenant_id, who.origin_person, e.ts, now, channel_of[i],
                                           e.event_id, e.type, e.touchpoint, e.ids_json,
@@ -1622,13 +1460,7 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
           first_link[mine.size()] = owed->links.size();
           RETURN_IF_ERROR(g.AddIds(added));
           auto owe = [&] {
-            if (owed->empty()) return;
-            {
-              std::lock_guard apply(log_->apply_mu);
-              log_->owed.push_back(owed);
-              ++log_->owed_total;
-            }
-            log_->applier_cv.notify_one();
+            if (!owed->empty()) Owe(owed);
           };
           if (records.empty()) {
             owe();
@@ -1654,9 +1486,8 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
       std::unique_lock lock(log_->apply_mu);
       log_->flush_asked = true;
       log_->applier_cv.notify_one();
-      if (!log_->applied_cv.wait_for(lock, kAppliedWait, [&] {
-            return owed->state == Owed::State::kApplied;
-          })) {
+      if (!log_->applied_cv.wait_for(lock, kAppliedWait,
+                                     [&] { return owed->state == Owed::State::kApplied; })) {
         return Status(ErrorCode::kStoreUnavailable,
                       "the events are stored but the links they make could not be written yet; "
                       "send the batch again later (its events will be answered duplicate)");

@@ -255,6 +255,8 @@ class Events {
   // the store and not yet being written (the store's write prologue and Identity's catch-up).
   Status ApplyOwed(store::Conn& c);
   Status WriteOwed(store::Conn& c, const std::vector<std::shared_ptr<Owed>>& owed);
+  // Queues a batch's work for the applier (waking it when the first is queued or enough are).
+  void Owe(std::shared_ptr<Owed> o);
   void ApplierLoop();
   void Barrier();
   // OpenLog: the work of the records after the store's applied mark, owed again.

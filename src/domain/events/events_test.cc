@@ -1067,11 +1067,10 @@ TEST_P(EventLogTest, TheLogKeepsBehaviourOutOfTheTableAndIsRebuiltOnOpen) {
 // replays the records after the store's mark.
 TEST_P(EventLogTest, WorkOwedToTheStoreIsReplayedAfterACrash) {
   events_->PauseApplierForTest(true);
-  IngestResult r = Ingest(
-      {PageView("v1", {"unionid:u1", "openid:wxapp:o1"}, kT0),
-       Ev("f1", "follow", {"unionid:u2"}, kT0 + 10, {}, channel_a_.state),
-       PageView("v2", {"openid:wxapp:o1", "phone:+8613800000001"}, kT0 + 20),
-       Ev("f2", "follow", {"unionid:u1"}, kT0 + 30, {}, channel_b_.state)});
+  IngestResult r = Ingest({PageView("v1", {"unionid:u1", "openid:wxapp:o1"}, kT0),
+                           Ev("f1", "follow", {"unionid:u2"}, kT0 + 10, {}, channel_a_.state),
+                           PageView("v2", {"openid:wxapp:o1", "phone:+8613800000001"}, kT0 + 20),
+                           Ev("f2", "follow", {"unionid:u1"}, kT0 + 30, {}, channel_b_.state)});
   ASSERT_EQ(r.accepted, 4);
   const int64_t p1 = r.results[0].person_id, p2 = r.results[1].person_id;
   EXPECT_NE(p1, p2);

@@ -357,16 +357,6 @@ Status Identity::AddIdInWrite(Conn& c, int64_t tenant_id, const std::string& can
   return Status::Ok();
 }
 
-Status Identity::AddIdsInWrite(Conn& c, int64_t tenant_id, std::span<const identity::IdRow> rows) {
-  if (rows.empty()) return Status::Ok();
-  Tenant& t = TenantOf(tenant_id);
-  ASSIGN_OR_RETURN(IdentityGraph * g, GraphInWrite(c, t, tenant_id));
-  size_t added = 0;
-  Status s = g->AddIds(rows, &added);
-  if (added > 0) MarkChanged(c, t, tenant_id);
-  return s;
-}
-
 StatusOr<identity::LinkOutcome> Identity::LinkInWrite(Conn& c, int64_t tenant_id,
                                                       const std::string& a, const std::string& b,
                                                       const std::string& reason, int64_t ts) {
@@ -387,15 +377,6 @@ int64_t Identity::CanonicalInWrite(Conn& c, int64_t tenant_id, int64_t origin_pe
   auto g = GraphInWrite(c, t, tenant_id);
   if (!g.ok()) return origin_person;
   return (*g)->ResolvePerson(origin_person).value_or(origin_person);
-}
-
-Status Identity::ResolveOwnersInWrite(
-    Conn& c, int64_t tenant_id, std::span<const std::string_view> ids,
-    std::vector<std::optional<identity::IdentityGraph::IdOwner>>& out) {
-  Tenant& t = TenantOf(tenant_id);
-  ASSIGN_OR_RETURN(IdentityGraph * g, GraphInWrite(c, t, tenant_id));
-  g->ResolveOwners(ids, out);
-  return Status::Ok();
 }
 
 void Identity::StartPersonRows(int64_t next) { next_row_.store(next); }
@@ -528,8 +509,8 @@ StatusOr<LinkAnswer> Identity::Link(int64_t tenant_id, const std::string& a, con
     if (pa || pb) {
       home = pa ? *pa : *pb;
     } else {
-      ASSIGN_OR_RETURN(home, CreateOriginPerson(c, tenant_id, std::nullopt, now, std::nullopt,
-                                                now, NewPersonRow()));
+      ASSIGN_OR_RETURN(home, CreateOriginPerson(c, tenant_id, std::nullopt, now, std::nullopt, now,
+                                                NewPersonRow()));
     }
     for (const ExternalId* id : {&ea, &eb}) {
       if ((id == &ea && pa) || (id == &eb && pb)) continue;

@@ -81,18 +81,11 @@ class Identity {
   // inserted by this write).
   Status AddIdInWrite(store::Conn& c, int64_t tenant_id, const std::string& canonical,
                       int64_t person);
-  // AddIdInWrite for each row (canonical id, origin person), in order, taking the graph's lock
-  // once. Their person_ids rows were just inserted by this write.
-  Status AddIdsInWrite(store::Conn& c, int64_t tenant_id, std::span<const identity::IdRow> rows);
   // Links two ids that both belong to people already (person_ids rows exist); persists the log
   // entries and canonical ids the link produced.
   StatusOr<identity::LinkOutcome> LinkInWrite(store::Conn& c, int64_t tenant_id,
                                               const std::string& a, const std::string& b,
                                               const std::string& reason, int64_t ts);
-  // ResolveOwners (below) as the graph has it in this write: the ids' person rows without SQL.
-  Status ResolveOwnersInWrite(store::Conn& c, int64_t tenant_id,
-                              std::span<const std::string_view> ids,
-                              std::vector<std::optional<identity::IdentityGraph::IdOwner>>& out);
   // The person (survivor) an origin person belongs to now, as the graph has it in this write.
   int64_t CanonicalInWrite(store::Conn& c, int64_t tenant_id, int64_t origin_person);
 
@@ -154,8 +147,9 @@ class Identity {
   // `catch_up` writes, inside the current write, everything assigned and not yet in the store;
   // `pending` adds a tenant's ids assigned and not yet committed to `out` (ids with their person
   // rows). Set once, before serving.
-  void SetDeferred(std::function<Status(store::Conn&)> catch_up,
-                   std::function<void(int64_t tenant_id, std::vector<identity::IdRow>& out)> pending);
+  void SetDeferred(
+      std::function<Status(store::Conn&)> catch_up,
+      std::function<void(int64_t tenant_id, std::vector<identity::IdRow>& out)> pending);
   // Inside a write that looks up or attaches ids or people: takes the tenant's assign lock (held
   // until the returned lock goes, at the latest when the write ends) and writes what was assigned
   // before it, so that the store and the graph agree for the rest of the write.

@@ -141,9 +141,9 @@ StatusOr<std::pair<Person, bool>> People::Upsert(int64_t tenant_id, const Person
       }
       return Status::Ok();
     }
-    ASSIGN_OR_RETURN(int64_t id,
-                     CreateOriginPerson(c, tenant_id, channel, in.acquired_at.value_or(now),
-                                        in.name, now, identity_.NewPersonRow()));
+    ASSIGN_OR_RETURN(
+        int64_t id, CreateOriginPerson(c, tenant_id, channel, in.acquired_at.value_or(now), in.name,
+                                       now, identity_.NewPersonRow()));
     RETURN_IF_ERROR(AttachId(c, identity_, tenant_id, in.external_id, id, now));
     out = Person{};
     out.id = id;
