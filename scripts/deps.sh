@@ -12,6 +12,7 @@ apt_pkgs=(
   libqrencode-dev zlib1g-dev libpng-dev libzbar-dev
   libxxhash-dev
   libroaring-dev
+  libmimalloc-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   postgresql postgresql-client
   chromium fonts-noto-cjk

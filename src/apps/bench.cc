@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -100,12 +101,21 @@ MetricsSnapshot ReadMetrics(client::HttpClient& c) {
     size_t sp = line.rfind(' ');
     if (sp == std::string::npos) continue;
     std::string name = line.substr(0, sp);
-    if (name.find("_sum") == std::string::npos && name.find("_count") == std::string::npos) {
+    if (name.find("_sum") == std::string::npos && name.find("_count") == std::string::npos &&
+        name.find("_total") == std::string::npos) {
       continue;
     }
     m.values[name] = std::atof(line.c_str() + sp + 1);
   }
   return m;
+}
+
+// CPU time of this process so far (all threads, user and system).
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return secs(u.ru_utime) + secs(u.ru_stime);
 }
 
 double MeanDelta(const MetricsSnapshot& a, const MetricsSnapshot& b, const std::string& sum,
@@ -610,7 +620,8 @@ struct IngestRun {
   int64_t rejected = 0, errors = 0;
   double p50_ms = 0, p99_ms = 0, max_ms = 0;
   double server_ms = 0, commit_ms = 0, commit_batch = 0;
-  IdDigest acked;  // siyu: the events acknowledged to the clients
+  double cpu_us = 0, writer_cpu_us = 0;  // siyu: CPU per event (the process's; the store writer's)
+  IdDigest acked;                        // siyu: the events acknowledged to the clients
   std::string first_error;
   std::string check;  // empty: consistent
   double events_per_s() const { return seconds > 0 ? static_cast<double>(events) / seconds : 0; }
@@ -697,11 +708,13 @@ StatusOr<IngestRun> RunIngest(const store::Options& so, int clients, int seconds
   }
   ready.arrive_and_wait();  // every client has made its batches
   MetricsSnapshot before = ReadMetrics(admin);
+  const double cpu0 = ProcessCpuSeconds();
   deadline = Clock::now() + std::chrono::seconds(seconds);
   auto t0 = Clock::now();
   start.arrive_and_wait();
   for (auto& th : threads) th.join();
   auto t1 = Clock::now();
+  const double cpu1 = ProcessCpuSeconds();
   MetricsSnapshot after = ReadMetrics(admin);
 
   IngestRun r;
@@ -729,6 +742,14 @@ StatusOr<IngestRun> RunIngest(const store::Options& so, int clients, int seconds
                                  "siyu_store_commit_duration_seconds_count");
   r.commit_batch = MeanDelta(before, after, "siyu_store_commit_batch_size_sum",
                              "siyu_store_commit_batch_size_count");
+  if (r.events > 0) {
+    const double events = static_cast<double>(r.events);
+    r.cpu_us = 1e6 * (cpu1 - cpu0) / events;
+    r.writer_cpu_us = 1e6 *
+                      (after.Get("siyu_store_writer_cpu_seconds_total") -
+                       before.Get("siyu_store_writer_cpu_seconds_total")) /
+                      events;
+  }
 
   // What siyu stored (the event log's records and the table's rows), read back.
   PeerData data;
@@ -1010,6 +1031,13 @@ int BenchIngest(const BenchConfig& cfg, const std::string& sqlite_dir) {
             << " events, from request sent to durable acknowledgement; PostgreSQL: per COPY or "
                "INSERT transaction. server ms: mean time in the POST /v1/events handler; commit ms "
                "and batch: mean store group commit)\n";
+  for (const IngestRun& r : results) {
+    if (r.cpu_us <= 0) continue;
+    std::cout << fmt::format(
+        "{}: CPU per event {:.2f} µs (the whole process, its clients included), of which the "
+        "store's writer thread {:.2f} µs\n",
+        r.label, r.cpu_us, r.writer_cpu_us);
+  }
   const IngestRun* siyu =
       results.empty() || results[0].label.rfind("siyu", 0) != 0 ? nullptr : &results[0];
   if (siyu) {

@@ -81,6 +81,10 @@ std::string Metrics::Render() const {
   out += "# HELP siyu_store_commit_batch_size Writes per group-commit transaction.\n";
   out += "# TYPE siyu_store_commit_batch_size histogram\n";
   commit_batch_.Render(out, "siyu_store_commit_batch_size", "");
+  out += "# HELP siyu_store_writer_cpu_seconds_total CPU time of the store's writer thread.\n";
+  out += "# TYPE siyu_store_writer_cpu_seconds_total counter\n";
+  out += fmt::format("siyu_store_writer_cpu_seconds_total {:.6f}\n",
+                     static_cast<double>(writer_cpu_nanos_.load()) / 1e9);
   return out;
 }
 

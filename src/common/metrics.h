@@ -33,6 +33,10 @@ class Metrics {
   void CountRequest(std::string_view route, std::string_view method, int status, double seconds);
   Histogram& store_commit_seconds() { return commit_seconds_; }
   Histogram& store_commit_batch() { return commit_batch_; }
+  // CPU time of the store's writer thread (its transactions, the event log's applier included).
+  void AddStoreWriterCpu(int64_t nanos) {
+    writer_cpu_nanos_.fetch_add(static_cast<uint64_t>(nanos), std::memory_order_relaxed);
+  }
   std::string Render() const;
 
  private:
@@ -42,6 +46,7 @@ class Metrics {
   std::map<std::string, std::unique_ptr<Histogram>, std::less<>> latency_;
   Histogram commit_seconds_;
   Histogram commit_batch_;
+  std::atomic<uint64_t> writer_cpu_nanos_{0};
 };
 
 }  // namespace siyu

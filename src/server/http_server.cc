@@ -19,6 +19,7 @@
 
 #include "common/crypto.h"
 #include "common/metrics.h"
+#include "common/thread_name.h"
 #include "common/time.h"
 
 namespace siyu::server {
@@ -316,7 +317,10 @@ Status HttpServer::Start() {
   impl_->work.emplace(impl_->ioc.get_executor());
   impl_->Accept();
   for (int i = 0; i < std::max(1, impl_->opt.io_threads); ++i) {
-    impl_->io_threads.emplace_back([impl = impl_] { impl->ioc.run(); });
+    impl_->io_threads.emplace_back([impl = impl_] {
+      NameThisThread("siyu-http-io");
+      impl->ioc.run();
+    });
   }
   return Status::Ok();
 }

@@ -1,6 +1,7 @@
 #include "store/store.h"
 
 #include <spdlog/spdlog.h>
+#include <time.h>
 
 #include <charconv>
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include "common/metrics.h"
+#include "common/thread_name.h"
 
 namespace siyu::store {
 
@@ -69,6 +71,12 @@ void RunDurableHooks(std::vector<std::function<void(const Status&)>>& hooks, con
   for (auto& h : hooks) h(s);
   hooks.clear();
 }
+
+int64_t ThreadCpuNanos() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
 }  // namespace
 
 bool Store::OnWriterThread() { return on_writer_thread; }
@@ -91,6 +99,7 @@ Status Store::Start() {
   RETURN_IF_ERROR(PrepareWriter(**c));
   impl_->wconn = std::move(c).value();
   impl_->writer = std::thread([this] {
+    NameThisThread("siyu-store-w");
     on_writer_thread = true;
     auto run_one = [this](std::vector<std::unique_ptr<Impl::Pending>>& batch, auto& self) -> void {
       Impl& im = *impl_;
@@ -265,7 +274,9 @@ Status Store::Start() {
           impl_->queue.pop_front();
         }
       }
+      const int64_t cpu0 = ThreadCpuNanos();
       run_one(batch, run_one);
+      Metrics::Global().AddStoreWriterCpu(ThreadCpuNanos() - cpu0);
     }
   });
   return Status::Ok();

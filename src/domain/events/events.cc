@@ -18,6 +18,7 @@
 
 #include "common/crypto.h"
 #include "common/error_codes.h"
+#include "common/thread_name.h"
 #include "common/time.h"
 #include "domain/channels/channels.h"
 #include "domain/events/event_id_set.h"
@@ -926,7 +927,10 @@ Status Events::OpenLog(const std::string& dir) {
     if (got == 0) break;
   }
   log_ = std::move(state);
-  log_->applier = std::thread([this] { ApplierLoop(); });
+  log_->applier = std::thread([this] {
+    NameThisThread("siyu-applier");
+    ApplierLoop();
+  });
   store_.SetDeferredWork([this](Conn& c) { return ApplyOwed(c); }, [this] { Barrier(); });
   identity_.SetDeferred([this](Conn& c) { return ApplyOwed(c); },
                         [this](int64_t tenant_id, std::vector<identity::IdRow>& out) {

@@ -10,6 +10,7 @@
 #include <iterator>
 #include <unordered_set>
 
+#include "common/thread_name.h"
 #include "common/time.h"
 #include "domain/audience/sql.h"
 
@@ -303,8 +304,12 @@ Status Audience::LoadAll() {
     return Status::Ok();
   }));
   for (int64_t id : ids) RETURN_IF_ERROR(Rebuild(id));
-  emitter_ = std::thread([this] { EmitLoop(); });
+  emitter_ = std::thread([this] {
+    NameThisThread("siyu-audience");
+    EmitLoop();
+  });
   ticker_ = std::thread([this] {
+    NameThisThread("siyu-aud-tick");
     std::unique_lock lock(tick_mu_);
     while (!tick_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return stopping_; })) {
       lock.unlock();

@@ -22,6 +22,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/thread_name.h"
 #include "store/eventlog/crc32c.h"
 #include "store/eventlog/format.h"
 
@@ -630,7 +631,10 @@ StatusOr<std::unique_ptr<Log>> Log::Open(const std::string& dir, Options options
   }
   RETURN_IF_ERROR(impl->Recover());
   Impl* raw = impl.get();
-  raw->flusher = std::thread([raw] { raw->FlusherLoop(); });
+  raw->flusher = std::thread([raw] {
+    NameThisThread("siyu-log-flush");
+    raw->FlusherLoop();
+  });
   return std::unique_ptr<Log>(new Log(std::move(impl)));
 }
 

@@ -16,6 +16,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/thread_name.h"
+
 namespace siyu::store {
 namespace {
 
@@ -172,7 +174,10 @@ class SqliteStore final : public Store {
     // Every commit's frames are in the WAL before the sync that answers it, so an answered write
     // is as durable as with synchronous=FULL. A commit can be seen by readers before it is
     // durable; only its own writers wait.
-    syncer_ = std::thread([this] { SyncLoop(); });
+    syncer_ = std::thread([this] {
+      NameThisThread("siyu-wal-sync");
+      SyncLoop();
+    });
     RETURN_IF_ERROR(Start());
     // Checkpoints copy committed pages from the WAL into the database file. Left to SQLite they
     // run inside the commit that crosses the threshold, on the writer's critical path; here a
@@ -191,6 +196,7 @@ class SqliteStore final : public Store {
     // dropped.
     ASSIGN_OR_RETURN(auto ckpt, Connect());
     checkpointer_ = std::thread([this, c = std::move(ckpt)]() mutable {
+      NameThisThread("siyu-checkpoint");
       sqlite3* db = static_cast<SqliteConn&>(*c).db();
       auto pass = [&](int* log_frames) {
         int done_frames = 0;
