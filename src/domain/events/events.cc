@@ -614,6 +614,7 @@ const MultiRowInsert& InsertOwedEvents() {
 // ---- the service -------------------------------------------------------------------------------
 
 StatusOr<IngestResult> Events::Ingest(int64_t tenant_id, std::vector<EventItem> items) {
+  if (log_) RETURN_IF_ERROR(WaitForRoom());  // before any lock is taken
   std::shared_ptr<void> scope = fact_scope_ ? fact_scope_(tenant_id) : nullptr;
   const int64_t started_at = NowMs();
   auto r = log_ ? IngestToLog(tenant_id, items) : IngestToStore(tenant_id, items);
@@ -828,6 +829,9 @@ struct Events::Owed {
   bool empty() const {
     return rows.empty() && ids.empty() && channel_events.empty() && links.empty();
   }
+  size_t row_count() const {
+    return rows.size() + ids.size() + channel_events.size() + links.size();
+  }
 };
 
 struct Events::LogState {
@@ -843,6 +847,8 @@ struct Events::LogState {
   uint64_t owed_total = 0;     // batches ever owed
   uint64_t applied_total = 0;  // of them, durable in the store (a prefix of `owed_total`)
   size_t queued = 0;           // of them, waiting for a write to take them
+  size_t owed_rows = 0;        // rows of the batches not yet durable in the store
+  size_t max_owed_rows = Events::kDefaultMaxOwedRows;
   bool flush_asked = false;
   bool stopping = false;
   bool paused = false;
@@ -1016,7 +1022,10 @@ Status Events::ApplyOwed(Conn& c) {
     LogState& st = *log_;
     {
       std::lock_guard lock(st.apply_mu);
-      for (const auto& o : take) o->state = Owed::State::kApplied;
+      for (const auto& o : take) {
+        o->state = Owed::State::kApplied;
+        st.owed_rows -= o->row_count();
+      }
       while (!st.owed.empty() && st.owed.front()->state == Owed::State::kApplied) {
         st.owed.pop_front();
         ++st.applied_total;
@@ -1039,10 +1048,19 @@ Status Events::WriteOwed(Conn& c, const std::vector<std::shared_ptr<Owed>>& owed
   }
   RETURN_IF_ERROR(InsertOwedPeople().Run(c, 7, v));
   v.clear();
+  // Ids in key order: their index's pages are then visited in order, each while it is at hand,
+  // instead of at random.
+  std::vector<std::pair<const Owed*, const Owed::NewId*>> ids;
   for (const auto& o : owed) {
-    for (const Owed::NewId& n : o->ids) {
-      v.insert(v.end(), {o->tenant_id, n.canonical, n.kind, n.row, o->now});
-    }
+    for (const Owed::NewId& n : o->ids) ids.emplace_back(o.get(), &n);
+  }
+  std::sort(ids.begin(), ids.end(), [](const auto& a, const auto& b) {
+    if (a.first->tenant_id != b.first->tenant_id) return a.first->tenant_id < b.first->tenant_id;
+    return a.second->canonical < b.second->canonical;
+  });
+  v.reserve(ids.size() * 5);
+  for (const auto& [o, n] : ids) {
+    v.insert(v.end(), {o->tenant_id, n->canonical, n->kind, n->row, o->now});
   }
   RETURN_IF_ERROR(InsertOwedIds().Run(c, 5, v));
   v.clear();
@@ -1088,6 +1106,7 @@ void Events::Owe(std::shared_ptr<Owed> o) {
   bool wake;
   {
     std::lock_guard lock(ls.apply_mu);
+    ls.owed_rows += o->row_count();
     ls.owed.push_back(std::move(o));
     ++ls.owed_total;
     // The applier waits for the first batch, then for a full transaction's worth (or the clock).
@@ -1133,6 +1152,31 @@ void Events::Barrier() {
   }
 }
 
+Status Events::WaitForRoom() {
+  LogState& ls = *log_;
+  // A write cannot wait for the applier, which runs in the store's writes.
+  if (store::Store::OnWriterThread()) return Status::Ok();
+  std::unique_lock lock(ls.apply_mu);
+  auto room = [&] { return ls.stopping || ls.paused || ls.owed_rows <= ls.max_owed_rows; };
+  if (room()) return Status::Ok();
+  ls.flush_asked = true;
+  ls.applier_cv.notify_one();
+  if (!ls.applied_cv.wait_for(lock, kAppliedWait, room)) {
+    return Status(ErrorCode::kStoreUnavailable,
+                  "the store is behind the event log; retry the batch in a few seconds");
+  }
+  return Status::Ok();
+}
+
+void Events::SetMaxOwedRows(size_t rows) {
+  if (!log_) return;
+  {
+    std::lock_guard lock(log_->apply_mu);
+    log_->max_owed_rows = rows;
+  }
+  log_->applied_cv.notify_all();
+}
+
 void Events::PauseApplierForTest(bool paused) {
   if (!log_) return;
   {
@@ -1141,6 +1185,7 @@ void Events::PauseApplierForTest(bool paused) {
     log_->flush_asked = true;
   }
   log_->applier_cv.notify_one();
+  log_->applied_cv.notify_all();  // ingest does not wait for a paused applier
 }
 
 void Events::Close() {

@@ -222,6 +222,11 @@ class Events {
   // Tests: while paused, nothing owed is written to the store (so that a test can stop the
   // process with work owed and see the next OpenLog replay it). Reads then wait for nothing.
   void PauseApplierForTest(bool paused);
+  // Ingest holds new batches while the store is owed more than this many rows (people, ids, links
+  // and rows of events with a channel): the applier's backlog, and so its memory and the time a
+  // read waits for it, stay bounded however fast events come. Tests lower it.
+  static constexpr size_t kDefaultMaxOwedRows = 1'000'000;
+  void SetMaxOwedRows(size_t rows);
   EventLogStats LogStats() const;
 
   // Every stored event of the tenant, once each: the `events` table's rows, then the log's records
@@ -259,6 +264,8 @@ class Events {
   void Owe(std::shared_ptr<Owed> o);
   void ApplierLoop();
   void Barrier();
+  // Ingest's back-pressure: waits while the store is owed more than the limit of rows.
+  Status WaitForRoom();
   // OpenLog: the work of the records after the store's applied mark, owed again.
   Status Replay(uint64_t applied, const std::vector<std::string>& payloads,
                 const std::vector<uint64_t>& seqs);

@@ -5,6 +5,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <optional>
 #include <random>
@@ -1114,6 +1115,39 @@ TEST_P(EventLogTest, WorkOwedToTheStoreIsReplayedAfterACrash) {
   EXPECT_EQ(Count("people"), 3);
   EXPECT_EQ(Count("person_ids"), 5);
   EXPECT_EQ(QueryInt("SELECT seq FROM event_log_applied WHERE id = 1"), 6);
+}
+
+TEST_P(EventLogTest, IngestWaitsWhileTheStoreIsOwedMoreThanItsLimit) {
+  events_->SetMaxOwedRows(1);
+  // A first batch loads the tenant's identity graph; a read waits until its work is in the store.
+  ASSERT_EQ(Ingest({PageView("b0", {"unionid:w0"}, kT0 - 10)}).accepted, 1);
+  ASSERT_EQ(Count("people"), 1);
+  // A write holds the store's writer, so that the applier cannot write what is owed.
+  std::promise<void> holding, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::thread writer([&] {
+    (void)db().Write([&](store::Conn&) {
+      holding.set_value();
+      released.wait();
+      return Status::Ok();
+    });
+  });
+  holding.get_future().wait();
+  // The first batch finds nothing owed; it owes a person and an id.
+  IngestResult first = Ingest({PageView("b1", {"unionid:w1"}, kT0)});
+  ASSERT_EQ(first.accepted, 1);
+  // The next waits for the applier instead of adding to its backlog...
+  auto second = std::async(std::launch::async,
+                           [&] { return Ingest({PageView("b2", {"unionid:w2"}, kT0 + 10)}); });
+  EXPECT_EQ(second.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+  // ...and goes on once the store has caught up.
+  release.set_value();
+  writer.join();
+  IngestResult r = second.get();
+  ASSERT_EQ(r.accepted, 1);
+  EXPECT_EQ(PersonOf("unionid:w1"), first.results[0].person_id);
+  EXPECT_EQ(PersonOf("unionid:w2"), r.results[0].person_id);
+  EXPECT_EQ(StoredCount(), 3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EventLogTest, ::testing::Values("sqlitelog"),
