@@ -19,7 +19,7 @@
 
 #include "common/crypto.h"
 #include "common/metrics.h"
-#include "common/thread_name.h"
+#include "common/threads.h"
 #include "common/time.h"
 
 namespace siyu::server {

@@ -1,7 +1,6 @@
 #include "store/store.h"
 
 #include <spdlog/spdlog.h>
-#include <time.h>
 
 #include <charconv>
 #include <chrono>
@@ -12,7 +11,7 @@
 #include <thread>
 
 #include "common/metrics.h"
-#include "common/thread_name.h"
+#include "common/threads.h"
 
 namespace siyu::store {
 
@@ -70,12 +69,6 @@ thread_local bool on_writer_thread = false;
 void RunDurableHooks(std::vector<std::function<void(const Status&)>>& hooks, const Status& s) {
   for (auto& h : hooks) h(s);
   hooks.clear();
-}
-
-int64_t ThreadCpuNanos() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 }  // namespace
 
@@ -274,9 +267,9 @@ Status Store::Start() {
           impl_->queue.pop_front();
         }
       }
-      const int64_t cpu0 = ThreadCpuNanos();
+      const int64_t cpu0 = ThisThreadCpuNanos();
       run_one(batch, run_one);
-      Metrics::Global().AddStoreWriterCpu(ThreadCpuNanos() - cpu0);
+      Metrics::Global().AddStoreWriterCpu(ThisThreadCpuNanos() - cpu0);
     }
   });
   return Status::Ok();

@@ -18,7 +18,7 @@
 
 #include "common/crypto.h"
 #include "common/error_codes.h"
-#include "common/thread_name.h"
+#include "common/threads.h"
 #include "common/time.h"
 #include "domain/channels/channels.h"
 #include "domain/events/event_id_set.h"

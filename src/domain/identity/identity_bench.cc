@@ -31,7 +31,6 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 #include <sqlite3.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,6 +46,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/threads.h"
 #include "domain/identity/graph.h"
 
 namespace siyu::identity {
@@ -159,11 +159,7 @@ class Packed {
 
 // This thread's CPU time: on a shared machine, wall time also counts the time other processes
 // held the core, so the summary shows both.
-double ThreadCpuS() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+double ThreadCpuS() { return static_cast<double>(ThisThreadCpuNanos()) * 1e-9; }
 
 double LoadAverage() {
   double l = 0;

@@ -10,7 +10,7 @@
 #include <iterator>
 #include <unordered_set>
 
-#include "common/thread_name.h"
+#include "common/threads.h"
 #include "common/time.h"
 #include "domain/audience/sql.h"
 

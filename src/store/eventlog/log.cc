@@ -22,7 +22,7 @@
 #include <thread>
 #include <utility>
 
-#include "common/thread_name.h"
+#include "common/threads.h"
 #include "store/eventlog/crc32c.h"
 #include "store/eventlog/format.h"
 

@@ -16,7 +16,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "common/thread_name.h"
+#include "common/threads.h"
 
 namespace siyu::store {
 namespace {
