@@ -626,6 +626,10 @@ struct IngestRun {
   std::string first_error;
   std::string check;  // empty: consistent
   double events_per_s() const { return seconds > 0 ? static_cast<double>(events) / seconds : 0; }
+  // siyu: events over the run and the store's lag after it.
+  double through_per_s() const {
+    return seconds + store_lag_s > 0 ? static_cast<double>(events) / (seconds + store_lag_s) : 0;
+  }
 };
 
 // The rows siyu stored, in insertion order, as COPY text and as INSERT parameters, in chunks of
@@ -1045,8 +1049,7 @@ int BenchIngest(const BenchConfig& cfg, const std::string& sqlite_dir) {
         "the store's writer thread {:.2f} µs (until the store had them all)\n"
         "{}: the store had every acknowledged event's people, ids and rows {:.2f} s after the "
         "last acknowledgement: {:.0f} events/s through to the store\n",
-        r.label, r.cpu_us, r.writer_cpu_us, r.label, r.store_lag_s,
-        static_cast<double>(r.events) / (r.seconds + r.store_lag_s));
+        r.label, r.cpu_us, r.writer_cpu_us, r.label, r.store_lag_s, r.through_per_s());
   }
   const IngestRun* siyu =
       results.empty() || results[0].label.rfind("siyu", 0) != 0 ? nullptr : &results[0];
@@ -1056,10 +1059,13 @@ int BenchIngest(const BenchConfig& cfg, const std::string& sqlite_dir) {
       std::cout << fmt::format("siyu/{} throughput ratio: {:.2f}\n", r.label,
                                siyu->events_per_s() / r.events_per_s());
     }
-    bool met = siyu->events_per_s() >= kTargetEventsPerS && siyu->p99_ms < kTargetIngestP99Ms;
+    // Met only if the store keeps up too: acknowledgements that outrun it are a burst, not a rate.
+    bool met = siyu->events_per_s() >= kTargetEventsPerS &&
+               siyu->through_per_s() >= kTargetEventsPerS && siyu->p99_ms < kTargetIngestP99Ms;
     std::cout << fmt::format(
-        "target (siyu on SQLite: >= {:.0f} events/s, p99 ack < {:.0f} ms): {}\n", kTargetEventsPerS,
-        kTargetIngestP99Ms, met ? "met" : "NOT met");
+        "target (siyu on SQLite: >= {:.0f} events/s acknowledged and through to the store, p99 ack "
+        "< {:.0f} ms): {}\n",
+        kTargetEventsPerS, kTargetIngestP99Ms, met ? "met" : "NOT met");
   }
   for (const IngestRun& r : results) {
     if (!r.first_error.empty()) {
