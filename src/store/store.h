@@ -13,6 +13,7 @@
 // connections in read-only transactions, concurrently with the writer.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -121,6 +122,10 @@ class Store {
   void SetDeferredWork(WriteFn prologue, std::function<void()> barrier);
   // True on the store's writer thread (inside a Write).
   static bool OnWriterThread();
+  // Before a write of much deferred work: lets the backend make ready for it, waiting at most
+  // `at_most` (SQLite: when its WAL is to start over, the checkpointer first copies the frames it
+  // still holds, so that the write begins the WAL afresh instead of growing it). Not on the writer.
+  virtual void WaitBeforeLargeWrite(std::chrono::milliseconds /*at_most*/) {}
 
  protected:
   explicit Store(Options options);

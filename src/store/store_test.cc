@@ -287,5 +287,52 @@ TEST(SqliteStoreTest, WalStartsOverUnderASteadyWriteLoad) {
   std::filesystem::remove_all(dir);
 }
 
+// SQLite only: writes each larger than the writer copies on its own (the event log's applier)
+// still let the WAL start over when they first wait for the checkpointer (WaitBeforeLargeWrite),
+// instead of appending every one of them to the WAL.
+TEST(SqliteStoreTest, WalStartsOverBetweenLargeWrites) {
+  const auto dir = std::filesystem::temp_directory_path() / ("siyu-store-" + RandomBase62(10));
+  Options o;
+  o.url = dir.string();
+  o.wal_restart_frames = 256;  // 1 MiB
+  auto opened = Store::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<Store> store = std::move(opened).value();
+
+  constexpr int kWrites = 16, kRowsPerWrite = 2000;  // each write well over 1,024 frames
+  const std::string pad(3000, 'x');
+  const auto wal = dir / "siyu.db-wal";
+  uintmax_t largest = 0;
+  for (int w = 0; w < kWrites; ++w) {
+    store->WaitBeforeLargeWrite(std::chrono::seconds(5));
+    Status s = store->Write([&](Conn& c) {
+      for (int i = 0; i < kRowsPerWrite; ++i) {
+        RETURN_IF_ERROR(c.Exec("INSERT INTO tenants (name, timezone, created_at) VALUES (?, ?, ?)",
+                               {std::to_string(w) + "-" + std::to_string(i) + pad,
+                                std::string("Asia/Shanghai"), int64_t{1}})
+                            .status());
+      }
+      return Status::Ok();
+    });
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    std::error_code ec;
+    largest = std::max(largest, std::filesystem::file_size(wal, ec));
+  }
+  // Appended one after another, the writes would make a WAL of over 100 MB; starting over before
+  // most of them, it holds about two.
+  EXPECT_LT(largest, uintmax_t{32} << 20) << "the WAL grew with every large write";
+  int64_t n = -1;
+  ASSERT_TRUE(store
+                  ->Read([&](Conn& c) {
+                    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT COUNT(*) FROM tenants"));
+                    n = r.at(0).Int(0);
+                    return Status::Ok();
+                  })
+                  .ok());
+  EXPECT_EQ(n, kWrites * kRowsPerWrite);
+  store.reset();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace siyu::store

@@ -984,6 +984,9 @@ namespace {
 constexpr auto kApplyEvery = std::chrono::milliseconds(500);  // a batch's work waits at most this
 constexpr size_t kApplyAtOnce = 4096;                         // ...or until this many batches wait
 constexpr auto kAppliedWait = std::chrono::seconds(30);       // the longest a batch waits for it
+// The longest the applier lets the store make ready for its transaction
+// (Store::WaitBeforeLargeWrite).
+constexpr auto kApplierWaitsForStoreAtMost = std::chrono::milliseconds(2000);
 }  // namespace
 
 Status Events::ApplyOwed(Conn& c) {
@@ -1127,6 +1130,8 @@ void Events::ApplierLoop() {
     });
     ls.flush_asked = false;
     lock.unlock();
+    // The store may first make ready for a large write (a SQLite WAL that is to start over).
+    store_.WaitBeforeLargeWrite(kApplierWaitsForStoreAtMost);
     // An empty write: the store's prologue (ApplyOwed) does the work.
     Status s = store_.Write([](Conn&) { return Status::Ok(); });
     if (!s.ok()) {

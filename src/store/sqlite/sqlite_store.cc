@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -138,8 +139,13 @@ class SqliteConn final : public Conn {
 
 // How often the checkpointer runs.
 constexpr auto kCheckpointEvery = std::chrono::milliseconds(100);
-// How soon after the checkpointer's pass the writer must take up its request to restart the WAL.
-constexpr auto kRestartFreshFor = std::chrono::milliseconds(10);
+// When the WAL is to start over, the writer copies at most this many frames (4 MiB) itself before
+// a transaction; more are left to the checkpointer.
+constexpr int64_t kWriterCopiesAtMost = 1024;
+
+// What identifies one run of the WAL from its start: the checkpoint sequence number and the salts
+// of the WAL header (bytes 12-23), which SQLite changes whenever the WAL starts over.
+using WalRun = std::array<unsigned char, 12>;
 
 class SqliteStore final : public Store {
  public:
@@ -154,6 +160,7 @@ class SqliteStore final : public Store {
     sync_cv_.notify_all();
     if (syncer_.joinable()) syncer_.join();
     if (wal_fd_ >= 0) ::close(wal_fd_);
+    if (hook_wal_fd_ >= 0) ::close(hook_wal_fd_);
     {
       std::lock_guard<std::mutex> lock(ckpt_mu_);
       ckpt_stop_ = true;
@@ -189,35 +196,50 @@ class SqliteStore final : public Store {
     // of a pass there are newer frames. Under a steady write load the WAL would grow without
     // bound, and appending to a growing file costs the kernel far more than overwriting one (new
     // blocks are allocated and zeroed). So once the WAL is past Options::wal_restart_frames the
-    // checkpointer asks the writer to finish the job: before its next transaction the writer
-    // checkpoints the frames committed since the pass began (BeforeWrite), and that transaction
-    // writes the WAL from its start again. The writer holds its writes meanwhile (a copy of those
-    // few frames and two syncs), so it does this only right after a pass: a stale request is
-    // dropped.
+    // checkpointer asks for it to start over, and the frames the passes have not copied yet are
+    // counted (the writer's WAL hook gives the frames after each commit, a pass the frames it
+    // copied): before a transaction that finds few of them (kWriterCopiesAtMost), the writer
+    // copies them itself (BeforeWrite), so that transaction writes the WAL from its start again.
+    // A large write that finds many — the event log's applier after its previous transaction —
+    // first waits for the checkpointer to copy them (WaitBeforeLargeWrite).
     ASSIGN_OR_RETURN(auto ckpt, Connect());
     checkpointer_ = std::thread([this, c = std::move(ckpt)]() mutable {
       NameThisThread("siyu-checkpoint");
       sqlite3* db = static_cast<SqliteConn&>(*c).db();
-      auto pass = [&](int* log_frames) {
-        int done_frames = 0;
-        return sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, log_frames,
-                                         &done_frames) == SQLITE_OK;
-      };
       std::unique_lock<std::mutex> lock(ckpt_mu_);
-      while (!ckpt_cv_.wait_for(lock, kCheckpointEvery, [&] { return ckpt_stop_; })) {
-        lock.unlock();
-        int log_frames = 0;
-        // When the WAL is to start over, a second pass right away copies what the first one
-        // could not, so that the writer is left with the frames of one short pass.
-        if (pass(&log_frames) && log_frames >= options_.wal_restart_frames && pass(&log_frames)) {
-          restart_asked_at_ = std::chrono::steady_clock::now().time_since_epoch().count();
+      for (;;) {
+        ckpt_cv_.wait_for(lock, kCheckpointEvery, [&] { return ckpt_stop_ || ckpt_kick_; });
+        if (ckpt_stop_) break;
+        // When the WAL is to start over, passes follow each other until few frames are left.
+        for (int passes = 0; passes < 3; ++passes) {
+          ckpt_kick_ = false;
+          const uint64_t run = wal_runs_;
+          lock.unlock();
+          int log_frames = 0, done_frames = 0;
+          const bool ok = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                                    &log_frames, &done_frames) == SQLITE_OK;
+          lock.lock();
+          if (!ok || run != wal_runs_) break;  // the WAL started over meanwhile: count afresh
+          backfilled_ = std::max<int64_t>(backfilled_, done_frames);
+          if (log_frames >= options_.wal_restart_frames) restart_wanted_ = true;
+          ckpt_done_cv_.notify_all();
+          if (!restart_wanted_ || wal_frames_ - backfilled_ <= kWriterCopiesAtMost) break;
         }
-        lock.lock();
       }
       lock.unlock();
       (void)c->ExecScript("PRAGMA wal_checkpoint(TRUNCATE)");
     });
     return Status::Ok();
+  }
+
+  void WaitBeforeLargeWrite(std::chrono::milliseconds at_most) override {
+    std::unique_lock<std::mutex> lock(ckpt_mu_);
+    if (!restart_wanted_ || wal_frames_ - backfilled_ <= kWriterCopiesAtMost) return;
+    ckpt_kick_ = true;
+    ckpt_cv_.notify_all();
+    ckpt_done_cv_.wait_for(lock, at_most, [&] {
+      return ckpt_stop_ || !restart_wanted_ || wal_frames_ - backfilled_ <= kWriterCopiesAtMost;
+    });
   }
 
  protected:
@@ -241,20 +263,32 @@ class SqliteStore final : public Store {
   std::string_view BeginWriteSql() const override { return "BEGIN IMMEDIATE"; }
   std::string_view BeginReadSql() const override { return "BEGIN"; }
   void BeforeWrite(Conn& writer) override {
-    const int64_t asked = restart_asked_at_.exchange(0);
-    if (asked == 0) return;
-    const auto since = std::chrono::steady_clock::now().time_since_epoch() -
-                       std::chrono::steady_clock::duration(asked);
-    if (since > kRestartFreshFor) return;  // frames have piled up since that pass: next time
-    // The background pass did most of the copying; this one catches up with the frames since.
-    (void)sqlite3_wal_checkpoint_v2(static_cast<SqliteConn&>(writer).db(), nullptr,
-                                    SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    int64_t owed;
+    uint64_t run;
+    {
+      std::lock_guard<std::mutex> lock(ckpt_mu_);
+      if (!restart_wanted_) return;
+      owed = wal_frames_ - backfilled_;
+      run = wal_runs_;
+    }
+    // Nothing owed: this transaction starts the WAL over. Too much: the checkpointer copies it.
+    if (owed <= 0 || owed > kWriterCopiesAtMost) return;
+    int log_frames = 0, done_frames = 0;
+    if (sqlite3_wal_checkpoint_v2(static_cast<SqliteConn&>(writer).db(), nullptr,
+                                  SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                  &done_frames) != SQLITE_OK) {
+      return;
+    }
+    std::lock_guard<std::mutex> lock(ckpt_mu_);
+    if (run == wal_runs_) backfilled_ = std::max<int64_t>(backfilled_, done_frames);
   }
   Status PrepareWriter(Conn& writer) override {
     // The writer keeps up to 512 MiB of pages (allocated as used; readers keep 64 MiB): the
     // event log's applier inserts ids and events at random places in large indexes, and pages it
     // must read back from the file cost it more than the memory.
-    return writer.ExecScript("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-524288");
+    RETURN_IF_ERROR(writer.ExecScript("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-524288"));
+    sqlite3_wal_hook(static_cast<SqliteConn&>(writer).db(), &SqliteStore::OnWalCommit, this);
+    return Status::Ok();
   }
   void AfterCommit(Acknowledge acknowledge) override {
     {
@@ -265,6 +299,50 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // The writer's WAL hook, after every commit: `frames` is the WAL's size in frames. A commit that
+  // began the WAL anew shows in the WAL header; counting starts over with it.
+  static int OnWalCommit(void* self, sqlite3* /*db*/, const char* /*schema*/, int frames) {
+    static_cast<SqliteStore*>(self)->NoteCommit(frames);
+    return SQLITE_OK;
+  }
+  void NoteCommit(int frames) {
+    bool new_run = false;
+    WalRun run{};
+    if (ReadWalRun(run)) {
+      new_run = run != wal_run_;
+      wal_run_ = run;
+    }
+    std::lock_guard<std::mutex> lock(ckpt_mu_);
+    if (new_run || frames < wal_frames_) {
+      ++wal_runs_;
+      backfilled_ = 0;
+      restart_wanted_ = false;
+    }
+    wal_frames_ = frames;
+    // Known at once: a large write that follows waits for its frames to be copied.
+    if (frames >= options_.wal_restart_frames) restart_wanted_ = true;
+  }
+  // The writer's: reads what identifies the WAL's current run from its header.
+  bool ReadWalRun(WalRun& run) {
+    const std::string wal = path_ + "-wal";
+    struct stat st {};
+    if (hook_wal_fd_ >= 0 && (::stat(wal.c_str(), &st) != 0 || st.st_ino != hook_wal_ino_)) {
+      ::close(hook_wal_fd_);
+      hook_wal_fd_ = -1;
+    }
+    if (hook_wal_fd_ < 0) {
+      hook_wal_fd_ = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);
+      if (hook_wal_fd_ < 0) return false;
+      if (::fstat(hook_wal_fd_, &st) != 0) {
+        ::close(hook_wal_fd_);
+        hook_wal_fd_ = -1;
+        return false;
+      }
+      hook_wal_ino_ = st.st_ino;
+    }
+    return ::pread(hook_wal_fd_, run.data(), run.size(), 12) == static_cast<ssize_t>(run.size());
+  }
+
   // Answers the committed groups: every pass takes all of them, makes the WAL durable once, and
   // acknowledges them in commit order.
   void SyncLoop() {
@@ -321,10 +399,19 @@ class SqliteStore final : public Store {
   std::thread checkpointer_;
   std::mutex ckpt_mu_;
   std::condition_variable ckpt_cv_;
+  std::condition_variable ckpt_done_cv_;  // after every pass
   bool ckpt_stop_ = false;
-  // When the checkpointer last asked the writer to make the WAL start over (steady_clock ticks);
-  // 0: not asked.
-  std::atomic<int64_t> restart_asked_at_{0};
+  bool ckpt_kick_ = false;  // a large write waits: pass now
+  // Under ckpt_mu_: the WAL's frames after the last commit, how many of them passes have copied
+  // into the database file, whether the WAL is to start over, and how many times it has.
+  int64_t wal_frames_ = 0;
+  int64_t backfilled_ = 0;
+  bool restart_wanted_ = false;
+  uint64_t wal_runs_ = 0;
+  // The writer's (its WAL hook):
+  WalRun wal_run_{};
+  int hook_wal_fd_ = -1;
+  ino_t hook_wal_ino_ = 0;
 
   std::thread syncer_;
   std::mutex sync_mu_;
