@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "common/crypto.h"
@@ -330,6 +332,63 @@ TEST(SqliteStoreTest, WalStartsOverBetweenLargeWrites) {
                   })
                   .ok());
   EXPECT_EQ(n, kWrites * kRowsPerWrite);
+  store.reset();
+  std::filesystem::remove_all(dir);
+}
+
+// SQLite only: a large write does not wait out its limit for frames a long read keeps the
+// checkpointer from copying; it goes on (appending to the WAL) once a pass shows the reader.
+TEST(SqliteStoreTest, ALargeWriteDoesNotWaitForFramesAReaderHolds) {
+  const auto dir = std::filesystem::temp_directory_path() / ("siyu-store-" + RandomBase62(10));
+  Options o;
+  o.url = dir.string();
+  o.wal_restart_frames = 256;
+  auto opened = Store::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<Store> store = std::move(opened).value();
+  const std::string pad(3000, 'x');
+  auto large_write = [&](int w) {
+    return store->Write([&](Conn& c) {
+      for (int i = 0; i < 2000; ++i) {  // over 1,024 frames
+        RETURN_IF_ERROR(c.Exec("INSERT INTO tenants (name, timezone, created_at) VALUES (?, ?, ?)",
+                               {std::to_string(w) + "-" + std::to_string(i) + pad,
+                                std::string("Asia/Shanghai"), int64_t{1}})
+                            .status());
+      }
+      return Status::Ok();
+    });
+  };
+  ASSERT_TRUE(large_write(0).ok());
+  std::mutex mu;
+  std::condition_variable cv;
+  bool reading = false, release = false;
+  std::thread reader([&] {
+    Status s = store->Read([&](Conn& c) {
+      RETURN_IF_ERROR(c.Query("SELECT COUNT(*) FROM tenants").status());  // takes the snapshot
+      std::unique_lock<std::mutex> lock(mu);
+      reading = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release; });
+      return Status::Ok();
+    });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return reading; });
+  }
+  ASSERT_TRUE(large_write(1).ok());  // frames after the reader's snapshot
+  const auto t0 = std::chrono::steady_clock::now();
+  store->WaitBeforeLargeWrite(std::chrono::seconds(60));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(waited, std::chrono::seconds(20)) << "waited out the limit for frames a reader holds";
+  ASSERT_TRUE(large_write(2).ok());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  reader.join();
   store.reset();
   std::filesystem::remove_all(dir);
 }

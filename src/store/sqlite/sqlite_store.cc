@@ -166,6 +166,7 @@ class SqliteStore final : public Store {
       ckpt_stop_ = true;
     }
     ckpt_cv_.notify_all();
+    ckpt_done_cv_.notify_all();
     if (checkpointer_.joinable()) checkpointer_.join();
   }
 
@@ -219,11 +220,16 @@ class SqliteStore final : public Store {
           const bool ok = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE,
                                                     &log_frames, &done_frames) == SQLITE_OK;
           lock.lock();
+          // A pass that could not copy every frame it saw was held back by a reader.
+          if (ok && done_frames < log_frames) ++held_back_passes_;
+          ckpt_done_cv_.notify_all();
           if (!ok || run != wal_runs_) break;  // the WAL started over meanwhile: count afresh
           backfilled_ = std::max<int64_t>(backfilled_, done_frames);
           if (log_frames >= options_.wal_restart_frames) restart_wanted_ = true;
-          ckpt_done_cv_.notify_all();
-          if (!restart_wanted_ || wal_frames_ - backfilled_ <= kWriterCopiesAtMost) break;
+          if (!restart_wanted_ || wal_frames_ - backfilled_ <= kWriterCopiesAtMost ||
+              done_frames < log_frames) {
+            break;
+          }
         }
       }
       lock.unlock();
@@ -237,8 +243,11 @@ class SqliteStore final : public Store {
     if (!restart_wanted_ || wal_frames_ - backfilled_ <= kWriterCopiesAtMost) return;
     ckpt_kick_ = true;
     ckpt_cv_.notify_all();
+    // Not for a reader: a long read holds the frames after its snapshot where they are.
+    const uint64_t held_back = held_back_passes_;
     ckpt_done_cv_.wait_for(lock, at_most, [&] {
-      return ckpt_stop_ || !restart_wanted_ || wal_frames_ - backfilled_ <= kWriterCopiesAtMost;
+      return ckpt_stop_ || !restart_wanted_ || wal_frames_ - backfilled_ <= kWriterCopiesAtMost ||
+             held_back_passes_ != held_back;
     });
   }
 
@@ -401,7 +410,8 @@ class SqliteStore final : public Store {
   std::condition_variable ckpt_cv_;
   std::condition_variable ckpt_done_cv_;  // after every pass
   bool ckpt_stop_ = false;
-  bool ckpt_kick_ = false;  // a large write waits: pass now
+  bool ckpt_kick_ = false;         // a large write waits: pass now
+  uint64_t held_back_passes_ = 0;  // passes that a reader kept from copying every frame
   // Under ckpt_mu_: the WAL's frames after the last commit, how many of them passes have copied
   // into the database file, whether the WAL is to start over, and how many times it has.
   int64_t wal_frames_ = 0;
