@@ -189,6 +189,11 @@ class Session : public std::enable_shared_from_this<Session> {
     bool keep_alive = req.keep_alive();
     srv_->inflight++;
     net::post(srv_->workers, [self = shared_from_this(), in, keep_alive] {
+      static thread_local bool named = [] {
+        NameThisThread("siyu-http-w");
+        return true;
+      }();
+      (void)named;
       HttpOut out = self->srv_->Run(*in);
       net::post(self->stream_.get_executor(),
                 [self, out = std::move(out), rid = in->request_id, keep_alive]() mutable {

@@ -1143,6 +1143,18 @@ void Events::ApplierLoop() {
   }
 }
 
+uint64_t Events::OwedTicket() const {
+  if (!log_) return 0;
+  std::lock_guard lock(log_->apply_mu);
+  return log_->owed_total;
+}
+
+bool Events::StoreHas(uint64_t ticket) const {
+  if (!log_) return true;
+  std::lock_guard lock(log_->apply_mu);
+  return log_->applied_total >= ticket;
+}
+
 void Events::Barrier() {
   LogState& ls = *log_;
   std::unique_lock lock(ls.apply_mu);

@@ -226,6 +226,11 @@ class Events {
   // and rows of events with a channel): the applier's backlog, and so its memory and the time a
   // read waits for it, stay bounded however fast events come. Tests lower it.
   static constexpr size_t kDefaultMaxOwedRows = 1'000'000;
+  // For work that can wait for the applier rather than have it write at once (as every store read
+  // does): a ticket for what is owed to the store now, and whether the store has it. Without the
+  // log, the store has everything that was ingested.
+  uint64_t OwedTicket() const;
+  bool StoreHas(uint64_t ticket) const;
   void SetMaxOwedRows(size_t rows);
   EventLogStats LogStats() const;
 

@@ -19,6 +19,7 @@
 #include "common/error_codes.h"
 #include "common/time.h"
 #include "domain/channels/channels.h"
+#include "domain/people/audience.h"
 #include "domain/testing/store_fixture.h"
 
 namespace siyu::domain {
@@ -1061,6 +1062,34 @@ TEST_P(EventLogTest, TheLogKeepsBehaviourOutOfTheTableAndIsRebuiltOnOpen) {
   EXPECT_EQ(Count("events"), 1);
   // Opening twice is refused (the log is locked by its owner).
   EXPECT_FALSE(events_->OpenLog((dir_ / "events").string()).ok());
+}
+
+// The audience engine follows channel touches (the store's last-touch rule) without making ingest
+// wait for the store: an answer from the engine reads them back first, and ingest itself leaves
+// the applier to write when it would.
+TEST_P(EventLogTest, TheAudienceReadsChannelTouchesBackWithoutHurryingTheStore) {
+  Audience audience(db(), identity(), *events_);
+  events_->SetObserver([&](int64_t tenant, const std::vector<EventItem>& items,
+                           const IngestResult& r) { audience.OnEvents(tenant, items, r); });
+  ASSERT_TRUE(audience.LoadAll().ok());
+  auto count = [&](int64_t channel) {
+    auto n = audience.Count(tenant_, "last_channel(" + std::to_string(channel) + ")", std::nullopt);
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    return n.ok() ? n->people : uint64_t{999};
+  };
+  IngestResult r = Ingest({Ev("f1", "follow", {"unionid:u"}, kT0, {}, channel_a_.state)});
+  ASSERT_EQ(r.accepted, 1);
+  EXPECT_EQ(count(channel_a_.id), 1u);
+  // A later touch through another channel moves the person's last channel.
+  r = Ingest({Ev("f2", "follow", {"unionid:u"}, kT0 + 10, {}, channel_b_.state)});
+  ASSERT_EQ(r.accepted, 1);
+  EXPECT_FALSE(events_->StoreHas(events_->OwedTicket()))
+      << "ingest made the event log's applier write at once";
+  EXPECT_EQ(count(channel_b_.id), 1u);
+  EXPECT_EQ(count(channel_a_.id), 0u);
+  EXPECT_EQ(Column("last_channel_id", r.results[0].person_id), channel_b_.id);
+  events_->SetObserver(nullptr);
+  audience.Stop();
 }
 
 // New people, their ids and the rows of events with a channel are acknowledged with the log and

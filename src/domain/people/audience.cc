@@ -7,6 +7,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <iterator>
 #include <unordered_set>
 
@@ -26,6 +27,10 @@ using store::Rows;
 
 namespace {
 
+// How often channel touches are read back once the store has them, and how often every tenant's
+// engine is ticked (a new day) and reconciled with the store.
+constexpr auto kSettleChannelsEvery = std::chrono::milliseconds(200);
+constexpr auto kTickEvery = std::chrono::seconds(30);
 constexpr size_t kMaxTagText = 32;
 constexpr size_t kMaxMembersChange = 10'000;
 
@@ -135,8 +140,11 @@ struct Audience::Tenant {
   std::string tz;
   RowMap rows;
   std::unique_ptr<Journal> journal;  // while a build catches up
-  FactGate gate;                     // facts in flight hold it shared (BeginFact)
-  std::mutex build_mu;               // one build (or definition change) at a time
+  // People whose channels events may have moved, to be read back once the store has the events:
+  // per batch, the event log's ticket after it (Events::OwedTicket) and its people.
+  std::deque<std::pair<uint64_t, std::vector<int64_t>>> channel_moves;
+  FactGate gate;        // facts in flight hold it shared (BeginFact)
+  std::mutex build_mu;  // one build (or definition change) at a time
 };
 
 // The facts that arrive while a build reads the store, replayed into it once it has.
@@ -145,11 +153,12 @@ struct Audience::Journal {
   // build, so an ingest whose facts it journals began after it; else the replay is ambiguous).
   int64_t since = 0;
   struct Entry {
-    enum class Kind { kEvents, kOrder, kRefund, kPerson } kind = Kind::kEvents;
+    enum class Kind { kEvents, kOrder, kRefund, kPerson, kChannels } kind = Kind::kEvents;
     std::vector<EventItem> items;  // kEvents: the accepted ones, with their results in r
     IngestResult r;
-    Order order;         // kOrder, kRefund
-    int64_t person = 0;  // kPerson
+    Order order;                  // kOrder, kRefund
+    int64_t person = 0;           // kPerson
+    std::vector<int64_t> people;  // kChannels: whose channels to read back
   };
   std::vector<Entry> entries;
 };
@@ -216,7 +225,7 @@ void Audience::EmitLoop() {
     std::unordered_map<int64_t, std::vector<SystemEvent>> by_tenant;
     std::unordered_map<int64_t, std::unordered_map<int64_t, std::string>> tag_names, seg_names;
     for (const Pending& p : batch) {
-      auto e = EngineOf(p.tenant_id);
+      auto e = LiveEngineOf(p.tenant_id);
       if (!e) continue;
       auto& tags = tag_names[p.tenant_id];
       auto& segs = seg_names[p.tenant_id];
@@ -311,13 +320,56 @@ Status Audience::LoadAll() {
   ticker_ = std::thread([this] {
     NameThisThread("siyu-aud-tick");
     std::unique_lock lock(tick_mu_);
-    while (!tick_cv_.wait_for(lock, std::chrono::seconds(30), [&] { return stopping_; })) {
+    auto last_tick = std::chrono::steady_clock::now();
+    while (!tick_cv_.wait_for(lock, kSettleChannelsEvery, [&] { return stopping_; })) {
       lock.unlock();
-      TickAll();
+      SettleAllChannels();
+      if (std::chrono::steady_clock::now() - last_tick >= kTickEvery) {
+        TickAll();
+        last_tick = std::chrono::steady_clock::now();
+      }
       lock.lock();
     }
   });
   return Status::Ok();
+}
+
+void Audience::SettleChannels(int64_t tenant_id, bool now) {
+  Tenant& t = TenantOf(tenant_id);
+  std::vector<int64_t> people;
+  {
+    std::lock_guard lock(t.mu);
+    while (!t.channel_moves.empty() && (now || events_.StoreHas(t.channel_moves.front().first))) {
+      const auto& front = t.channel_moves.front().second;
+      people.insert(people.end(), front.begin(), front.end());
+      t.channel_moves.pop_front();
+    }
+  }
+  if (people.empty()) return;
+  std::sort(people.begin(), people.end());
+  people.erase(std::unique(people.begin(), people.end()), people.end());
+  ApplyLive(
+      tenant_id, [&](Sink& s) { ReadChannels(tenant_id, s, people, now); },
+      [&](Journal& j) {
+        Journal::Entry x;
+        x.kind = Journal::Entry::Kind::kChannels;
+        x.people = people;
+        j.entries.push_back(std::move(x));
+      });
+}
+
+void Audience::SettleAllChannels() {
+  std::vector<int64_t> ids;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, t] : tenants_) ids.push_back(id);
+  }
+  for (int64_t id : ids) SettleChannels(id, false);
+}
+
+std::shared_ptr<AudienceEngine> Audience::EngineOf(int64_t tenant_id) {
+  SettleChannels(tenant_id, true);
+  return LiveEngineOf(tenant_id);
 }
 
 void Audience::TickAll() {
@@ -328,7 +380,7 @@ void Audience::TickAll() {
   }
   const int64_t now = NowMs();
   for (int64_t id : ids) {
-    auto e = EngineOf(id);
+    auto e = LiveEngineOf(id);
     if (!e) continue;
     Deltas d;
     const Day today = DayOf(id, now);
@@ -342,7 +394,7 @@ void Audience::TickAll() {
   }
 }
 
-std::shared_ptr<AudienceEngine> Audience::EngineOf(int64_t tenant_id) {
+std::shared_ptr<AudienceEngine> Audience::LiveEngineOf(int64_t tenant_id) {
   Tenant& t = TenantOf(tenant_id);
   {
     std::lock_guard lock(t.mu);
@@ -361,6 +413,7 @@ std::shared_ptr<AudienceEngine> Audience::EngineOf(int64_t tenant_id) {
 
 StatusOr<std::shared_ptr<AudienceEngine>> Audience::LockDefinitions(
     int64_t tenant_id, std::unique_lock<std::mutex>& lock) {
+  SettleChannels(tenant_id, true);
   Tenant& t = TenantOf(tenant_id);
   lock = std::unique_lock(t.build_mu);
   {
@@ -620,6 +673,9 @@ void Audience::Replay(int64_t tenant_id, Built& b, Journal& j, bool* ambiguous) 
         break;
       case Journal::Entry::Kind::kPerson:
         ApplyPersonCreated(tenant_id, s, x.person);
+        break;
+      case Journal::Entry::Kind::kChannels:
+        ReadChannels(tenant_id, s, x.people, true);
         break;
     }
   }
@@ -1044,15 +1100,37 @@ void Audience::FoldPerson(int64_t tenant_id, Sink& s, int64_t person) {
 }
 
 void Audience::ApplyEvents(int64_t tenant_id, Sink& s, const std::vector<EventItem>& items,
-                           const IngestResult& r, const std::vector<char>* skip) {
+                           const IngestResult& r, const std::vector<char>* skip,
+                           std::vector<int64_t>* deferred) {
   std::vector<int64_t> moved;  // people whose channels may have moved
+  // The events go to the engine together, after their people's attributes (one lock acquisition
+  // of the engine instead of one per event: every ingest thread applies its batch here).
+  std::vector<audience::Fact> facts;
+  std::vector<size_t> fact_item;  // the item of each fact
+  auto flush_facts = [&] {
+    for (size_t done = 0; done < facts.size();) {
+      size_t applied = 0;
+      Status st =
+          s.e.ApplyBatch(std::span<const audience::Fact>(facts).subspan(done), &s.d, &applied);
+      done += applied;
+      if (st.ok()) break;
+      spdlog::warn("audience: tenant {}: event {}: {}", tenant_id,
+                   items[fact_item[done]].event.event_id, st.ToString());
+      ++done;  // the failed one is skipped, as it was alone
+    }
+    facts.clear();
+    fact_item.clear();
+  };
   for (size_t i = 0; i < items.size() && i < r.results.size(); ++i) {
     const EventResult& res = r.results[i];
     if (res.outcome != EventOutcome::kAccepted || (skip && (*skip)[i])) continue;
     const EventIn& ev = items[i].event;
     const int64_t person = res.person_id;
     const Day day = LocalDayNumber(ev.ts, s.tz);
-    if (res.link == LinkState::kMerged) FoldPerson(tenant_id, s, person);
+    if (res.link == LinkState::kMerged) {
+      flush_facts();  // the events before the merge, to the people they were of
+      FoldPerson(tenant_id, s, person);
+    }
     bool fresh = false, changed = false;
     {
       std::lock_guard lock(s.mu);
@@ -1086,21 +1164,31 @@ void Audience::ApplyEvents(int64_t tenant_id, Sink& s, const std::vector<EventIt
       RefreshPerson(s, person, identity_.ComponentOf(tenant_id, person));
     }
     if (res.channel_id) moved.push_back(person);
-    audience::EventFact f;
-    f.type = ev.type;
-    f.day = day;
-    f.values = EventValues(ev.properties);
-    Status st = s.e.AddEvent(person, f, &s.d);
-    if (!st.ok())
-      spdlog::warn("audience: tenant {}: event {}: {}", tenant_id, ev.event_id, st.ToString());
+    audience::Fact& f = facts.emplace_back();
+    f.kind = audience::Fact::Kind::kEvent;
+    f.person = person;
+    f.event.type = ev.type;
+    f.event.day = day;
+    f.event.values = EventValues(ev.properties);
+    fact_item.push_back(i);
   }
+  flush_facts();
   // Channel touches move the people rows' channels (the last-touch rule is the store's): read
   // them back for the people touched.
   if (moved.empty()) return;
+  if (deferred) {
+    deferred->insert(deferred->end(), moved.begin(), moved.end());
+    return;
+  }
+  ReadChannels(tenant_id, s, std::move(moved), true);
+}
+
+void Audience::ReadChannels(int64_t tenant_id, Sink& s, std::vector<int64_t> moved,
+                            bool wait_for_store) {
   std::sort(moved.begin(), moved.end());
   moved.erase(std::unique(moved.begin(), moved.end()), moved.end());
   std::vector<std::tuple<int64_t, int64_t, int64_t>> channels;
-  Status st = store_.Read([&](Conn& c) -> Status {
+  auto read = [&](Conn& c) -> Status {
     channels.clear();
     for (int64_t p : moved) {
       ASSIGN_OR_RETURN(Rows r2, c.Query("SELECT first_channel_id, last_channel_id FROM people "
@@ -1110,7 +1198,8 @@ void Audience::ApplyEvents(int64_t tenant_id, Sink& s, const std::vector<EventIt
         channels.emplace_back(p, r2[0].OptInt(0).value_or(0), r2[0].OptInt(1).value_or(0));
     }
     return Status::Ok();
-  });
+  };
+  Status st = wait_for_store ? store_.Read(read) : store_.ReadNow(read);
   if (!st.ok()) {
     spdlog::warn("audience: tenant {}: reading channels: {}", tenant_id, st.ToString());
     return;
@@ -1132,8 +1221,9 @@ void Audience::ApplyEvents(int64_t tenant_id, Sink& s, const std::vector<EventIt
 
 void Audience::OnEvents(int64_t tenant_id, const std::vector<EventItem>& items,
                         const IngestResult& r) {
+  std::vector<int64_t> moved;
   ApplyLive(
-      tenant_id, [&](Sink& s) { ApplyEvents(tenant_id, s, items, r, nullptr); },
+      tenant_id, [&](Sink& s) { ApplyEvents(tenant_id, s, items, r, nullptr, &moved); },
       [&](Journal& j) {
         Journal::Entry x;
         x.kind = Journal::Entry::Kind::kEvents;
@@ -1145,6 +1235,16 @@ void Audience::OnEvents(int64_t tenant_id, const std::vector<EventItem>& items,
         }
         j.entries.push_back(std::move(x));
       });
+  if (moved.empty()) return;
+  const uint64_t ticket = events_.OwedTicket();
+  Tenant& t = TenantOf(tenant_id);
+  std::lock_guard lock(t.mu);
+  if (!t.channel_moves.empty() && t.channel_moves.back().first == ticket) {
+    auto& last = t.channel_moves.back().second;
+    last.insert(last.end(), moved.begin(), moved.end());
+  } else {
+    t.channel_moves.emplace_back(ticket, std::move(moved));
+  }
 }
 
 void Audience::ApplyPersonCreated(int64_t tenant_id, Sink& s, int64_t person_id) {

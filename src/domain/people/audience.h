@@ -212,7 +212,8 @@ class Audience {
   };
   ChangeStats Changes();
 
-  // The tenant's engine (built on first use for a tenant created since start-up).
+  // The tenant's engine (built on first use for a tenant created since start-up), with every fact
+  // acknowledged so far in it (channel touches settled first).
   std::shared_ptr<audience::AudienceEngine> EngineOf(int64_t tenant_id);
   // The tenant's local day number of `ms`.
   audience::Day DayOf(int64_t tenant_id, int64_t ms);
@@ -265,8 +266,23 @@ class Audience {
   StatusOr<std::string> TimezoneOf(int64_t tenant_id);
 
   // Facts, applied to a sink. Events flagged in `skip` were taken from the store by a build.
+  // The people whose channels the events may have moved are read back from the store at once, or,
+  // given `moved`, added to it to be read once the store has them (SettleChannels).
   void ApplyEvents(int64_t tenant_id, Sink& s, const std::vector<EventItem>& items,
-                   const IngestResult& r, const std::vector<char>* skip);
+                   const IngestResult& r, const std::vector<char>* skip,
+                   std::vector<int64_t>* moved = nullptr);
+  // The first and last channels of `people` as the store has them now (after the event log's
+  // applier, when `wait_for_store`), into the sink.
+  void ReadChannels(int64_t tenant_id, Sink& s, std::vector<int64_t> people, bool wait_for_store);
+  // Channel touches read back: a tenant's people whose channels events may have moved are read
+  // from the store once the event log's applier has written those events (the refresher, a few
+  // times a second), or at once before an answer that uses the engine (`now`), so that the answer
+  // includes every fact acknowledged before it. Reading on ingest itself would make every batch
+  // wait for the applier.
+  void SettleChannels(int64_t tenant_id, bool now);
+  void SettleAllChannels();
+  // The tenant's engine as it is (built on first use), channel touches not settled.
+  std::shared_ptr<audience::AudienceEngine> LiveEngineOf(int64_t tenant_id);
   void ApplyPersonCreated(int64_t tenant_id, Sink& s, int64_t person);
   void ApplyOrder(int64_t tenant_id, Sink& s, const Order& order);
   void ApplyRefund(int64_t tenant_id, Sink& s, const Order& order);
