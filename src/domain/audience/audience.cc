@@ -2540,6 +2540,21 @@ Status AudienceEngine::AddPerson(int64_t person, const PersonAttrs& attrs, Delta
 Status AudienceEngine::UpdateAttrs(int64_t person, const PersonAttrs& attrs, Deltas* out) {
   SIYU_WRITE_CALL(impl_->UpdateAttrs(person, attrs, out));
 }
+Status AudienceEngine::UpsertAttrs(std::span<const std::pair<int64_t, PersonAttrs>> people,
+                                   Deltas* out) {
+  SIYU_WRITE;
+  Status first = Status::Ok();
+  for (const auto& [person, attrs] : people) {
+    size_t mark = out ? out->size() : 0;
+    Status s = impl_->Dense(person) != kNone ? impl_->UpdateAttrs(person, attrs, out)
+                                             : impl_->AddPerson(person, attrs, out);
+    if (!s.ok()) {
+      if (out) out->resize(mark);
+      if (first.ok()) first = s;
+    }
+  }
+  return first;
+}
 Status AudienceEngine::AddEvent(int64_t person, const EventFact& event, Deltas* out) {
   SIYU_WRITE_CALL(impl_->AddEvent(person, event, out));
 }
@@ -2757,6 +2772,13 @@ std::vector<int64_t> AudienceEngine::Members(const PersonSet& set) const {
 bool AudienceEngine::HasPerson(int64_t person) const {
   SIYU_READ;
   return impl_->Dense(person) != kNone;
+}
+
+std::vector<char> AudienceEngine::HasPeople(std::span<const int64_t> people) const {
+  SIYU_READ;
+  std::vector<char> out(people.size());
+  for (size_t i = 0; i < people.size(); ++i) out[i] = impl_->Dense(people[i]) != kNone;
+  return out;
 }
 
 StatusOr<PersonView> AudienceEngine::View(int64_t person) const {

@@ -277,6 +277,11 @@ class AudienceEngine final : public Catalogue {
   // ReplacePersonFacts). Invalid attrs (more than 64 touchpoint kinds): INVALID_FIELD.
   Status AddPerson(int64_t person, const PersonAttrs& attrs, Deltas* out = nullptr);
   Status UpdateAttrs(int64_t person, const PersonAttrs& attrs, Deltas* out = nullptr);
+  // Many people's attributes under one lock acquisition: each added if the engine does not have
+  // the person, else updated. Every person is tried; the first error is returned (and the deltas
+  // of the people that failed dropped).
+  Status UpsertAttrs(std::span<const std::pair<int64_t, PersonAttrs>> people,
+                     Deltas* out = nullptr);
   Status AddEvent(int64_t person, const EventFact& event, Deltas* out = nullptr);
   // ALREADY_EXISTS if the person already has the order id; amounts are >= 0.
   Status AddOrder(int64_t person, const OrderFact& order, Deltas* out = nullptr);
@@ -339,6 +344,8 @@ class AudienceEngine final : public Catalogue {
   std::vector<int64_t> Members(const PersonSet& set) const;  // all of them, ascending
 
   bool HasPerson(int64_t person) const;
+  // HasPerson of each of `people`, under one lock acquisition.
+  std::vector<char> HasPeople(std::span<const int64_t> people) const;
   StatusOr<PersonView> View(int64_t person) const;
   StatusOr<PersonFacts> FactsOf(int64_t person) const;
   std::vector<int64_t> People() const;  // ascending

@@ -1103,40 +1103,56 @@ void Audience::ApplyEvents(int64_t tenant_id, Sink& s, const std::vector<EventIt
                            const IngestResult& r, const std::vector<char>* skip,
                            std::vector<int64_t>* deferred) {
   std::vector<int64_t> moved;  // people whose channels may have moved
-  // The events go to the engine together, after their people's attributes (one lock acquisition
-  // of the engine instead of one per event: every ingest thread applies its batch here).
-  std::vector<audience::Fact> facts;
-  std::vector<size_t> fact_item;  // the item of each fact
-  auto flush_facts = [&] {
-    for (size_t done = 0; done < facts.size();) {
-      size_t applied = 0;
-      Status st =
-          s.e.ApplyBatch(std::span<const audience::Fact>(facts).subspan(done), &s.d, &applied);
-      done += applied;
-      if (st.ok()) break;
-      spdlog::warn("audience: tenant {}: event {}: {}", tenant_id,
-                   items[fact_item[done]].event.event_id, st.ToString());
-      ++done;  // the failed one is skipped, as it was alone
-    }
-    facts.clear();
-    fact_item.clear();
-  };
+  // The events in runs between merges: a merge folds the people it joins before the events after
+  // it, and after the events before it, as they came.
+  std::vector<size_t> run;
   for (size_t i = 0; i < items.size() && i < r.results.size(); ++i) {
     const EventResult& res = r.results[i];
     if (res.outcome != EventOutcome::kAccepted || (skip && (*skip)[i])) continue;
-    const EventIn& ev = items[i].event;
-    const int64_t person = res.person_id;
-    const Day day = LocalDayNumber(ev.ts, s.tz);
     if (res.link == LinkState::kMerged) {
-      flush_facts();  // the events before the merge, to the people they were of
-      FoldPerson(tenant_id, s, person);
+      ApplyEventRun(tenant_id, s, items, r, run);
+      run.clear();
+      FoldPerson(tenant_id, s, res.person_id);
     }
-    bool fresh = false, changed = false;
-    {
-      std::lock_guard lock(s.mu);
-      auto [it, created] = s.rows.try_emplace(person);
+    run.push_back(i);
+    if (res.channel_id) moved.push_back(res.person_id);
+  }
+  ApplyEventRun(tenant_id, s, items, r, run);
+  // Channel touches move the people rows' channels (the last-touch rule is the store's): read
+  // them back for the people touched.
+  if (moved.empty()) return;
+  if (deferred) {
+    deferred->insert(deferred->end(), moved.begin(), moved.end());
+    return;
+  }
+  ReadChannels(tenant_id, s, std::move(moved), true);
+}
+
+void Audience::ApplyEventRun(int64_t tenant_id, Sink& s, const std::vector<EventItem>& items,
+                             const IngestResult& r, const std::vector<size_t>& run) {
+  if (run.empty()) return;
+  // Every ingest thread applies its batch here: the rows under one lock, then the engine's people
+  // and events under one lock acquisition each, instead of several per event.
+  struct Touched {
+    int64_t person = 0;
+    bool refresh = false;    // its rows' attributes changed
+    bool self_only = false;  // ...and it is a new person of one row (no need to ask the graph)
+  };
+  std::vector<Touched> touched;
+  std::unordered_map<int64_t, size_t> touched_at;
+  std::vector<audience::Fact> facts;
+  std::vector<size_t> fact_item;  // the item of each fact
+  facts.reserve(run.size());
+  {
+    std::lock_guard lock(s.mu);
+    for (size_t i : run) {
+      const EventResult& res = r.results[i];
+      const EventIn& ev = items[i].event;
+      const int64_t person = res.person_id;
+      const Day day = LocalDayNumber(ev.ts, s.tz);
+      auto [it, fresh] = s.rows.try_emplace(person);
       RowAttrs& row = it->second;
-      fresh = created;
+      bool changed = false;
       if (fresh) {
         row.a.first_seen_day = day;
         row.a.first_channel = row.a.last_channel = res.channel_id.value_or(0);
@@ -1157,30 +1173,58 @@ void Audience::ApplyEvents(int64_t tenant_id, Sink& s, const std::vector<EventIt
         row.tier_ts = ev.ts;
         row.tier_event = ev.event_id;
       }
+      auto [at, first] = touched_at.try_emplace(person, touched.size());
+      if (first) touched.push_back({person, false, false});
+      Touched& t = touched[at->second];
+      if (fresh) {
+        t.self_only = !t.refresh && res.link != LinkState::kMerged;
+        t.refresh = true;
+      } else if (changed) {
+        t.refresh = true;
+        t.self_only = false;
+      }
+      audience::Fact& f = facts.emplace_back();
+      f.kind = audience::Fact::Kind::kEvent;
+      f.person = person;
+      f.event.type = ev.type;
+      f.event.day = day;
+      f.event.values = EventValues(ev.properties);
+      fact_item.push_back(i);
     }
-    if (fresh && res.link != LinkState::kMerged && !s.e.HasPerson(person)) {
-      RefreshPerson(s, person, {person});
-    } else if (fresh || changed || !s.e.HasPerson(person)) {
-      RefreshPerson(s, person, identity_.ComponentOf(tenant_id, person));
+  }
+  // The people to refresh: those whose rows changed, and any the engine does not have yet.
+  std::vector<int64_t> people;
+  people.reserve(touched.size());
+  for (const Touched& t : touched) people.push_back(t.person);
+  const std::vector<char> has = s.e.HasPeople(people);
+  std::vector<std::pair<int64_t, std::vector<int64_t>>> rows_of;
+  for (size_t k = 0; k < touched.size(); ++k) {
+    const Touched& t = touched[k];
+    if (!t.refresh && has[k]) continue;
+    rows_of.emplace_back(t.person, t.refresh && t.self_only && !has[k]
+                                       ? std::vector<int64_t>{t.person}
+                                       : identity_.ComponentOf(tenant_id, t.person));
+  }
+  if (!rows_of.empty()) {
+    std::vector<std::pair<int64_t, PersonAttrs>> attrs;
+    attrs.reserve(rows_of.size());
+    {
+      std::lock_guard lock(s.mu);
+      for (auto& [person, rows] : rows_of) attrs.emplace_back(person, FoldRows(s.rows, rows));
     }
-    if (res.channel_id) moved.push_back(person);
-    audience::Fact& f = facts.emplace_back();
-    f.kind = audience::Fact::Kind::kEvent;
-    f.person = person;
-    f.event.type = ev.type;
-    f.event.day = day;
-    f.event.values = EventValues(ev.properties);
-    fact_item.push_back(i);
+    Status st = s.e.UpsertAttrs(attrs, &s.d);
+    if (!st.ok()) spdlog::warn("audience: tenant {}: people: {}", tenant_id, st.ToString());
   }
-  flush_facts();
-  // Channel touches move the people rows' channels (the last-touch rule is the store's): read
-  // them back for the people touched.
-  if (moved.empty()) return;
-  if (deferred) {
-    deferred->insert(deferred->end(), moved.begin(), moved.end());
-    return;
+  for (size_t done = 0; done < facts.size();) {
+    size_t applied = 0;
+    Status st =
+        s.e.ApplyBatch(std::span<const audience::Fact>(facts).subspan(done), &s.d, &applied);
+    done += applied;
+    if (st.ok()) break;
+    spdlog::warn("audience: tenant {}: event {}: {}", tenant_id,
+                 items[fact_item[done]].event.event_id, st.ToString());
+    ++done;  // the failed one is skipped, as it was alone
   }
-  ReadChannels(tenant_id, s, std::move(moved), true);
 }
 
 void Audience::ReadChannels(int64_t tenant_id, Sink& s, std::vector<int64_t> moved,

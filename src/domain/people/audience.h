@@ -271,6 +271,10 @@ class Audience {
   void ApplyEvents(int64_t tenant_id, Sink& s, const std::vector<EventItem>& items,
                    const IngestResult& r, const std::vector<char>* skip,
                    std::vector<int64_t>* moved = nullptr);
+  // ApplyEvents' work for the items `run` of the batch (accepted, no merge among them but the
+  // first).
+  void ApplyEventRun(int64_t tenant_id, Sink& s, const std::vector<EventItem>& items,
+                     const IngestResult& r, const std::vector<size_t>& run);
   // The first and last channels of `people` as the store has them now (after the event log's
   // applier, when `wait_for_store`), into the sink.
   void ReadChannels(int64_t tenant_id, Sink& s, std::vector<int64_t> people, bool wait_for_store);
