@@ -317,7 +317,8 @@ StatusOr<RunResult> RunOrders(const std::string& label, const store::Options& so
 //
 // N clients post batches of 100 realistic events (mixed standard and custom types, ~20 % of them
 // from people never seen before, the rest from people the client already introduced) to the real
-// server on SQLite; every batch is durable before its answer. Afterwards the very rows siyu
+// server on SQLite, with the tenant's audience engine live; every batch is durable before its
+// answer. Afterwards the very rows siyu
 // stored are inserted into PostgreSQL by the same number of connections, 100 rows per durable
 // transaction, with COPY and with multi-row INSERT; the acknowledged events, siyu's store and
 // PostgreSQL must then hold the same set of event ids.
