@@ -222,21 +222,53 @@ TEST_P(StoreTest, WritesAfterShutdownAreRefused) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values("sqlite", "postgres"));
 
+// SQLite only, below: a store in a new directory whose WAL is to start over past 1 MiB.
+std::unique_ptr<Store> OpenSmallWalStore(const std::filesystem::path& dir) {
+  Options o;
+  o.url = dir.string();
+  o.wal_restart_frames = 256;  // 1 MiB
+  auto opened = Store::Open(o);
+  EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+  return opened.ok() ? std::move(opened).value() : nullptr;
+}
+
+std::filesystem::path NewStoreDir() {
+  return std::filesystem::temp_directory_path() / ("siyu-store-" + RandomBase62(10));
+}
+
+// `n` tenants named "<prefix>-<i>" and 3,000 bytes more: every row a page of its own, and its
+// index key too.
+Status InsertPaddedTenants(Conn& c, const std::string& prefix, int n) {
+  static const std::string pad(3000, 'x');
+  for (int i = 0; i < n; ++i) {
+    RETURN_IF_ERROR(
+        c.Exec("INSERT INTO tenants (name, timezone, created_at) VALUES (?, ?, ?)",
+               {prefix + "-" + std::to_string(i) + pad, std::string("Asia/Shanghai"), int64_t{1}})
+            .status());
+  }
+  return Status::Ok();
+}
+
+int64_t TenantCount(Store& st) {
+  int64_t n = -1;
+  EXPECT_TRUE(st.Read([&](Conn& c) {
+                  ASSIGN_OR_RETURN(Rows r, c.Query("SELECT COUNT(*) FROM tenants"));
+                  n = r.at(0).Int(0);
+                  return Status::Ok();
+                }).ok());
+  return n;
+}
+
 // SQLite only: under a steady write load (the writer always has the next group waiting, so a
 // background checkpoint never finds the WAL idle) the WAL still starts over once it passes its
 // limit instead of growing with every commit; and every acknowledged write is there, also after
 // the store is reopened.
 TEST(SqliteStoreTest, WalStartsOverUnderASteadyWriteLoad) {
-  const auto dir = std::filesystem::temp_directory_path() / ("siyu-store-" + RandomBase62(10));
-  Options o;
-  o.url = dir.string();
-  o.wal_restart_frames = 256;  // 1 MiB
-  auto opened = Store::Open(o);
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  std::unique_ptr<Store> store = std::move(opened).value();
+  const auto dir = NewStoreDir();
+  std::unique_ptr<Store> store = OpenSmallWalStore(dir);
+  ASSERT_NE(store, nullptr);
 
   constexpr int kThreads = 16, kPerThread = 300;
-  const std::string pad(3000, 'x');  // every row a page of its own, and its index key too
   const auto wal = dir / "siyu.db-wal";
   std::atomic<bool> done{false};
   std::atomic<uintmax_t> largest{0};
@@ -254,11 +286,7 @@ TEST(SqliteStoreTest, WalStartsOverUnderASteadyWriteLoad) {
     ts.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
         Status s = store->Write([&](Conn& c) {
-          return c
-              .Exec("INSERT INTO tenants (name, timezone, created_at) VALUES (?, ?, ?)",
-                    {std::to_string(t) + "-" + std::to_string(i) + pad,
-                     std::string("Asia/Shanghai"), int64_t{1}})
-              .status();
+          return InsertPaddedTenants(c, std::to_string(t) + "-" + std::to_string(i), 1);
         });
         if (!s.ok()) failures++;
       }
@@ -271,21 +299,12 @@ TEST(SqliteStoreTest, WalStartsOverUnderASteadyWriteLoad) {
   // Without restarts the WAL would hold every page written: two or more per row, over 60 MB.
   EXPECT_LT(largest.load(), uintmax_t{24} << 20) << "the WAL grew with the load";
 
-  auto count = [](Store& st) {
-    int64_t n = -1;
-    EXPECT_TRUE(st.Read([&](Conn& c) {
-                    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT COUNT(*) FROM tenants"));
-                    n = r.at(0).Int(0);
-                    return Status::Ok();
-                  }).ok());
-    return n;
-  };
-  EXPECT_EQ(count(*store), kThreads * kPerThread);
+  EXPECT_EQ(TenantCount(*store), kThreads * kPerThread);
   store.reset();
-  auto again = Store::Open(o);
-  ASSERT_TRUE(again.ok()) << again.status().ToString();
-  EXPECT_EQ(count(**again), kThreads * kPerThread);
-  again->reset();
+  store = OpenSmallWalStore(dir);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(TenantCount(*store), kThreads * kPerThread);
+  store.reset();
   std::filesystem::remove_all(dir);
 }
 
@@ -293,29 +312,17 @@ TEST(SqliteStoreTest, WalStartsOverUnderASteadyWriteLoad) {
 // still let the WAL start over when they first wait for the checkpointer (WaitBeforeLargeWrite),
 // instead of appending every one of them to the WAL.
 TEST(SqliteStoreTest, WalStartsOverBetweenLargeWrites) {
-  const auto dir = std::filesystem::temp_directory_path() / ("siyu-store-" + RandomBase62(10));
-  Options o;
-  o.url = dir.string();
-  o.wal_restart_frames = 256;  // 1 MiB
-  auto opened = Store::Open(o);
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  std::unique_ptr<Store> store = std::move(opened).value();
+  const auto dir = NewStoreDir();
+  std::unique_ptr<Store> store = OpenSmallWalStore(dir);
+  ASSERT_NE(store, nullptr);
 
   constexpr int kWrites = 16, kRowsPerWrite = 2000;  // each write well over 1,024 frames
-  const std::string pad(3000, 'x');
   const auto wal = dir / "siyu.db-wal";
   uintmax_t largest = 0;
   for (int w = 0; w < kWrites; ++w) {
     store->WaitBeforeLargeWrite(std::chrono::seconds(5));
-    Status s = store->Write([&](Conn& c) {
-      for (int i = 0; i < kRowsPerWrite; ++i) {
-        RETURN_IF_ERROR(c.Exec("INSERT INTO tenants (name, timezone, created_at) VALUES (?, ?, ?)",
-                               {std::to_string(w) + "-" + std::to_string(i) + pad,
-                                std::string("Asia/Shanghai"), int64_t{1}})
-                            .status());
-      }
-      return Status::Ok();
-    });
+    Status s = store->Write(
+        [&](Conn& c) { return InsertPaddedTenants(c, std::to_string(w), kRowsPerWrite); });
     ASSERT_TRUE(s.ok()) << s.ToString();
     std::error_code ec;
     largest = std::max(largest, std::filesystem::file_size(wal, ec));
@@ -323,15 +330,7 @@ TEST(SqliteStoreTest, WalStartsOverBetweenLargeWrites) {
   // Appended one after another, the writes would make a WAL of over 100 MB; starting over before
   // most of them, it holds about two.
   EXPECT_LT(largest, uintmax_t{32} << 20) << "the WAL grew with every large write";
-  int64_t n = -1;
-  ASSERT_TRUE(store
-                  ->Read([&](Conn& c) {
-                    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT COUNT(*) FROM tenants"));
-                    n = r.at(0).Int(0);
-                    return Status::Ok();
-                  })
-                  .ok());
-  EXPECT_EQ(n, kWrites * kRowsPerWrite);
+  EXPECT_EQ(TenantCount(*store), kWrites * kRowsPerWrite);
   store.reset();
   std::filesystem::remove_all(dir);
 }
@@ -339,24 +338,11 @@ TEST(SqliteStoreTest, WalStartsOverBetweenLargeWrites) {
 // SQLite only: a large write does not wait out its limit for frames a long read keeps the
 // checkpointer from copying; it goes on (appending to the WAL) once a pass shows the reader.
 TEST(SqliteStoreTest, ALargeWriteDoesNotWaitForFramesAReaderHolds) {
-  const auto dir = std::filesystem::temp_directory_path() / ("siyu-store-" + RandomBase62(10));
-  Options o;
-  o.url = dir.string();
-  o.wal_restart_frames = 256;
-  auto opened = Store::Open(o);
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  std::unique_ptr<Store> store = std::move(opened).value();
-  const std::string pad(3000, 'x');
-  auto large_write = [&](int w) {
-    return store->Write([&](Conn& c) {
-      for (int i = 0; i < 2000; ++i) {  // over 1,024 frames
-        RETURN_IF_ERROR(c.Exec("INSERT INTO tenants (name, timezone, created_at) VALUES (?, ?, ?)",
-                               {std::to_string(w) + "-" + std::to_string(i) + pad,
-                                std::string("Asia/Shanghai"), int64_t{1}})
-                            .status());
-      }
-      return Status::Ok();
-    });
+  const auto dir = NewStoreDir();
+  std::unique_ptr<Store> store = OpenSmallWalStore(dir);
+  ASSERT_NE(store, nullptr);
+  auto large_write = [&](int w) {  // over 1,024 frames
+    return store->Write([&](Conn& c) { return InsertPaddedTenants(c, std::to_string(w), 2000); });
   };
   ASSERT_TRUE(large_write(0).ok());
   std::mutex mu;
