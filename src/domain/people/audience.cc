@@ -345,9 +345,7 @@ void Audience::SettleChannels(int64_t tenant_id, bool now) {
       t.channel_moves.pop_front();
     }
   }
-  if (people.empty()) return;
-  std::sort(people.begin(), people.end());
-  people.erase(std::unique(people.begin(), people.end()), people.end());
+  if (people.empty()) return;  // (ReadChannels drops repeats)
   ApplyLive(
       tenant_id, [&](Sink& s) { ReadChannels(tenant_id, s, people, now); },
       [&](Journal& j) {
