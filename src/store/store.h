@@ -28,7 +28,13 @@ namespace siyu::store {
 
 enum class Dialect { kSqlite, kPostgres };
 
-using Value = std::variant<std::nullptr_t, int64_t, std::string>;
+// Text a parameter borrows instead of copying: what it points to must outlive the Query or Exec
+// it is passed to. Never returned in a Row.
+struct TextRef {
+  std::string_view text;
+};
+
+using Value = std::variant<std::nullptr_t, int64_t, std::string, TextRef>;
 using Params = std::vector<Value>;
 
 // One result row. Column values come back typed from SQLite and as text from PostgreSQL; the

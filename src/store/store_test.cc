@@ -110,6 +110,35 @@ TEST_P(StoreTest, WriteThenReadBack) {
                   .ok());
 }
 
+TEST_P(StoreTest, BorrowedTextIsBoundAsItsViewOnly) {
+  // A TextRef is a view: neither the bytes after it nor an earlier use of the same statement
+  // may show in what is stored.
+  const std::string sql = "INSERT INTO tenants (name, timezone, created_at) VALUES (?, ?, ?)";
+  ASSERT_TRUE(store_
+                  ->Write([&](Conn& c) {
+                    auto first = std::make_unique<std::string>("品牌甲-tail-not-bound");
+                    RETURN_IF_ERROR(c.Exec(sql, {TextRef{std::string_view(*first).substr(0, 9)},
+                                                 TextRef{"Asia/Shanghai"}, int64_t{1}})
+                                        .status());
+                    first.reset();
+                    std::string second = "乙";
+                    return c.Exec(sql, {TextRef{second}, std::string("UTC"), int64_t{2}}).status();
+                  })
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->Read([&](Conn& c) {
+                    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT name, timezone FROM tenants "
+                                                     "ORDER BY created_at"));
+                    EXPECT_EQ(r.size(), 2u);
+                    EXPECT_EQ(r.at(0).Text(0), "品牌甲");
+                    EXPECT_EQ(r.at(0).Text(1), "Asia/Shanghai");
+                    EXPECT_EQ(r.at(1).Text(0), "乙");
+                    EXPECT_EQ(r.at(1).Text(1), "UTC");
+                    return Status::Ok();
+                  })
+                  .ok());
+}
+
 TEST_P(StoreTest, ConcurrentWritersAllCommitted) {
   constexpr int kThreads = 32, kPerThread = 20;
   std::atomic<int> failures{0};

@@ -1063,7 +1063,8 @@ Status Events::WriteOwed(Conn& c, const std::vector<std::shared_ptr<Owed>>& owed
   });
   v.reserve(ids.size() * 5);
   for (const auto& [o, n] : ids) {
-    v.insert(v.end(), {o->tenant_id, n->canonical, n->kind, n->row, o->now});
+    v.insert(v.end(),
+             {o->tenant_id, store::TextRef{n->canonical}, store::TextRef{n->kind}, n->row, o->now});
   }
   RETURN_IF_ERROR(InsertOwedIds().Run(c, 5, v));
   v.clear();
@@ -1084,8 +1085,9 @@ Status Events::WriteOwed(Conn& c, const std::vector<std::shared_ptr<Owed>>& owed
     if (o->channel_events.empty()) continue;
     ChannelMoves moves;
     for (const Owed::ChannelEvent& e : o->channel_events) {
-      v.insert(v.end(), {o->tenant_id, e.event_id, e.row, e.type, e.ts, e.touchpoint, e.channel,
-                         e.ids_json, e.properties, e.received_at});
+      v.insert(v.end(), {o->tenant_id, store::TextRef{e.event_id}, e.row, store::TextRef{e.type},
+                         e.ts, store::TextRef{e.touchpoint}, e.channel, store::TextRef{e.ids_json},
+                         store::TextRef{e.properties}, e.received_at});
       if (e.moves) {
         NoteMove(moves, identity_.CanonicalInWrite(c, o->tenant_id, e.row), e.ts, e.channel);
       }

@@ -89,6 +89,9 @@ class PgConn final : public Conn {
         values[i] = text[i].c_str();
       } else if (auto s = std::get_if<std::string>(&params[i])) {
         values[i] = s->c_str();
+      } else if (auto r = std::get_if<TextRef>(&params[i])) {
+        text[i] = std::string(r->text);  // libpq takes text parameters NUL-terminated
+        values[i] = text[i].c_str();
       } else {
         values[i] = nullptr;
       }

@@ -123,7 +123,13 @@ class SqliteConn final : public Conn {
       if (auto p = std::get_if<int64_t>(&params[i])) {
         rc = sqlite3_bind_int64(stmt, idx, *p);
       } else if (auto s = std::get_if<std::string>(&params[i])) {
-        rc = sqlite3_bind_text(stmt, idx, s->data(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
+        // The parameters outlive every step of the statement (Query and Exec step it to the end
+        // before they return, and bindings are cleared before its next use), so SQLite need not
+        // copy them.
+        rc = sqlite3_bind_text(stmt, idx, s->data(), static_cast<int>(s->size()), SQLITE_STATIC);
+      } else if (auto r = std::get_if<TextRef>(&params[i])) {
+        rc = sqlite3_bind_text(stmt, idx, r->text.data(), static_cast<int>(r->text.size()),
+                               SQLITE_STATIC);
       } else {
         rc = sqlite3_bind_null(stmt, idx);
       }
@@ -295,7 +301,8 @@ class SqliteStore final : public Store {
     // The writer keeps up to 512 MiB of pages (allocated as used; readers keep 64 MiB): the
     // event log's applier inserts ids and events at random places in large indexes, and pages it
     // must read back from the file cost it more than the memory.
-    RETURN_IF_ERROR(writer.ExecScript("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-524288"));
+    RETURN_IF_ERROR(writer.ExecScript(
+        "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-524288; PRAGMA temp_store=MEMORY"));
     sqlite3_wal_hook(static_cast<SqliteConn&>(writer).db(), &SqliteStore::OnWalCommit, this);
     return Status::Ok();
   }
@@ -443,6 +450,10 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const Options& options, std::st
     return Status(ErrorCode::kStoreUnavailable,
                   "cannot create data directory " + dir + ": " + ec.message());
   }
+  // SQLite's memory statistics take a global mutex around every allocation; siyu never reads
+  // them. Only possible before SQLite initialises (a no-op if something opened a database first).
+  static std::once_flag configured;
+  std::call_once(configured, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   auto store = std::make_unique<SqliteStore>(options, dir + "/siyu.db");
   RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<Store>(std::move(store));
