@@ -1077,17 +1077,28 @@ std::vector<std::string_view> Split(std::string_view path) {
 
 bool Match(std::string_view pattern, const std::vector<std::string_view>& parts,
            std::vector<std::string>* params) {
-  auto pp = Split(pattern);
-  if (pp.size() != parts.size()) return false;
+  // Walks the pattern's segments in place: every request tries the routes in turn, and
+  // splitting each pattern into a new vector cost an allocation per route tried.
+  size_t i = 0, n = 0;
   params->clear();
-  for (size_t i = 0; i < pp.size(); ++i) {
-    if (pp[i].starts_with('{')) {
-      params->push_back(PercentDecode(parts[i], false));
-    } else if (pp[i] != parts[i]) {
+  while (i < pattern.size()) {
+    if (pattern[i] == '/') {
+      ++i;
+      continue;
+    }
+    size_t j = pattern.find('/', i);
+    if (j == std::string_view::npos) j = pattern.size();
+    std::string_view seg = pattern.substr(i, j - i);
+    i = j;
+    if (n == parts.size()) return false;
+    if (seg.starts_with('{')) {
+      params->push_back(PercentDecode(parts[n], false));
+    } else if (seg != parts[n]) {
       return false;
     }
+    ++n;
   }
-  return true;
+  return n == parts.size();
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
 #include <charconv>
 #include <condition_variable>
 #include <deque>
@@ -390,6 +392,20 @@ EventItem ReadEventItem(json::value& item, size_t index, int64_t now_ms) {
   if (e.spec) {
     Status ps = CheckProperties(e.spec, props.as_object(), r.Path("properties"));
     if (!ps.ok()) return reject(std::move(ps));
+  }
+  e.integer_properties = IntegerProperties(props.as_object());
+  return out;
+}
+
+std::vector<std::pair<std::string, int64_t>> IntegerProperties(const json::object& properties) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const auto& kv : properties) {
+    if (kv.value().is_int64()) {
+      out.emplace_back(std::string(kv.key()), kv.value().as_int64());
+    } else if (kv.value().is_uint64() &&
+               kv.value().as_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
+      out.emplace_back(std::string(kv.key()), static_cast<int64_t>(kv.value().as_uint64()));
+    }
   }
   return out;
 }
@@ -790,8 +806,8 @@ struct Events::TenantLog {
   std::mutex mu;
   std::condition_variable done;  // notified when events in flight become durable or are dropped
   EventIdSet stored;             // durable events: in the log or the table
-  std::unordered_set<EventIdHash, EventIdHashHasher> in_flight;  // reserved by a batch in progress
-  std::unordered_map<int64_t, std::vector<TimelineEntry>> timeline;  // person row → its log events
+  boost::unordered_flat_set<EventIdHash, EventIdHashHasher> in_flight;  // reserved by a batch
+  boost::unordered_flat_map<int64_t, std::vector<TimelineEntry>> timeline;  // row → its log events
   uint64_t records = 0;
   std::mutex channels_mu;
   std::unordered_map<std::string, int64_t> channels;  // state → channel, as found in the store
@@ -1474,7 +1490,8 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
           std::vector<std::optional<identity::IdentityGraph::IdOwner>> owners;
           g.ResolveOwners(ids, owners);
           // Ids this batch attaches: their row (and person, which is the row's at the start).
-          std::unordered_map<std::string_view, identity::IdentityGraph::IdOwner> fresh;
+          boost::unordered_flat_map<std::string_view, identity::IdentityGraph::IdOwner> fresh;
+          fresh.reserve(ids.size());
           std::vector<identity::IdRow> added;
           size_t k = 0;
           for (size_t j = 0; j < mine.size(); ++j) {

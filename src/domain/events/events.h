@@ -67,7 +67,15 @@ struct EventIn {
   std::optional<std::string> channel_state;
   std::string ids_json;    // the canonical ids as a compact JSON array
   std::string properties;  // the properties as a compact JSON object
+  // The integer properties (IntegerProperties), when whoever made the event had them parsed;
+  // otherwise they are read from `properties` when needed.
+  std::optional<std::vector<std::pair<std::string, int64_t>>> integer_properties;
 };
+
+// The top-level integer properties of an event, in the object's order: what the audience's
+// event_sum sums. Decimals, strings and numbers written with a fraction or an exponent are not
+// integers.
+std::vector<std::pair<std::string, int64_t>> IntegerProperties(const json::object& properties);
 
 // One element of a batch after validation: a valid event, or why it was refused.
 struct EventItem {

@@ -64,25 +64,15 @@ std::string TierOf(std::string_view type, std::string_view properties) {
   return level && level->is_string() ? std::string(level->as_string()) : std::string();
 }
 
-// The integer properties of an event (top level; what event_sum sums). Decimals, strings and
-// numbers written with a fraction or an exponent are not integers.
+// The integer properties of an event stored as `properties` (IntegerProperties).
 std::vector<std::pair<std::string, int64_t>> EventValues(std::string_view properties) {
-  std::vector<std::pair<std::string, int64_t>> out;
-  if (properties.find_first_of("0123456789") == std::string_view::npos) return out;
+  if (properties.find_first_of("0123456789") == std::string_view::npos) return {};
   unsigned char buf[4096];
   boost::json::monotonic_resource mr(buf, sizeof buf);
   boost::system::error_code ec;
   boost::json::value v = boost::json::parse(properties, ec, &mr);
-  if (ec || !v.is_object()) return out;
-  for (const auto& kv : v.as_object()) {
-    if (kv.value().is_int64()) {
-      out.emplace_back(std::string(kv.key()), kv.value().as_int64());
-    } else if (kv.value().is_uint64() &&
-               kv.value().as_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
-      out.emplace_back(std::string(kv.key()), static_cast<int64_t>(kv.value().as_uint64()));
-    }
-  }
-  return out;
+  if (ec || !v.is_object()) return {};
+  return IntegerProperties(v.as_object());
 }
 
 // A member_bound event (ts, event_id) later than the one that named the row's tier.
@@ -1137,7 +1127,8 @@ void Audience::ApplyEventRun(int64_t tenant_id, Sink& s, const std::vector<Event
     bool self_only = false;  // ...and it is a new person of one row (no need to ask the graph)
   };
   std::vector<Touched> touched;
-  std::unordered_map<int64_t, size_t> touched_at;
+  boost::unordered_flat_map<int64_t, size_t> touched_at;
+  touched_at.reserve(run.size());
   std::vector<audience::Fact> facts;
   std::vector<size_t> fact_item;  // the item of each fact
   facts.reserve(run.size());
@@ -1186,7 +1177,8 @@ void Audience::ApplyEventRun(int64_t tenant_id, Sink& s, const std::vector<Event
       f.person = person;
       f.event.type = ev.type;
       f.event.day = day;
-      f.event.values = EventValues(ev.properties);
+      f.event.values =
+          ev.integer_properties ? *ev.integer_properties : EventValues(ev.properties);
       fact_item.push_back(i);
     }
   }

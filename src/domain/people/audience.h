@@ -29,6 +29,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -233,7 +234,9 @@ class Audience {
     int64_t tier_ts = 0;  // the member_bound event that named a.tier: the latest by (ts, event_id)
     std::string tier_event;
   };
-  using RowMap = std::unordered_map<int64_t, RowAttrs>;
+  // Open addressing: the map is looked up for every event, and a node per person costs a cache
+  // miss and an allocation. References into it do not outlive an insertion.
+  using RowMap = boost::unordered_flat_map<int64_t, RowAttrs>;
   // Where facts go: a tenant's live engine, or one being built that catches up with it.
   struct Sink {
     audience::AudienceEngine& e;
