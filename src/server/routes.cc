@@ -1059,44 +1059,36 @@ std::string RawQuery(const Ctx& c, std::string_view name) {
   return {};
 }
 
+// The next non-empty '/'-separated segment of `path` at or after `*pos` (empty at the end).
+std::string_view NextSegment(std::string_view path, size_t* pos) {
+  while (*pos < path.size() && path[*pos] == '/') ++*pos;
+  size_t end = path.find('/', *pos);
+  if (end == std::string_view::npos) end = path.size();
+  std::string_view seg = path.substr(*pos, end - *pos);
+  *pos = end;
+  return seg;
+}
+
 std::vector<std::string_view> Split(std::string_view path) {
   std::vector<std::string_view> parts;
-  size_t i = 0;
-  while (i < path.size()) {
-    if (path[i] == '/') {
-      ++i;
-      continue;
-    }
-    size_t j = path.find('/', i);
-    if (j == std::string_view::npos) j = path.size();
-    parts.push_back(path.substr(i, j - i));
-    i = j;
-  }
+  size_t pos = 0;
+  for (std::string_view seg; !(seg = NextSegment(path, &pos)).empty();) parts.push_back(seg);
   return parts;
 }
 
+// Walks the pattern's segments in place: every request tries the routes in turn, and splitting
+// each pattern into a new vector cost an allocation per route tried.
 bool Match(std::string_view pattern, const std::vector<std::string_view>& parts,
            std::vector<std::string>* params) {
-  // Walks the pattern's segments in place: every request tries the routes in turn, and
-  // splitting each pattern into a new vector cost an allocation per route tried.
-  size_t i = 0, n = 0;
   params->clear();
-  while (i < pattern.size()) {
-    if (pattern[i] == '/') {
-      ++i;
-      continue;
-    }
-    size_t j = pattern.find('/', i);
-    if (j == std::string_view::npos) j = pattern.size();
-    std::string_view seg = pattern.substr(i, j - i);
-    i = j;
+  size_t pos = 0, n = 0;
+  for (std::string_view seg; !(seg = NextSegment(pattern, &pos)).empty(); ++n) {
     if (n == parts.size()) return false;
     if (seg.starts_with('{')) {
       params->push_back(PercentDecode(parts[n], false));
     } else if (seg != parts[n]) {
       return false;
     }
-    ++n;
   }
   return n == parts.size();
 }
