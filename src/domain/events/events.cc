@@ -806,7 +806,7 @@ struct Events::TenantLog {
   std::mutex mu;
   std::condition_variable done;  // notified when events in flight become durable or are dropped
   EventIdSet stored;             // durable events: in the log or the table
-  boost::unordered_flat_set<EventIdHash, EventIdHashHasher> in_flight;  // reserved by a batch
+  boost::unordered_flat_set<EventIdHash, EventIdHashHasher> in_flight;      // reserved by a batch
   boost::unordered_flat_map<int64_t, std::vector<TimelineEntry>> timeline;  // row → its log events
   uint64_t records = 0;
   std::mutex channels_mu;

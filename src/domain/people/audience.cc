@@ -1177,8 +1177,7 @@ void Audience::ApplyEventRun(int64_t tenant_id, Sink& s, const std::vector<Event
       f.person = person;
       f.event.type = ev.type;
       f.event.day = day;
-      f.event.values =
-          ev.integer_properties ? *ev.integer_properties : EventValues(ev.properties);
+      f.event.values = ev.integer_properties ? *ev.integer_properties : EventValues(ev.properties);
       fact_item.push_back(i);
     }
   }
