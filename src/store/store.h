@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -60,6 +61,11 @@ class Conn {
   virtual StatusOr<Rows> Query(std::string_view sql, const Params& params = {}) = 0;
   // Returns the number of rows changed.
   virtual StatusOr<int64_t> Exec(std::string_view sql, const Params& params = {}) = 0;
+  // The same, with the parameters a slice of a longer list (a multi-row insert's rows), which a
+  // store may bind without copying them.
+  virtual StatusOr<int64_t> ExecSlice(std::string_view sql, std::span<const Value> params) {
+    return Exec(sql, Params(params.begin(), params.end()));
+  }
   // Several statements without parameters (migrations, transaction control).
   virtual Status ExecScript(std::string_view sql) = 0;
   // True when the last error means the connection is gone and must be reopened.

@@ -581,15 +581,11 @@ class MultiRowInsert {
     }
   }
   // Inserts `values` (`columns` per row) in statements of powers of two rows.
-  Status Run(Conn& c, size_t columns, std::vector<store::Value>& values) const {
+  Status Run(Conn& c, size_t columns, std::span<const store::Value> values) const {
     const size_t rows = values.size() / columns;
-    Params p;
     for (size_t pos = 0; pos < rows;) {
       size_t k = std::bit_floor(std::min(rows - pos, kMaxRows));
-      p.assign(
-          std::make_move_iterator(values.begin() + static_cast<ptrdiff_t>(pos * columns)),
-          std::make_move_iterator(values.begin() + static_cast<ptrdiff_t>((pos + k) * columns)));
-      RETURN_IF_ERROR(c.Exec(For(k), p).status());
+      RETURN_IF_ERROR(c.ExecSlice(For(k), values.subspan(pos * columns, k * columns)).status());
       pos += k;
     }
     return Status::Ok();
@@ -860,6 +856,9 @@ struct Events::LogState {
   std::condition_variable applier_cv;  // wakes the applier thread
   std::condition_variable applied_cv;  // notified when work becomes durable in the store
   std::deque<std::shared_ptr<Owed>> owed;
+  // WriteOwed's parameters, kept from one transaction to the next (only the writer uses them):
+  // a transaction's are megabytes, which a fresh vector would fault in page by page.
+  std::vector<store::Value> write_values;
   uint64_t owed_total = 0;     // batches ever owed
   uint64_t applied_total = 0;  // of them, durable in the store (a prefix of `owed_total`)
   size_t queued = 0;           // of them, waiting for a write to take them
@@ -1058,11 +1057,15 @@ Status Events::ApplyOwed(Conn& c) {
 Status Events::WriteOwed(Conn& c, const std::vector<std::shared_ptr<Owed>>& owed) {
   // People first, then their ids, then links, then the rows of events with a channel and the
   // last-channel moves they make (which read those rows).
-  std::vector<store::Value> v;
+  std::vector<store::Value>& v = log_->write_values;
+  auto put = [&v](auto&&... values) {
+    (v.emplace_back(std::forward<decltype(values)>(values)), ...);
+  };
+  v.clear();
   for (const auto& o : owed) {
     for (const Owed::NewRow& r : o->rows) {
       store::Value ch = r.channel ? store::Value(*r.channel) : store::Value(nullptr);
-      v.insert(v.end(), {r.id, o->tenant_id, ch, ch, r.acquired_at, o->now, o->now});
+      put(r.id, o->tenant_id, ch, ch, r.acquired_at, o->now, o->now);
     }
   }
   RETURN_IF_ERROR(InsertOwedPeople().Run(c, 7, v));
@@ -1077,10 +1080,8 @@ Status Events::WriteOwed(Conn& c, const std::vector<std::shared_ptr<Owed>>& owed
     if (a.first->tenant_id != b.first->tenant_id) return a.first->tenant_id < b.first->tenant_id;
     return a.second->canonical < b.second->canonical;
   });
-  v.reserve(ids.size() * 5);
   for (const auto& [o, n] : ids) {
-    v.insert(v.end(),
-             {o->tenant_id, store::TextRef{n->canonical}, store::TextRef{n->kind}, n->row, o->now});
+    put(o->tenant_id, store::TextRef{n->canonical}, store::TextRef{n->kind}, n->row, o->now);
   }
   RETURN_IF_ERROR(InsertOwedIds().Run(c, 5, v));
   v.clear();
@@ -1101,9 +1102,9 @@ Status Events::WriteOwed(Conn& c, const std::vector<std::shared_ptr<Owed>>& owed
     if (o->channel_events.empty()) continue;
     ChannelMoves moves;
     for (const Owed::ChannelEvent& e : o->channel_events) {
-      v.insert(v.end(), {o->tenant_id, store::TextRef{e.event_id}, e.row, store::TextRef{e.type},
-                         e.ts, store::TextRef{e.touchpoint}, e.channel, store::TextRef{e.ids_json},
-                         store::TextRef{e.properties}, e.received_at});
+      put(o->tenant_id, store::TextRef{e.event_id}, e.row, store::TextRef{e.type}, e.ts,
+          store::TextRef{e.touchpoint}, e.channel, store::TextRef{e.ids_json},
+          store::TextRef{e.properties}, e.received_at);
       if (e.moves) {
         NoteMove(moves, identity_.CanonicalInWrite(c, o->tenant_id, e.row), e.ts, e.channel);
       }

@@ -82,6 +82,10 @@ class SqliteConn final : public Conn {
   }
 
   StatusOr<int64_t> Exec(std::string_view sql, const Params& params) override {
+    return ExecSlice(sql, params);
+  }
+
+  StatusOr<int64_t> ExecSlice(std::string_view sql, std::span<const Value> params) override {
     sqlite3_stmt* stmt;
     RETURN_IF_ERROR(Prepare(sql, params, &stmt));
     int rc;
@@ -105,8 +109,8 @@ class SqliteConn final : public Conn {
   }
 
  private:
-  Status Prepare(std::string_view sql, const Params& params, sqlite3_stmt** out) {
-    auto it = cache_.find(std::string(sql));
+  Status Prepare(std::string_view sql, std::span<const Value> params, sqlite3_stmt** out) {
+    auto it = cache_.find(sql);
     sqlite3_stmt* stmt;
     if (it != cache_.end()) {
       stmt = it->second;
@@ -140,7 +144,12 @@ class SqliteConn final : public Conn {
   }
 
   sqlite3* db_;
-  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+  // Looked up by the statement's text as given, without copying it.
+  struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, sqlite3_stmt*, TextHash, std::equal_to<>> cache_;
 };
 
 // How often the checkpointer runs.
