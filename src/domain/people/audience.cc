@@ -81,6 +81,15 @@ bool LaterTier(int64_t ts, std::string_view event_id, int64_t tier_ts,
   return ts != tier_ts ? ts > tier_ts : event_id > tier_event;
 }
 
+// The bit of an event's touchpoint in RowAttrs::touchpoints (0: not one of kEventTouchpoints).
+uint8_t TouchpointBit(std::string_view touchpoint) {
+  for (size_t i = 0; i < std::size(kEventTouchpoints); ++i) {
+    if (kEventTouchpoints[i] == touchpoint) return static_cast<uint8_t>(1u << i);
+  }
+  return 0;
+}
+static_assert(std::size(kEventTouchpoints) <= 8, "RowAttrs::touchpoints has 8 bits");
+
 }  // namespace
 
 // A writer-preferring shared lock: facts hold it shared (BeginFact), a build exclusively while it
@@ -415,36 +424,45 @@ StatusOr<std::shared_ptr<AudienceEngine>> Audience::LockDefinitions(
   return t.engine;
 }
 
+bool Audience::NoteTier(std::unique_ptr<RowTier>& row, std::string tier, int64_t ts,
+                        std::string_view event_id) {
+  if (tier.empty()) return false;
+  if (row && !LaterTier(ts, event_id, row->ts, row->event_id)) return false;
+  if (!row) row = std::make_unique<RowTier>();
+  row->tier = std::move(tier);
+  row->ts = ts;
+  row->event_id = std::string(event_id);
+  return true;
+}
+
 PersonAttrs Audience::FoldRows(const RowMap& rows, std::vector<int64_t> ids) {
   std::sort(ids.begin(), ids.end());
   PersonAttrs out;
   bool any = false;
   Day first_day = 0;
-  const RowAttrs* tier = nullptr;
+  uint8_t touchpoints = 0;
+  const RowTier* tier = nullptr;
   for (int64_t id : ids) {
     auto it = rows.find(id);
     if (it == rows.end()) continue;
     const RowAttrs& r = it->second;
-    out.first_seen_day =
-        any ? std::min(out.first_seen_day, r.a.first_seen_day) : r.a.first_seen_day;
+    out.first_seen_day = any ? std::min(out.first_seen_day, r.first_seen_day) : r.first_seen_day;
     any = true;
-    if (r.a.first_channel != 0 && (out.first_channel == 0 || r.a.first_seen_day < first_day)) {
-      out.first_channel = r.a.first_channel;
-      first_day = r.a.first_seen_day;
+    if (r.first_channel != 0 && (out.first_channel == 0 || r.first_seen_day < first_day)) {
+      out.first_channel = r.first_channel;
+      first_day = r.first_seen_day;
     }
-    if (out.last_channel == 0) out.last_channel = r.a.last_channel;
-    for (const auto& tp : r.a.touchpoints) {
-      if (std::find(out.touchpoints.begin(), out.touchpoints.end(), tp) == out.touchpoints.end()) {
-        out.touchpoints.push_back(tp);
-      }
-    }
-    if (!r.a.tier.empty() &&
-        (!tier || LaterTier(r.tier_ts, r.tier_event, tier->tier_ts, tier->tier_event))) {
-      tier = &r;
+    if (out.last_channel == 0) out.last_channel = r.last_channel;
+    touchpoints |= r.touchpoints;
+    if (r.tier && (!tier || LaterTier(r.tier->ts, r.tier->event_id, tier->ts, tier->event_id))) {
+      tier = r.tier.get();
     }
   }
+  for (size_t i = 0; i < std::size(kEventTouchpoints); ++i) {
+    if (touchpoints & (1u << i)) out.touchpoints.emplace_back(kEventTouchpoints[i]);
+  }
   std::sort(out.touchpoints.begin(), out.touchpoints.end());
-  if (tier) out.tier = tier->a.tier;
+  if (tier) out.tier = tier->tier;
   return out;
 }
 
@@ -476,9 +494,9 @@ StatusOr<Audience::Built> Audience::Build(int64_t tenant_id, int64_t since) {
                              {tenant_id}));
     for (const Row& r : people) {
       RowAttrs& row = rows[r.Int(0)];
-      row.a.first_seen_day = LocalDayNumber(r.Int(1), tz);
-      row.a.first_channel = r.OptInt(2).value_or(0);
-      row.a.last_channel = r.OptInt(3).value_or(0);
+      row.first_seen_day = LocalDayNumber(r.Int(1), tz);
+      row.first_channel = r.OptInt(2).value_or(0);
+      row.last_channel = r.OptInt(3).value_or(0);
       if (!r.IsNull(4)) merges.emplace_back(r.Int(0), r.Int(4));
     }
     ASSIGN_OR_RETURN(Rows segs, c.Query("SELECT id, name, expression FROM segments WHERE "
@@ -497,17 +515,8 @@ StatusOr<Audience::Built> Audience::Build(int64_t tenant_id, int64_t since) {
     auto it = rows.find(ev.person_id);
     if (it == rows.end()) return Status::Ok();
     RowAttrs& row = it->second;
-    auto& tps = row.a.touchpoints;
-    if (std::find(tps.begin(), tps.end(), ev.touchpoint) == tps.end()) {
-      tps.push_back(ev.touchpoint);
-    }
-    if (std::string tier = TierOf(ev.type, ev.properties);
-        !tier.empty() &&
-        (row.a.tier.empty() || LaterTier(ev.ts, ev.event_id, row.tier_ts, row.tier_event))) {
-      row.a.tier = std::move(tier);
-      row.tier_ts = ev.ts;
-      row.tier_event = ev.event_id;
-    }
+    row.touchpoints |= TouchpointBit(ev.touchpoint);
+    NoteTier(row.tier, TierOf(ev.type, ev.properties), ev.ts, ev.event_id);
     if (ev.received_at >= since) b.recent.Insert(HashEventId(ev.event_id));
     audience::EventFact f;
     f.type = ev.type;
@@ -516,10 +525,7 @@ StatusOr<Audience::Built> Audience::Build(int64_t tenant_id, int64_t since) {
     event_facts.emplace_back(ev.person_id, std::move(f));
     return Status::Ok();
   }));
-  for (auto& [id, row] : rows) {
-    std::sort(row.a.touchpoints.begin(), row.a.touchpoints.end());
-    RETURN_IF_ERROR(e->AddPerson(id, row.a));
-  }
+  for (auto& [id, row] : rows) RETURN_IF_ERROR(e->AddPerson(id, FoldRows(rows, {id})));
   for (const auto& [person, f] : event_facts) RETURN_IF_ERROR(e->AddEvent(person, f));
   event_facts.clear();
   event_facts.shrink_to_fit();
@@ -1143,25 +1149,16 @@ void Audience::ApplyEventRun(int64_t tenant_id, Sink& s, const std::vector<Event
       RowAttrs& row = it->second;
       bool changed = false;
       if (fresh) {
-        row.a.first_seen_day = day;
-        row.a.first_channel = row.a.last_channel = res.channel_id.value_or(0);
+        row.first_seen_day = day;
+        row.first_channel = row.last_channel = res.channel_id.value_or(0);
       }
-      if (std::find(row.a.touchpoints.begin(), row.a.touchpoints.end(), ev.touchpoint) ==
-          row.a.touchpoints.end()) {
-        row.a.touchpoints.push_back(ev.touchpoint);
-        std::sort(row.a.touchpoints.begin(), row.a.touchpoints.end());
+      if (const uint8_t bit = TouchpointBit(ev.touchpoint); bit && !(row.touchpoints & bit)) {
+        row.touchpoints |= bit;
         changed = true;
       }
-      if (std::string tier = TierOf(ev.type, ev.properties);
-          !tier.empty() &&
-          (row.a.tier.empty() || LaterTier(ev.ts, ev.event_id, row.tier_ts, row.tier_event))) {
-        // A later event naming the same level still changes the row's latest one, which may now
-        // be the latest of the person's rows.
-        changed = true;
-        row.a.tier = std::move(tier);
-        row.tier_ts = ev.ts;
-        row.tier_event = ev.event_id;
-      }
+      // A later event naming the same level still changes the row's latest one, which may now be
+      // the latest of the person's rows.
+      if (NoteTier(row.tier, TierOf(ev.type, ev.properties), ev.ts, ev.event_id)) changed = true;
       auto [at, first] = touched_at.try_emplace(person, touched.size());
       if (first) touched.push_back({person, false, false});
       Touched& t = touched[at->second];
@@ -1242,9 +1239,9 @@ void Audience::ReadChannels(int64_t tenant_id, Sink& s, std::vector<int64_t> mov
     {
       std::lock_guard lock(s.mu);
       RowAttrs& row = s.rows[p];
-      if (row.a.first_channel != first || row.a.last_channel != last) {
-        row.a.first_channel = first;
-        row.a.last_channel = last;
+      if (row.first_channel != first || row.last_channel != last) {
+        row.first_channel = first;
+        row.last_channel = last;
         changed = true;
       }
     }
@@ -1298,9 +1295,9 @@ void Audience::ApplyPersonCreated(int64_t tenant_id, Sink& s, int64_t person_id)
   {
     std::lock_guard lock(s.mu);
     RowAttrs& row = s.rows[person_id];
-    row.a.first_seen_day = a->first_seen_day;
-    row.a.first_channel = a->first_channel;
-    row.a.last_channel = a->last_channel;
+    row.first_seen_day = a->first_seen_day;
+    row.first_channel = a->first_channel;
+    row.last_channel = a->last_channel;
   }
   RefreshPerson(s, person_id, identity_.ComponentOf(tenant_id, person_id));
 }

@@ -229,10 +229,18 @@ class Audience {
   // One store row of a person (merged people have several), as the engine's attributes see it:
   // acquisition day and channels from the people row, touchpoints and tier from its events. A
   // person's attributes fold its rows (FoldRows).
+  struct RowTier {
+    std::string tier;  // the level ("gold")
+    int64_t ts = 0;    // the member_bound event that named it: the latest by (ts, event_id)
+    std::string event_id;
+  };
   struct RowAttrs {
-    audience::PersonAttrs a;
-    int64_t tier_ts = 0;  // the member_bound event that named a.tier: the latest by (ts, event_id)
-    std::string tier_event;
+    audience::Day first_seen_day = 0;
+    // Bit i: the row has an event at kEventTouchpoints[i] (ingest accepts no other touchpoint).
+    uint8_t touchpoints = 0;
+    int64_t first_channel = 0;  // channel ids, 0 = none
+    int64_t last_channel = 0;
+    std::unique_ptr<RowTier> tier;  // few rows have one: kept out of line, the map stays small
   };
   // Open addressing: the map is looked up for every event, and a node per person costs a cache
   // miss and an allocation. References into it do not outlive an insertion.
@@ -301,6 +309,10 @@ class Audience {
   // tie); the last channel of the first row with one; every touchpoint; the tier named by the
   // latest member_bound event of any row. Rows not in `rows` are skipped.
   static audience::PersonAttrs FoldRows(const RowMap& rows, std::vector<int64_t> ids);
+  // Notes a member_bound event's level on a row when it is the row's latest. True if it changed the
+  // row's level or the event naming it.
+  static bool NoteTier(std::unique_ptr<RowTier>& row, std::string tier, int64_t ts,
+                       std::string_view event_id);
   // Gives the engine the person's attributes folded from its rows (adds the person if new).
   void RefreshPerson(Sink& s, int64_t person, std::vector<int64_t> rows);
   // The facts that arrived during a build, into the built engine.
