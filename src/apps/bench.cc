@@ -540,10 +540,25 @@ int64_t SummaryCount(std::string_view body, std::string_view name) {
 }
 
 // Batches made before the clock starts, per client: as many as `seconds` at this rate (over all
-// clients) need, at most kMaxPrebuiltEvents in all (~350 bytes each); a client that runs out
-// makes the rest as it goes.
+// clients) need, at most kMaxPrebuiltEvents in all (~350 bytes each, ~5.6 GB at most); a client
+// that runs out makes the rest as it goes.
 constexpr int64_t kPrebuiltEventsPerSecond = 250'000;
-constexpr int64_t kMaxPrebuiltEvents = 3'000'000;
+constexpr int64_t kMaxPrebuiltEvents = 16'000'000;
+
+// A batch ready to send: its body and the digest of its event ids (the ids themselves are read
+// back from the body in the rare case that the server refuses some of them).
+struct ReadyBatch {
+  std::string body;
+  IdDigest ids;
+};
+
+void MakeReadyBatch(EventMaker& maker, std::string& scratch, std::vector<std::string>& ids,
+                    ReadyBatch& out) {
+  maker.Batch(scratch, ids, NowMs());
+  out.body.assign(scratch);  // exactly its size: the scratch string's reserve is not kept
+  out.ids = IdDigest();
+  for (const auto& id : ids) out.ids.Add(id);
+}
 
 void RunIngestClient(int index, uint16_t port, const std::string& key,
                      const std::vector<std::string>& states, int prebuilt, std::barrier<>& ready,
@@ -555,25 +570,23 @@ void RunIngestClient(int index, uint16_t port, const std::string& key,
   // The client shares the server's two cores: its batches are made beforehand, so that what it
   // costs during the run is mostly sending and reading. They are the batches it would make as it
   // goes (every event distinct, people coming back as before); their ts are a few seconds older.
-  std::vector<std::pair<std::string, std::vector<std::string>>> batches(prebuilt);
-  for (auto& [body, ids] : batches) {
-    body.reserve(48 * 1024);
-    maker.Batch(body, ids, NowMs());
-  }
-  std::string body;
-  body.reserve(64 * 1024);
+  std::string scratch;
+  scratch.reserve(64 * 1024);
   std::vector<std::string> ids;
+  std::vector<ReadyBatch> batches(prebuilt);
+  for (ReadyBatch& b : batches) MakeReadyBatch(maker, scratch, ids, b);
+  ReadyBatch batch;
   ready.arrive_and_wait();
   start.arrive_and_wait();
   for (size_t next = 0; Clock::now() < deadline; ++next) {
     if (next < batches.size()) {
-      body.swap(batches[next].first);
-      ids.swap(batches[next].second);
+      batch = std::move(batches[next]);
+      batches[next] = ReadyBatch();  // sent batches give their memory back
     } else {
-      maker.Batch(body, ids, NowMs());
+      MakeReadyBatch(maker, scratch, ids, batch);
     }
     auto t0 = Clock::now();
-    auto r = c.Post("/v1/events", body);
+    auto r = c.Post("/v1/events", batch.body);
     auto t1 = Clock::now();
     st.batch_ms.push_back(std::chrono::duration<float, std::milli>(t1 - t0).count());
     int64_t acc = r.status == 200 ? SummaryCount(r.body, "accepted") : -1;
@@ -594,17 +607,19 @@ void RunIngestClient(int index, uint16_t port, const std::string& key,
     st.duplicates += dup;
     st.rejected += rej;
     if (rej == 0) {
-      for (const auto& id : ids) st.acked.Add(id);
+      st.acked.Merge(batch.ids);
       continue;
     }
     // Generated events are all valid; a refusal is a defect worth showing.
+    auto sent = ParseJsonObject(batch.body);
     auto o = ParseJsonObject(r.body);
-    if (o.ok()) {
+    if (o.ok() && sent.ok()) {
+      const auto& events = sent->at("events").as_array();
       const auto& results = o->at("results").as_array();
-      for (size_t i = 0; i < results.size() && i < ids.size(); ++i) {
+      for (size_t i = 0; i < results.size() && i < events.size(); ++i) {
         const auto& item = results[i].as_object();
         if (item.at("status") != "rejected") {
-          st.acked.Add(ids[i]);
+          st.acked.Add(std::string_view(events[i].as_object().at("event_id").as_string()));
         } else if (st.first_error.empty()) {
           st.first_error = "refused event: " + ToJson(item);
         }
