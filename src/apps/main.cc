@@ -30,8 +30,11 @@ int main(int argc, char** argv) {
     cmd->add_option("--host", cfg.http.host, "listen address")->capture_default_str();
     cmd->add_option("--port", cfg.http.port, "listen port (0: any free port)")
         ->capture_default_str();
-    cmd->add_option("--workers", cfg.http.worker_threads, "handler threads")->capture_default_str();
-    cmd->add_option("--io-threads", cfg.http.io_threads, "network threads")->capture_default_str();
+    cmd->add_option("--workers", cfg.http.worker_threads,
+                    "handler threads (0: eight per core, between 8 and 64)")
+        ->capture_default_str();
+    cmd->add_option("--io-threads", cfg.http.io_threads, "network threads (0: one per two cores)")
+        ->capture_default_str();
     cmd->add_option("--console", cfg.console_dir, "directory of the built console");
     cmd->add_option("--port-file", cfg.port_file, "write the bound port to this file");
     cmd->add_option("--wechat-api-base", cfg.wechat_api_base,

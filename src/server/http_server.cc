@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -43,6 +44,13 @@ bool ValidRequestId(std::string_view s) {
 
 class Session;
 
+std::pair<int, int> ServerThreads(const ServerOptions& o, unsigned cores) {
+  const int c = static_cast<int>(std::max(1u, cores));
+  const int io = o.io_threads > 0 ? o.io_threads : std::max(1, c / 2);
+  const int workers = o.worker_threads > 0 ? o.worker_threads : std::clamp(8 * c, 8, 64);
+  return {io, workers};
+}
+
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   ServerOptions opt;
   Handler handler;
@@ -62,7 +70,9 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::once_flag stop_once;
   uint16_t bound_port = 0;
 
-  explicit Impl(ServerOptions o) : opt(std::move(o)), workers(opt.worker_threads) {}
+  explicit Impl(ServerOptions o)
+      : opt(std::move(o)),
+        workers(ServerThreads(opt, std::thread::hardware_concurrency()).second) {}
 
   void Accept();
   HttpOut Run(HttpIn& in);
@@ -321,7 +331,9 @@ Status HttpServer::Start() {
   impl_->bound_port = impl_->acceptor.local_endpoint().port();
   impl_->work.emplace(impl_->ioc.get_executor());
   impl_->Accept();
-  for (int i = 0; i < std::max(1, impl_->opt.io_threads); ++i) {
+  const int io = ServerThreads(impl_->opt, std::thread::hardware_concurrency()).first;
+  spdlog::debug("http: {} io threads", io);
+  for (int i = 0; i < io; ++i) {
     impl_->io_threads.emplace_back([impl = impl_] {
       NameThisThread("siyu-http-io");
       impl->ioc.run();

@@ -37,14 +37,19 @@ struct HttpOut {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0: any free port
-  int io_threads = 2;
-  int worker_threads = 64;
+  // 0: sized to the machine (ServerThreads). Handlers block (on group commits), so workers are
+  // several per core; past that, more of them only add switching and cold caches.
+  int io_threads = 0;      // 0: one per two cores
+  int worker_threads = 0;  // 0: eight per core, between 8 and 64
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
   int read_timeout_seconds = 30;
   int max_connections = 10000;
   bool access_log = true;
 };
+
+// The io and worker thread counts `o` asks for, with 0 resolved for `cores` cores.
+std::pair<int, int> ServerThreads(const ServerOptions& o, unsigned cores);
 
 class HttpServer {
  public:

@@ -996,9 +996,12 @@ EventLogStats Events::LogStats() const {
 // ---- the applier (decision 0007) ---------------------------------------------------------------
 
 namespace {
-constexpr auto kApplyEvery = std::chrono::milliseconds(500);  // a batch's work waits at most this
-constexpr size_t kApplyAtOnce = 4096;                         // ...or until this many batches wait
-constexpr auto kAppliedWait = std::chrono::seconds(30);       // the longest a batch waits for it
+// A batch's work waits at most this (a read or a link asks for it at once). Longer transactions
+// share more of their random-key index pages: 0.5 s → 2 s took the writer from 5.1 to 4.6 µs an
+// event over a 60 s run.
+constexpr auto kApplyEvery = std::chrono::milliseconds(2000);
+constexpr size_t kApplyAtOnce = 4096;                    // ...or until this many batches wait
+constexpr auto kAppliedWait = std::chrono::seconds(30);  // the longest a batch waits for it
 // The longest the applier lets the store make ready for its transaction
 // (Store::WaitBeforeLargeWrite).
 constexpr auto kApplierWaitsForStoreAtMost = std::chrono::milliseconds(2000);
