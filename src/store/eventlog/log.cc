@@ -564,13 +564,19 @@ struct Log::Impl {
 
   void FlusherLoop() {
     std::vector<Batch*> group;
+    size_t last_group = 0;
     for (;;) {
       Status refused;
       {
         std::unique_lock lock(mu);
         flusher_cv.wait(lock, [&] { return closing || !queue.empty(); });
         if (queue.empty()) return;  // closing, and everything queued is written
+        if (last_group > 1 && queue.size() < options.group_min) {
+          flusher_cv.wait_for(lock, options.group_wait,
+                              [&] { return closing || queue.size() >= options.group_min; });
+        }
         group.swap(queue);
+        last_group = group.size();
         refused = failed;
       }
       if (refused.ok()) {

@@ -32,6 +32,7 @@
 // this process or another, cannot open the same directory) and its flusher thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -72,6 +73,12 @@ struct Options {
   // Truncate the last segment at its first bad record even when valid records follow it. Those
   // records are lost; for an operator who would rather lose them than not start.
   bool salvage = false;
+  // Group commit under load: when the last group held several batches (appends are arriving
+  // concurrently) and fewer than `group_min` are queued, the flusher waits up to `group_wait` for
+  // more before it writes and syncs, so that one fdatasync serves more batches. A lone append
+  // never waits.
+  size_t group_min = 4;
+  std::chrono::microseconds group_wait{1000};
   // Called on the flusher thread each time the durable high-water mark advances, with the highest
   // durable seq. Must be quick and must not call Append (the flusher would wait for itself).
   std::function<void(uint64_t durable_seq)> on_durable;

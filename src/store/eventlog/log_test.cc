@@ -626,6 +626,47 @@ TEST(EventLogConcurrencyTest, ConcurrentAppendsAreDenseContiguousAndExactlyOnce)
   EXPECT_EQ(seen, total);
 }
 
+// The flusher waits for a fuller group only while appends arrive concurrently: appends made one at
+// a time are written at once however long the wait, and concurrent appenders share their syncs.
+TEST(EventLogConcurrencyTest, OnlyConcurrentAppendsWaitToShareASync) {
+  {
+    TempDir dir;
+    Options o;
+    o.group_min = 1000;
+    o.group_wait = std::chrono::seconds(60);
+    auto log = MustOpen(dir.str(), o);
+    ASSERT_TRUE(log);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 20; ++i) MustAppend(*log, {"alone " + std::to_string(i)});
+    // Had any of them waited for the group, this would be a minute at least.
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30));
+    EXPECT_EQ(log->stats().groups, 20u);
+  }
+  TempDir dir;
+  Options o;
+  constexpr int kThreads = 8;
+  constexpr int kBatches = 50;
+  o.group_min = kThreads;
+  o.group_wait = std::chrono::seconds(1);
+  auto log = MustOpen(dir.str(), o);
+  ASSERT_TRUE(log);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kBatches; ++i) {
+        MustAppend(*log, {"thread " + std::to_string(t) + " batch " + std::to_string(i)});
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  Stats st = log->stats();
+  EXPECT_EQ(st.appends, uint64_t{kThreads} * kBatches);
+  // Each appender waits for its sync before its next batch, so without the wait a group holds the
+  // few batches queued while the last sync ran; with it, groups fill up to the appenders.
+  EXPECT_LE(st.groups * 4, st.appends) << st.groups << " groups";
+  EXPECT_EQ(st.max_group_appends, uint64_t{kThreads});
+}
+
 // ---- failures ----------------------------------------------------------------------------------
 
 // A write past RLIMIT_FSIZE fails with EFBIG: a real I/O error from the kernel, no test hooks.
