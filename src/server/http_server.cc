@@ -53,6 +53,7 @@ std::pair<int, int> ServerThreads(const ServerOptions& o, unsigned cores) {
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   ServerOptions opt;
+  std::pair<int, int> threads;  // io threads, workers (ServerThreads); before `workers`
   Handler handler;
   ErrorRenderer errors;
   net::io_context ioc;
@@ -72,7 +73,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   explicit Impl(ServerOptions o)
       : opt(std::move(o)),
-        workers(ServerThreads(opt, std::thread::hardware_concurrency()).second) {}
+        threads(ServerThreads(opt, std::thread::hardware_concurrency())),
+        workers(threads.second) {}
 
   void Accept();
   HttpOut Run(HttpIn& in);
@@ -331,9 +333,8 @@ Status HttpServer::Start() {
   impl_->bound_port = impl_->acceptor.local_endpoint().port();
   impl_->work.emplace(impl_->ioc.get_executor());
   impl_->Accept();
-  const int io = ServerThreads(impl_->opt, std::thread::hardware_concurrency()).first;
-  spdlog::debug("http: {} io threads", io);
-  for (int i = 0; i < io; ++i) {
+  spdlog::info("http: {} io threads, {} workers", impl_->threads.first, impl_->threads.second);
+  for (int i = 0; i < impl_->threads.first; ++i) {
     impl_->io_threads.emplace_back([impl = impl_] {
       NameThisThread("siyu-http-io");
       impl->ioc.run();
