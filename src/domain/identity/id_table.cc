@@ -92,16 +92,28 @@ void IdTable::Place(uint64_t hash, uint64_t offset) {
 }
 
 void IdTable::Grow(size_t capacity) {
-  // The hash is of (prefix, tail), both in the record: rehash by walking the arena in order.
+  // The hash is of (prefix, tail), both in the record: rehash by walking the arena in order. The
+  // records are read in order, but each lands on a random slot of an array far larger than the
+  // cache, so the slots are prefetched kAhead records before they are written: a rehash of
+  // millions of ids runs under the graph's write lock, and waiting for each slot in turn made it
+  // ~150 ns an id (half a second at 3.4 M ids, every ingest request stalled meanwhile).
   slots_.assign(capacity, kEmpty);
   slots_.shrink_to_fit();
-  for (uint32_t i = 0; i < offsets_.size(); ++i) {
-    uint64_t off = OffsetOf(i);
-    const char* r = At(off);
-    uint16_t p;
-    std::memcpy(&p, r + 8, 2);
-    auto len = static_cast<uint8_t>(r[10]);
-    Place(HashOf(p, std::string_view(r + kHeader, len)), off);
+  constexpr size_t kAhead = 16;  // a power of two
+  uint64_t hash[kAhead], off[kAhead];
+  size_t n = offsets_.size();
+  for (size_t i = 0; i < n + kAhead; ++i) {
+    size_t k = i & (kAhead - 1);
+    if (i >= kAhead) Place(hash[k], off[k]);
+    if (i < n) {
+      off[k] = OffsetOf(static_cast<uint32_t>(i));
+      const char* r = At(off[k]);
+      uint16_t p;
+      std::memcpy(&p, r + 8, 2);
+      auto len = static_cast<uint8_t>(r[10]);
+      hash[k] = HashOf(p, std::string_view(r + kHeader, len));
+      PrefetchLine(slots_.data() + Home(hash[k]));
+    }
   }
 }
 
