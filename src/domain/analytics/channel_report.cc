@@ -37,9 +37,9 @@ StatusOr<ChannelReport> ComputeChannelReport(store::Store& store, int64_t tenant
                              "SUM(CASE WHEN e.type = 'qr_scanned' THEN 1 ELSE 0 END), "
                              "COUNT(DISTINCT CASE WHEN e.type IN ('follow', 'contact_added', "
                              "'group_joined') THEN COALESCE(ep.canonical_id, ep.id) END) "
-                             "FROM events e JOIN people ep ON ep.id = e.person_id "
-                             "WHERE e.tenant_id = ? AND e.ts >= ? AND e.ts < ? AND "
-                             "e.channel_id IS NOT NULL GROUP BY e.channel_id",
+                             "FROM touches e JOIN people ep ON ep.id = e.person_id "
+                             "WHERE e.tenant_id = ? AND e.ts >= ? AND e.ts < ? "
+                             "GROUP BY e.channel_id",
                              {tenant_id, from, to}));
     for (const auto& r : ev) {
       ChannelFunnel& f = rows[key(r)];

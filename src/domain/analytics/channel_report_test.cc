@@ -42,14 +42,21 @@ class ChannelReportTest : public testing::StoreFixture {
   }
   void Event(const std::string& id, int64_t person, const std::string& type, int64_t ts,
              std::optional<int64_t> channel) {
-    ASSERT_TRUE(db().Write([&](store::Conn& c) {
+    // As the events service stores an event: its row, and with a channel the person's touch.
+    ASSERT_TRUE(db().Write([&](store::Conn& c) -> Status {
+                      RETURN_IF_ERROR(
+                          c.Exec("INSERT INTO events (tenant_id, event_id, person_id, type, ts, "
+                                 "touchpoint, channel_id, ids, properties, received_at) VALUES "
+                                 "(?, ?, ?, ?, ?, 'wecom', ?, '[]', '{}', ?)",
+                                 {t_, id, person, type, ts,
+                                  channel ? store::Value(*channel) : store::Value(nullptr), ts})
+                              .status());
+                      if (!channel) return Status::Ok();
                       return c
                           .Exec(
-                              "INSERT INTO events (tenant_id, event_id, person_id, type, ts, "
-                              "touchpoint, channel_id, ids, properties, received_at) VALUES "
-                              "(?, ?, ?, ?, ?, 'wecom', ?, '[]', '{}', ?)",
-                              {t_, id, person, type, ts,
-                               channel ? store::Value(*channel) : store::Value(nullptr), ts})
+                              "INSERT INTO touches (tenant_id, person_id, ts, event_id, type, "
+                              "channel_id) VALUES (?, ?, ?, ?, ?, ?)",
+                              {t_, person, ts, id, type, *channel})
                           .status();
                     })
                     .ok());

@@ -101,14 +101,70 @@ const std::string& MoveLastChannelSql() {
       types += (types.empty() ? "'" : ", '") + std::string(t.name) + "'";
     }
     return "UPDATE people SET last_channel_id = ?, first_channel_id = COALESCE(first_channel_id, "
-           "?), updated_at = ? WHERE tenant_id = ? AND id = ? AND NOT EXISTS (SELECT 1 FROM events "
-           "WHERE tenant_id = ? AND person_id IN (SELECT CAST(? AS BIGINT) UNION ALL SELECT id "
-           "FROM "
-           "people WHERE tenant_id = ? AND canonical_id = ?) AND ts > ? AND channel_id IS NOT NULL "
-           "AND type IN (" +
+           "?), updated_at = ? WHERE tenant_id = ? AND id = ? AND NOT EXISTS (SELECT 1 FROM "
+           "touches WHERE tenant_id = ? AND person_id IN (SELECT CAST(? AS BIGINT) UNION ALL "
+           "SELECT id FROM people WHERE tenant_id = ? AND canonical_id = ?) AND ts > ? AND type "
+           "IN (" +
            types + "))";
   }();
   return kSql;
+}
+
+// A multi-row INSERT, "<head>(…), (…), …", with 1, 2, 4, … kMaxRows rows: one statement text per
+// power of two, built once, so that the store's statement cache holds a handful.
+class MultiRowInsert {
+ public:
+  static constexpr size_t kMaxRows = 64;
+  MultiRowInsert(std::string_view head, std::string_view row, std::string_view tail = {}) {
+    for (size_t n = 1; n <= kMaxRows; n *= 2) {
+      std::string s(head);
+      for (size_t i = 0; i < n; ++i) {
+        if (i) s += ", ";
+        s += row;
+      }
+      s += tail;
+      sql_.push_back(std::move(s));
+    }
+  }
+  // Inserts `values` (`columns` per row) in statements of powers of two rows.
+  Status Run(Conn& c, size_t columns, std::span<const store::Value> values) const {
+    const size_t rows = values.size() / columns;
+    for (size_t pos = 0; pos < rows;) {
+      size_t k = std::bit_floor(std::min(rows - pos, kMaxRows));
+      RETURN_IF_ERROR(c.ExecSlice(For(k), values.subspan(pos * columns, k * columns)).status());
+      pos += k;
+    }
+    return Status::Ok();
+  }
+  // `rows` is a power of two, at most kMaxRows.
+  const std::string& For(size_t rows) const {
+    return sql_.at(static_cast<size_t>(std::countr_zero(rows)));
+  }
+
+ private:
+  std::vector<std::string> sql_;
+};
+
+// The applier's inserts: what it writes may be there already (a replay after a crash).
+const MultiRowInsert& InsertOwedPeople() {
+  static const MultiRowInsert k(
+      "INSERT INTO people (id, tenant_id, first_channel_id, last_channel_id, acquired_at, "
+      "created_at, updated_at) VALUES ",
+      "(?, ?, ?, ?, ?, ?, ?)", " ON CONFLICT DO NOTHING");
+  return k;
+}
+const MultiRowInsert& InsertOwedIds() {
+  static const MultiRowInsert k(
+      "INSERT INTO person_ids (tenant_id, external_id, kind, person_id, created_at) VALUES ",
+      "(?, ?, ?, ?, ?)", " ON CONFLICT DO NOTHING");
+  return k;
+}
+// A person's touch for each event with a channel (the store path's events and the applier's).
+const MultiRowInsert& InsertTouches() {
+  static const MultiRowInsert k(
+      "INSERT INTO touches (tenant_id, person_id, ts, event_id, type, channel_id) VALUES ",
+      "(?, ?, ?, ?, ?, ?)", " ON CONFLICT DO NOTHING");
+  return k;
 }
 
 // Inserts the events `rows` of `items` into `events`, in chunks.
@@ -136,7 +192,19 @@ Status InsertEventRows(Conn& c, int64_t tenant_id, const std::vector<EventItem>&
     RETURN_IF_ERROR(c.Exec(InsertEventsSql(k), p).status());
     pos += k;
   }
-  return Status::Ok();
+  // Events with a channel are also the people's touches.
+  std::vector<store::Value> touches;
+  for (size_t i : rows) {
+    if (!channel_of[i]) continue;
+    const EventIn& e = items[i].event;
+    touches.emplace_back(tenant_id);
+    touches.emplace_back(origin_of[i]);
+    touches.emplace_back(e.ts);
+    touches.emplace_back(store::TextRef{e.event_id});
+    touches.emplace_back(store::TextRef{e.type});
+    touches.emplace_back(*channel_of[i]);
+  }
+  return InsertTouches().Run(c, 6, touches);
 }
 
 // Per person, the latest channel-moving event of a batch: (ts, channel).
@@ -562,66 +630,7 @@ StatusOr<Resolution> ResolvePerson(Conn& c, Identity& identity, int64_t tenant_i
   return res;
 }
 
-namespace {
-
-// A multi-row INSERT, "<head>(…), (…), …", with 1, 2, 4, … kMaxRows rows: one statement text per
-// power of two, built once, so that the store's statement cache holds a handful.
-class MultiRowInsert {
- public:
-  static constexpr size_t kMaxRows = 64;
-  MultiRowInsert(std::string_view head, std::string_view row, std::string_view tail = {}) {
-    for (size_t n = 1; n <= kMaxRows; n *= 2) {
-      std::string s(head);
-      for (size_t i = 0; i < n; ++i) {
-        if (i) s += ", ";
-        s += row;
-      }
-      s += tail;
-      sql_.push_back(std::move(s));
-    }
-  }
-  // Inserts `values` (`columns` per row) in statements of powers of two rows.
-  Status Run(Conn& c, size_t columns, std::span<const store::Value> values) const {
-    const size_t rows = values.size() / columns;
-    for (size_t pos = 0; pos < rows;) {
-      size_t k = std::bit_floor(std::min(rows - pos, kMaxRows));
-      RETURN_IF_ERROR(c.ExecSlice(For(k), values.subspan(pos * columns, k * columns)).status());
-      pos += k;
-    }
-    return Status::Ok();
-  }
-  // `rows` is a power of two, at most kMaxRows.
-  const std::string& For(size_t rows) const {
-    return sql_.at(static_cast<size_t>(std::countr_zero(rows)));
-  }
-
- private:
-  std::vector<std::string> sql_;
-};
-
-// The applier's inserts: what it writes may be there already (a replay after a crash).
-const MultiRowInsert& InsertOwedPeople() {
-  static const MultiRowInsert k(
-      "INSERT INTO people (id, tenant_id, first_channel_id, last_channel_id, acquired_at, "
-      "created_at, updated_at) VALUES ",
-      "(?, ?, ?, ?, ?, ?, ?)", " ON CONFLICT DO NOTHING");
-  return k;
-}
-const MultiRowInsert& InsertOwedIds() {
-  static const MultiRowInsert k(
-      "INSERT INTO person_ids (tenant_id, external_id, kind, person_id, created_at) VALUES ",
-      "(?, ?, ?, ?, ?)", " ON CONFLICT DO NOTHING");
-  return k;
-}
-const MultiRowInsert& InsertOwedEvents() {
-  static const MultiRowInsert k(
-      "INSERT INTO events (tenant_id, event_id, person_id, type, ts, touchpoint, channel_id, ids, "
-      "properties, received_at) VALUES ",
-      "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", " ON CONFLICT DO NOTHING");
-  return k;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 // ---- the service -------------------------------------------------------------------------------
 
@@ -823,9 +832,9 @@ struct Events::Owed {
     std::string canonical, kind;
     int64_t row;
   };
-  struct ChannelEvent {
-    std::string event_id, type, touchpoint, ids_json, properties;
-    int64_t row, ts, channel, received_at;
+  struct ChannelEvent {  // a `touches` row
+    std::string event_id, type;
+    int64_t row, ts, channel;
     bool moves;
   };
   struct Link {
@@ -1105,14 +1114,12 @@ Status Events::WriteOwed(Conn& c, const std::vector<std::shared_ptr<Owed>>& owed
     if (o->channel_events.empty()) continue;
     ChannelMoves moves;
     for (const Owed::ChannelEvent& e : o->channel_events) {
-      put(o->tenant_id, store::TextRef{e.event_id}, e.row, store::TextRef{e.type}, e.ts,
-          store::TextRef{e.touchpoint}, e.channel, store::TextRef{e.ids_json},
-          store::TextRef{e.properties}, e.received_at);
+      put(o->tenant_id, e.row, e.ts, store::TextRef{e.event_id}, store::TextRef{e.type}, e.channel);
       if (e.moves) {
         NoteMove(moves, identity_.CanonicalInWrite(c, o->tenant_id, e.row), e.ts, e.channel);
       }
     }
-    RETURN_IF_ERROR(InsertOwedEvents().Run(c, 10, v));
+    RETURN_IF_ERROR(InsertTouches().Run(c, 6, v));
     v.clear();
     RETURN_IF_ERROR(MoveLastChannels(c, identity_, o->tenant_id, moves, now));
   }
@@ -1324,10 +1331,8 @@ Status Events::Replay(uint64_t applied, const std::vector<std::string>& payloads
         }));
     if (r.channel_id) {
       const EventTypeSpec* spec = FindEventType(r.type);
-      o->channel_events.push_back({std::string(r.event_id), std::string(r.type),
-                                   std::string(r.touchpoint), std::string(r.ids_json),
-                                   std::string(r.properties), r.person_id, r.ts, *r.channel_id,
-                                   r.received_at, spec && spec->moves_last_channel});
+      o->channel_events.push_back({std::string(r.event_id), std::string(r.type), r.person_id, r.ts,
+                                   *r.channel_id, spec && spec->moves_last_channel});
     }
     Owe(std::move(o));
   }
@@ -1538,9 +1543,9 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
             k += e.ids.size();
             origin_of[i] = who.origin_person;
             if (channel_of[i]) {
-              owed->channel_events.push_back({e.event_id, e.type, e.touchpoint, e.ids_json,
-                                              e.properties, who.origin_person, e.ts, *channel_of[i],
-                                              now, e.spec && e.spec->moves_last_channel});
+              owed->channel_events.push_back({e.event_id, e.type, who.origin_person, e.ts,
+                                              *channel_of[i],
+                                              e.spec && e.spec->moves_last_channel});
             }
             records.push_back(EventRecord{tenant_id, who.origin_person, e.ts, now, channel_of[i],
                                           e.event_id, e.type, e.touchpoint, e.ids_json,

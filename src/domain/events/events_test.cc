@@ -743,10 +743,14 @@ TEST_P(EventsTest, ChannelMovingEventsMoveTheLastChannelByTs) {
   EXPECT_EQ(std::count_if(stored.begin(), stored.end(),
                           [](const domain::StoredEvent& e) { return !e.channel_id; }),
             1);
-  // Events with a channel are rows of `events` (the channel report reads them) on every backend.
-  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM events WHERE tenant_id = ? AND channel_id IS NOT NULL",
-                     {tenant_}),
+  // Events with a channel are the people's touches (the channel report and the last-touch rule
+  // read them) on every backend.
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM touches WHERE tenant_id = ?", {tenant_}),
             static_cast<int64_t>(stored.size()) - 1);
+  EXPECT_EQ(QueryInt("SELECT COUNT(*) FROM touches WHERE tenant_id = ? AND event_id = 'n1' AND "
+                     "channel_id = ? AND type = 'qr_scanned' AND ts = ?",
+                     {tenant_, channel_b_.id, kT0}),
+            1);
 }
 
 TEST_P(EventsTest, TimelineIsNewestFirstByTsAndPages) {
@@ -1037,8 +1041,10 @@ TEST_P(EventLogTest, TheLogKeepsBehaviourOutOfTheTableAndIsRebuiltOnOpen) {
   ASSERT_EQ(r.accepted, 3);
   const int64_t p = r.results[0].person_id;
   EXPECT_EQ(r.results[2].person_id, p);
-  // Only the event with a channel is a row; all three are records of the log.
-  EXPECT_EQ(Count("events"), 1);
+  // All three are records of the log; the event with a channel is also a touch, and none is a
+  // row of `events`.
+  EXPECT_EQ(Count("events"), 0);
+  EXPECT_EQ(Count("touches"), 1);
   EventLogStats st = events_->LogStats();
   EXPECT_TRUE(st.enabled);
   EXPECT_EQ(st.records, 3u);
@@ -1059,7 +1065,8 @@ TEST_P(EventLogTest, TheLogKeepsBehaviourOutOfTheTableAndIsRebuiltOnOpen) {
   for (const auto& e : WholeTimeline(p, 2)) got.push_back(e.event_id);
   EXPECT_EQ(got, (std::vector<std::string>{"v3", "v2", "f1", "v1"}));
   EXPECT_EQ(StoredCount(), 4);
-  EXPECT_EQ(Count("events"), 1);
+  EXPECT_EQ(Count("events"), 0);
+  EXPECT_EQ(Count("touches"), 1);
   // Opening twice is refused (the log is locked by its owner).
   EXPECT_FALSE(events_->OpenLog((dir_ / "events").string()).ok());
 }
@@ -1124,7 +1131,8 @@ TEST_P(EventLogTest, WorkOwedToTheStoreIsReplayedAfterACrash) {
   EXPECT_EQ(Column("acquired_at", p1), kT0);
   EXPECT_EQ(Column("first_channel_id", p2), channel_a_.id);
   EXPECT_EQ(Column("last_channel_id", p1), channel_b_.id);
-  EXPECT_EQ(Count("events"), 2);
+  EXPECT_EQ(Count("touches"), 2);
+  EXPECT_EQ(Count("events"), 0);
   EXPECT_EQ(StoredCount(), 4);
   Status v = identity().Verify();
   EXPECT_TRUE(v.ok()) << v.ToString();
