@@ -243,6 +243,51 @@ TEST_P(StoreTest, DataSurvivesReopenAndMigrationsAreIdempotent) {
                   .ok());
 }
 
+// Migration 13 makes the touches of events stored before it: a store where it has not run yet
+// (its table dropped, its version forgotten) gets one touch per event with a channel on reopen.
+TEST_P(StoreTest, TouchesMigrationCopiesTheEventsWithAChannel) {
+  ASSERT_TRUE(store_
+                  ->Write([&](Conn& c) -> Status {
+                    RETURN_IF_ERROR(InsertTenant(c, "brand"));
+                    RETURN_IF_ERROR(c.ExecScript(
+                        "INSERT INTO channels (tenant_id, name, source_pool, touchpoint, cost_fen, "
+                        "state, created_at) SELECT id, 'store', 'offline', 'offline', 0, 'c1', 1 "
+                        "FROM tenants;"
+                        "INSERT INTO people (tenant_id, acquired_at, created_at, updated_at) "
+                        "SELECT id, 1, 1, 1 FROM tenants;"
+                        "DROP TABLE touches;"
+                        "DELETE FROM schema_migrations WHERE version = 13;"
+                        "INSERT INTO events (tenant_id, event_id, person_id, type, ts, touchpoint, "
+                        "channel_id, ids, properties, received_at) SELECT p.tenant_id, 'scan-1', "
+                        "p.id, 'qr_scanned', 100, 'offline', ch.id, '[]', '{}', 5 FROM people p "
+                        "JOIN channels ch ON ch.tenant_id = p.tenant_id;"
+                        "INSERT INTO events (tenant_id, event_id, person_id, type, ts, touchpoint, "
+                        "channel_id, ids, properties, received_at) SELECT tenant_id, 'view-1', id, "
+                        "'page_view', 200, 'mini_program', NULL, '[]', '{}', 5 FROM people;"));
+                    return Status::Ok();
+                  })
+                  .ok());
+  store_.reset();
+  Open();
+  ASSERT_TRUE(store_
+                  ->Read([&](Conn& c) {
+                    ASSIGN_OR_RETURN(Rows r,
+                                     c.Query("SELECT t.event_id, t.type, t.ts, CASE WHEN "
+                                             "t.person_id = p.id AND t.channel_id = ch.id THEN 1 "
+                                             "ELSE 0 END FROM touches t JOIN people p ON "
+                                             "p.tenant_id = t.tenant_id JOIN channels ch ON "
+                                             "ch.tenant_id = t.tenant_id"));
+                    EXPECT_EQ(r.size(), 1u);
+                    if (r.size() != 1) return Status::Ok();
+                    EXPECT_EQ(r[0].Text(0), "scan-1");
+                    EXPECT_EQ(r[0].Text(1), "qr_scanned");
+                    EXPECT_EQ(r[0].Int(2), 100);
+                    EXPECT_EQ(r[0].Int(3), 1);  // its person and channel
+                    return Status::Ok();
+                  })
+                  .ok());
+}
+
 TEST_P(StoreTest, WritesAfterShutdownAreRefused) {
   store_->Shutdown();
   Status s = store_->Write([&](Conn& c) { return InsertTenant(c, "late"); });
