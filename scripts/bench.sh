@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/siyu-bench.XXXXXX)
 chmod 755 "$work"
-port=$((20000 + RANDOM % 20000))
+# Below the kernel's ephemeral range (32768 and up), where a port may be a connection's.
+port=$((20000 + RANDOM % 12000))
 trap 'scripts/pg-cluster.sh stop "$work/pg" || true; rm -rf "$work"' EXIT
 url=$(scripts/pg-cluster.sh start "$work/pg" "$port")
 build/src/apps/siyu bench orders --pg "$url"

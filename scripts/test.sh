@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 work=$(mktemp -d /tmp/siyu-test.XXXXXX)
 chmod 755 "$work"
-pg_port=$((20000 + RANDOM % 20000))
+# Below the kernel's ephemeral range (32768 and up), where a port may be a connection's.
+pg_port=$((20000 + RANDOM % 12000))
 demo_pid=""
 cleanup() {
   [ -n "$demo_pid" ] && kill "$demo_pid" 2>/dev/null && wait "$demo_pid" 2>/dev/null || true
@@ -30,15 +31,17 @@ echo "== WeChat crypto cross-check with the npm peers (@wecom/crypto, wechat-cry
 SIYU_WECHAT_CLI="$root/build/src/domain/wechat/wechat_crypto_cli" node --test tests/wechat/
 
 echo "== browser test (Chromium) against siyu demo"
-port=$((40000 + RANDOM % 20000))
-build/src/apps/siyu demo --data "$work/demo" --port "$port" --people 400 >"$work/demo.out" 2>"$work/demo.err" &
+# Port 0: the kernel picks a free port (a random one in the ephemeral range could be the local
+# port of a connection at that moment); the demo prints the one it got.
+build/src/apps/siyu demo --data "$work/demo" --port 0 --people 400 >"$work/demo.out" 2>"$work/demo.err" &
 demo_pid=$!
 for _ in $(seq 1 600); do
-  grep -q "siyu demo is running" "$work/demo.out" 2>/dev/null && break
+  grep -q "console: *http" "$work/demo.out" 2>/dev/null && break
   kill -0 "$demo_pid" 2>/dev/null || { cat "$work/demo.err"; exit 1; }
   sleep 0.2
 done
-grep -q "siyu demo is running" "$work/demo.out" || { echo "demo did not start"; tail -20 "$work/demo.err"; exit 1; }
+grep -q "console: *http" "$work/demo.out" || { echo "demo did not start"; tail -20 "$work/demo.err"; exit 1; }
 password=$(sed -n 's/.*login: *admin \/ *\([^ ]*\).*/\1/p' "$work/demo.out")
+port=$(sed -n 's|.*console: *http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$work/demo.out" | head -1)
 SIYU_URL="http://127.0.0.1:$port" SIYU_USER=admin SIYU_PASSWORD="$password" \
   SIYU_SCREENSHOT="$work/overview.png" node --test tests/browser/

@@ -1,8 +1,8 @@
 // The schema, as an ordered list of migrations applied at start-up on both backends. `{{ID}}`
 // stands for an auto-assigned 64-bit primary key in each dialect; `{{WITHOUT_ROWID}}` after a
 // table's closing parenthesis makes it a SQLite WITHOUT ROWID table (its primary key is then its
-// only B-tree) and is nothing on PostgreSQL. Every business row carries its
-// tenant_id. Never edit a published migration: add a new one.
+// only B-tree) and is nothing on PostgreSQL. Every business row carries its tenant_id. Never edit
+// a published migration: add a new one.
 #include <spdlog/spdlog.h>
 
 #include <string>

@@ -630,8 +630,6 @@ StatusOr<Resolution> ResolvePerson(Conn& c, Identity& identity, int64_t tenant_i
   return res;
 }
 
-namespace {}  // namespace
-
 // ---- the service -------------------------------------------------------------------------------
 
 StatusOr<IngestResult> Events::Ingest(int64_t tenant_id, std::vector<EventItem> items) {
