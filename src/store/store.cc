@@ -2,11 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -44,6 +46,7 @@ struct Store::Impl {
   struct Pending {
     WriteFn fn;
     std::promise<Status> done;
+    bool deferred_only = false;  // WriteDeferredWork
   };
 
   std::mutex mu;
@@ -96,6 +99,23 @@ Status Store::Start() {
     on_writer_thread = true;
     auto run_one = [this](std::vector<std::unique_ptr<Impl::Pending>>& batch, auto& self) -> void {
       Impl& im = *impl_;
+      // A group of deferred-work writes alone runs with references unchecked (WriteDeferredWork);
+      // they are checked again after it, whatever way the transaction ends.
+      const bool unchecked =
+          std::all_of(batch.begin(), batch.end(), [](const auto& p) { return p->deferred_only; });
+      struct Recheck {
+        Store* store;
+        Impl& im;
+        bool active = false;
+        ~Recheck() {
+          if (!active || !im.wconn) return;
+          Status s = store->CheckReferences(*im.wconn, true);
+          if (!s.ok()) {
+            spdlog::error("store: cannot enforce references again, reconnecting: {}", s.ToString());
+            im.wconn.reset();
+          }
+        }
+      } recheck{this, im};
       auto fail_all = [&](const Status& s) {
         for (auto& p : batch) p->done.set_value(s);
       };
@@ -117,6 +137,11 @@ Status Store::Start() {
       Conn& conn = *im.wconn;
       auto t0 = std::chrono::steady_clock::now();
       BeforeWrite(conn);
+      if (unchecked) {
+        recheck.active = true;
+        Status off = CheckReferences(conn, false);
+        if (!off.ok()) spdlog::warn("store: references stay checked: {}", off.ToString());
+      }
       Status s = conn.ExecScript(BeginWriteSql());
       if (!s.ok()) {
         spdlog::error("store: begin failed: {}", s.ToString());
@@ -268,16 +293,34 @@ Status Store::Start() {
         }
       }
       const int64_t cpu0 = ThisThreadCpuNanos();
-      run_one(batch, run_one);
+      // The deferred work alone first, in a transaction of its own (WriteDeferredWork).
+      auto others = std::stable_partition(batch.begin(), batch.end(),
+                                          [](const auto& p) { return p->deferred_only; });
+      if (others != batch.begin() && others != batch.end()) {
+        std::vector<std::unique_ptr<Impl::Pending>> rest(std::make_move_iterator(others),
+                                                         std::make_move_iterator(batch.end()));
+        batch.erase(others, batch.end());
+        run_one(batch, run_one);
+        run_one(rest, run_one);
+      } else {
+        run_one(batch, run_one);
+      }
       Metrics::Global().AddStoreWriterCpu(ThisThreadCpuNanos() - cpu0);
     }
   });
   return Status::Ok();
 }
 
-Status Store::Write(WriteFn fn) {
+Status Store::WriteDeferredWork() {
+  return Submit([](Conn&) { return Status::Ok(); }, true);  // the prologue does the work
+}
+
+Status Store::Write(WriteFn fn) { return Submit(std::move(fn), false); }
+
+Status Store::Submit(WriteFn fn, bool deferred_only) {
   auto p = std::make_unique<Impl::Pending>();
   p->fn = std::move(fn);
+  p->deferred_only = deferred_only;
   auto fut = p->done.get_future();
   {
     std::lock_guard<std::mutex> lock(impl_->mu);

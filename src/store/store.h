@@ -123,6 +123,12 @@ class Store {
   // Runs `fn` in the next group-commit transaction; returns after commit. If `fn` fails, its own
   // changes are rolled back and its status is returned.
   Status Write(WriteFn fn);
+  // A transaction of the deferred work alone (SetDeferredWork), for the one who owes it: returns
+  // after that commit, once durable. The deferred work writes rows whose references hold by
+  // construction (people it inserts before their ids and touches; tenants, channels and people,
+  // which are never deleted), so the backend may skip checking them (SQLite: foreign keys are
+  // not enforced in this transaction). Every other write is checked as usual.
+  Status WriteDeferredWork();
   // Stops accepting writes, commits what is queued, joins the writer. Idempotent.
   void Shutdown();
 
@@ -148,6 +154,10 @@ class Store {
   virtual void BeforeWrite(Conn& /*writer*/) {}
   // On the writer thread, once its connection is opened (and again after a reconnect).
   virtual Status PrepareWriter(Conn& /*writer*/) { return Status::Ok(); }
+  // On the writer thread, outside a transaction: whether the writer's next transactions enforce
+  // references. Off only around a transaction of deferred work alone (WriteDeferredWork); an
+  // error turning them back on drops the connection (a new one enforces them).
+  virtual Status CheckReferences(Conn& /*writer*/, bool /*on*/) { return Status::Ok(); }
   // On the writer thread, right after a group's COMMIT returned: `acknowledge` must be called,
   // on any thread and in commit order, once that commit is durable (OK) or with the error that
   // kept it from becoming durable; the group's Write() calls return only then. The default
@@ -163,6 +173,8 @@ class Store {
   const Options options_;
 
  private:
+  Status Submit(WriteFn fn, bool deferred_only);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

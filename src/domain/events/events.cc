@@ -20,6 +20,7 @@
 
 #include "common/crypto.h"
 #include "common/error_codes.h"
+#include "common/id_key.h"
 #include "common/threads.h"
 #include "common/time.h"
 #include "domain/channels/channels.h"
@@ -51,8 +52,8 @@ std::string Placeholders(size_t n) {
 
 // Runs `prefix` + "(?, …)" with the tenant as the first parameter and `values` in the list; calls
 // `each` for every row.
-Status QueryIn(Conn& c, std::string_view prefix, int64_t tenant_id,
-               const std::vector<std::string>& values,
+template <typename T>
+Status QueryIn(Conn& c, std::string_view prefix, int64_t tenant_id, const std::vector<T>& values,
                const std::function<void(const Row&)>& each) {
   for (size_t pos = 0; pos < values.size();) {
     size_t left = values.size() - pos;
@@ -155,8 +156,9 @@ const MultiRowInsert& InsertOwedPeople() {
 }
 const MultiRowInsert& InsertOwedIds() {
   static const MultiRowInsert k(
-      "INSERT INTO person_ids (tenant_id, external_id, kind, person_id, created_at) VALUES ",
-      "(?, ?, ?, ?, ?)", " ON CONFLICT DO NOTHING");
+      "INSERT INTO person_ids (tenant_id, key_hi, key_lo, external_id, kind, person_id, "
+      "created_at) VALUES ",
+      "(?, ?, ?, ?, ?, ?, ?)", " ON CONFLICT DO NOTHING");
   return k;
 }
 // A person's touch for each event with a channel (the store path's events and the applier's).
@@ -570,10 +572,14 @@ std::string IngestResultJson(const IngestResult& result) {
 // ---- person resolution -------------------------------------------------------------------------
 
 Status KnownIds::Load(Conn& c, int64_t tenant_id, const std::vector<std::string>& canonical) {
+  // By key (its first half suffices to find the rows; the text is the row's own).
+  std::vector<int64_t> keys;
+  keys.reserve(canonical.size());
+  for (const std::string& id : canonical) keys.push_back(IdKeyOf(id).hi);
   return QueryIn(c,
                  "SELECT external_id, person_id FROM person_ids WHERE tenant_id = ? AND "
-                 "external_id IN ",
-                 tenant_id, canonical, [&](const Row& r) { map_[r.Text(0)] = r.Int(1); });
+                 "key_hi IN ",
+                 tenant_id, keys, [&](const Row& r) { map_[r.Text(0)] = r.Int(1); });
 }
 
 std::optional<int64_t> KnownIds::Find(const std::string& canonical) const {
@@ -1082,18 +1088,27 @@ Status Events::WriteOwed(Conn& c, const std::vector<std::shared_ptr<Owed>>& owed
   v.clear();
   // Ids in key order: their index's pages are then visited in order, each while it is at hand,
   // instead of at random.
-  std::vector<std::pair<const Owed*, const Owed::NewId*>> ids;
+  struct KeyedId {
+    int64_t tenant_id;
+    IdKey key;
+    const Owed* owed;
+    const Owed::NewId* id;
+  };
+  std::vector<KeyedId> ids;
   for (const auto& o : owed) {
-    for (const Owed::NewId& n : o->ids) ids.emplace_back(o.get(), &n);
+    for (const Owed::NewId& n : o->ids) {
+      ids.push_back({o->tenant_id, IdKeyOf(n.canonical), o.get(), &n});
+    }
   }
-  std::sort(ids.begin(), ids.end(), [](const auto& a, const auto& b) {
-    if (a.first->tenant_id != b.first->tenant_id) return a.first->tenant_id < b.first->tenant_id;
-    return a.second->canonical < b.second->canonical;
+  std::sort(ids.begin(), ids.end(), [](const KeyedId& a, const KeyedId& b) {
+    if (a.tenant_id != b.tenant_id) return a.tenant_id < b.tenant_id;
+    return a.key < b.key;
   });
-  for (const auto& [o, n] : ids) {
-    put(o->tenant_id, store::TextRef{n->canonical}, store::TextRef{n->kind}, n->row, o->now);
+  for (const KeyedId& k : ids) {
+    put(k.tenant_id, k.key.hi, k.key.lo, store::TextRef{k.id->canonical},
+        store::TextRef{k.id->kind}, k.id->row, k.owed->now);
   }
-  RETURN_IF_ERROR(InsertOwedIds().Run(c, 5, v));
+  RETURN_IF_ERROR(InsertOwedIds().Run(c, 7, v));
   v.clear();
   // Then batch by batch, as ingest ordered them: its links, its rows of events with a channel and
   // the last-channel moves they make (a move reads the rows stored before it).
@@ -1159,8 +1174,8 @@ void Events::ApplierLoop() {
     lock.unlock();
     // The store may first make ready for a large write (a SQLite WAL that is to start over).
     store_.WaitBeforeLargeWrite(kApplierWaitsForStoreAtMost);
-    // An empty write: the store's prologue (ApplyOwed) does the work.
-    Status s = store_.Write([](Conn&) { return Status::Ok(); });
+    // A transaction of the store's prologue (ApplyOwed) alone.
+    Status s = store_.WriteDeferredWork();
     if (!s.ok()) {
       spdlog::error("events: writing the event log's people and ids to the store failed: {}",
                     s.ToString());
@@ -1432,6 +1447,9 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
     std::vector<char> reserved(items.size(), 0);
     std::lock_guard lock(tl.mu);
     for (size_t i = 0; i < items.size(); ++i) {
+      if (live[i]) tl.stored.Prefetch(hash[i]);
+    }
+    for (size_t i = 0; i < items.size(); ++i) {
       if (!live[i]) continue;
       if (tl.stored.Contains(hash[i]) || (earlier[i] != kNoEarlier && reserved[earlier[i]])) {
         out.results[i].outcome = EventOutcome::kDuplicate;
@@ -1460,6 +1478,9 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
     ~Release() {
       {
         std::lock_guard lock(tl.mu);
+        if (durable) {
+          for (size_t i : mine) tl.stored.Prefetch(hash[i]);
+        }
         for (size_t j = 0; j < mine.size(); ++j) {
           const size_t i = mine[j];
           tl.in_flight.erase(hash[i]);

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <set>
 
+#include "common/id_key.h"
 #include "common/time.h"
 #include "domain/people/people.h"
 
@@ -122,15 +123,21 @@ StatusOr<IdentityGraph> LoadIdentityGraph(Conn& c, int64_t tenant_id,
   Rows id_page;
   size_t id_pos = 0;
   bool ids_done = false;
-  std::string id_after;
+  std::optional<IdKey> id_after;
   std::string id_text;
   auto rows = [&](identity::IdRow* row) -> bool {
     if (id_pos == id_page.size()) {
       if (ids_done) return false;
-      auto page = c.Query(
-          "SELECT external_id, person_id FROM person_ids WHERE tenant_id = ? AND external_id > ? "
-          "ORDER BY external_id LIMIT ?",
-          {tenant_id, id_after, kPage});
+      auto page = id_after ? c.Query(
+                                 "SELECT external_id, person_id, key_hi, key_lo FROM "
+                                 "person_ids WHERE tenant_id = ? AND (key_hi, key_lo) > (?, "
+                                 "?) ORDER BY key_hi, key_lo LIMIT ?",
+                                 {tenant_id, id_after->hi, id_after->lo, kPage})
+                           : c.Query(
+                                 "SELECT external_id, person_id, key_hi, key_lo FROM "
+                                 "person_ids WHERE tenant_id = ? ORDER BY key_hi, key_lo "
+                                 "LIMIT ?",
+                                 {tenant_id, kPage});
       if (!page.ok()) {
         source_status = page.status();
         return false;
@@ -139,7 +146,7 @@ StatusOr<IdentityGraph> LoadIdentityGraph(Conn& c, int64_t tenant_id,
       id_pos = 0;
       if (id_page.size() < static_cast<size_t>(kPage)) ids_done = true;
       if (id_page.empty()) return false;
-      id_after = id_page.back().Text(0);
+      id_after = IdKey{id_page.back().Int(2), id_page.back().Int(3)};
     }
     id_text = id_page[id_pos].Text(0);
     row->id = id_text;

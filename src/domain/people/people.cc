@@ -1,5 +1,6 @@
 #include "domain/people/people.h"
 
+#include "common/id_key.h"
 #include "common/time.h"
 #include "domain/channels/channels.h"
 #include "domain/identity/external_id.h"
@@ -94,18 +95,20 @@ StatusOr<int64_t> CreateOriginPerson(Conn& c, int64_t tenant_id, std::optional<i
 
 Status AttachId(Conn& c, Identity& identity, int64_t tenant_id, const ExternalId& id,
                 int64_t person, int64_t now) {
-  RETURN_IF_ERROR(c.Exec("INSERT INTO person_ids (tenant_id, external_id, kind, person_id, "
-                         "created_at) VALUES (?, ?, ?, ?, ?)",
-                         {tenant_id, id.canonical, id.kind, person, now})
+  const IdKey key = IdKeyOf(id.canonical);
+  RETURN_IF_ERROR(c.Exec("INSERT INTO person_ids (tenant_id, key_hi, key_lo, external_id, kind, "
+                         "person_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         {tenant_id, key.hi, key.lo, id.canonical, id.kind, person, now})
                       .status());
   return identity.AddIdInWrite(c, tenant_id, id.canonical, person);
 }
 
 StatusOr<std::optional<int64_t>> PersonIdByExternalId(Conn& c, int64_t tenant_id,
                                                       const std::string& canonical) {
+  const IdKey key = IdKeyOf(canonical);
   ASSIGN_OR_RETURN(Rows r, c.Query("SELECT person_id FROM person_ids WHERE tenant_id = ? AND "
-                                   "external_id = ?",
-                                   {tenant_id, canonical}));
+                                   "key_hi = ? AND key_lo = ? AND external_id = ?",
+                                   {tenant_id, key.hi, key.lo, canonical}));
   if (r.empty()) return std::optional<int64_t>();
   return std::optional<int64_t>(r[0].Int(0));
 }

@@ -1,6 +1,7 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -313,6 +314,15 @@ class SqliteStore final : public Store {
     RETURN_IF_ERROR(writer.ExecScript(
         "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-524288; PRAGMA temp_store=MEMORY"));
     sqlite3_wal_hook(static_cast<SqliteConn&>(writer).db(), &SqliteStore::OnWalCommit, this);
+    return Status::Ok();
+  }
+  Status CheckReferences(Conn& writer, bool on) override {
+    // A no-op inside a transaction: read back to be sure it took.
+    RETURN_IF_ERROR(writer.ExecScript(on ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF"));
+    ASSIGN_OR_RETURN(Rows r, writer.Query("PRAGMA foreign_keys"));
+    if (r.empty() || r[0].Int(0) != (on ? 1 : 0)) {
+      return Internal(fmt::format("PRAGMA foreign_keys={} did not take", on ? "ON" : "OFF"));
+    }
     return Status::Ok();
   }
   void AfterCommit(Acknowledge acknowledge) override {
