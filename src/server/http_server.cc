@@ -15,10 +15,10 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <unordered_map>
 
-#include "common/crypto.h"
 #include "common/metrics.h"
 #include "common/threads.h"
 #include "common/time.h"
@@ -31,6 +31,22 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 
 namespace {
+
+// A request id for a request that brings none: 16 base62 characters from a per-thread generator
+// seeded by the OS. Ids correlate log lines; they are not secrets, so they need not cost a
+// CSPRNG call per request.
+std::string NewRequestId() {
+  static constexpr char kAlphabet[] =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  thread_local std::mt19937_64 rng = [] {
+    std::random_device rd;
+    std::seed_seq seed{rd(), rd(), rd(), rd()};
+    return std::mt19937_64(seed);
+  }();
+  std::string id(16, '0');
+  for (char& c : id) c = kAlphabet[rng() % 62];
+  return id;
+}
 
 bool ValidRequestId(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
@@ -173,7 +189,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void WriteError(const Status& s) {
     HttpOut out = srv_->errors(s);
     out.route = "(http)";
-    std::string request_id = RandomBase62(16);
+    std::string request_id = NewRequestId();
     Metrics::Global().CountRequest(out.route, "OTHER", out.status, 0);
     if (srv_->opt.access_log) {
       spdlog::info(
@@ -197,7 +213,7 @@ class Session : public std::enable_shared_from_this<Session> {
     in->tenant = std::string(req["X-Siyu-Tenant"]);
     in->content_type = std::string(req[http::field::content_type]);
     std::string_view rid = req["X-Request-Id"];
-    in->request_id = ValidRequestId(rid) ? std::string(rid) : RandomBase62(16);
+    in->request_id = ValidRequestId(rid) ? std::string(rid) : NewRequestId();
     bool keep_alive = req.keep_alive();
     srv_->inflight++;
     net::post(srv_->workers, [self = shared_from_this(), in, keep_alive] {
