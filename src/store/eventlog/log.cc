@@ -266,6 +266,9 @@ struct Log::Impl {
   uint64_t tail_offset = 0;   // reserved end of that segment
   bool closing = false;
   Status failed;  // set once, by the flusher; appends are refused from then on
+  // The time between appends, smoothed (FlusherLoop waits for more only when they come often).
+  std::chrono::steady_clock::time_point last_append{};
+  double append_gap_us = 1e9;
 
   std::mutex close_mu;
   std::thread flusher;
@@ -571,7 +574,10 @@ struct Log::Impl {
         std::unique_lock lock(mu);
         flusher_cv.wait(lock, [&] { return closing || !queue.empty(); });
         if (queue.empty()) return;  // closing, and everything queued is written
-        if (last_group > 1 && queue.size() < options.group_min) {
+        // Wait only where appends come often enough for the wait to gather several more: under
+        // a light load it would only add latency.
+        if (last_group > 1 && queue.size() < options.group_min &&
+            append_gap_us * 2 < static_cast<double>(options.group_wait.count())) {
           flusher_cv.wait_for(lock, options.group_wait,
                               [&] { return closing || queue.size() >= options.group_min; });
         }
@@ -697,6 +703,10 @@ StatusOr<AppendResult> Log::Append(std::span<const std::string_view> payloads,
       p += RecordBytes(format::Load32(p + 4));
     }
     im.queue.push_back(&b);
+    const auto now = std::chrono::steady_clock::now();
+    const double gap = std::chrono::duration<double, std::micro>(now - im.last_append).count();
+    im.append_gap_us = im.append_gap_us > 1e8 ? gap : 0.9 * im.append_gap_us + 0.1 * gap;
+    im.last_append = now;
   }
   im.flusher_cv.notify_one();
   if (queued) queued(b.first_seq);

@@ -73,13 +73,14 @@ struct Options {
   // Truncate the last segment at its first bad record even when valid records follow it. Those
   // records are lost; for an operator who would rather lose them than not start.
   bool salvage = false;
-  // Group commit under load: when the last group held several batches (appends are arriving
-  // concurrently) and fewer than `group_min` are queued, the flusher waits up to `group_wait` for
-  // more before it writes and syncs, so that one fdatasync serves more batches. A lone append
-  // never waits. An fdatasync costs the flusher and the kernel ~0.3 ms of CPU on a VM's disk;
-  // with 16 clients posting at once (`siyu bench ingest`, 60 s), 8 and 3 ms made groups of ~6
-  // batches instead of ~3 and took CPU per event from 11.3 to 10.4-10.7 µs, p99 unchanged.
-  // Waiting for more than half the clients leaves the CPU idle while they all wait.
+  // Group commit under load: when the last group held several batches, appends arrive more
+  // often than every `group_wait`/2, and fewer than `group_min` are queued, the flusher waits up
+  // to `group_wait` for more before it writes and syncs, so that one fdatasync serves more
+  // batches. A lone append, or a light load, never waits. An fdatasync costs the flusher and the
+  // kernel ~0.3 ms of CPU on a VM's disk; with 16 clients posting at once (`siyu bench ingest`,
+  // 60 s), 8 and 3 ms made groups of ~6 batches instead of ~3 and took CPU per event from 11.3
+  // to 10.4-10.7 µs, p99 unchanged. Waiting for more than half the clients leaves the CPU idle
+  // while they all wait.
   size_t group_min = 8;
   std::chrono::microseconds group_wait{3000};
   // Called on the flusher thread each time the durable high-water mark advances, with the highest
