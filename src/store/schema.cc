@@ -388,7 +388,7 @@ INSERT INTO touches (tenant_id, person_id, ts, event_id, type, channel_id)
   WHERE channel_id IS NOT NULL;
 )SQL"},
       // person_ids keyed by the 128-bit hash of the id (common/id_key.h) instead of its text:
-      // the key index, where every new id lands at a random place, becomes a third of its size.
+      // the key index, where every new id lands at a random place, takes ~29 bytes an id, not ~53.
       // Ids are looked up by key and their text compared; the table keeps the text.
       {14, "person_ids_keyed", R"SQL(
 CREATE TABLE person_ids_keyed (
