@@ -481,6 +481,11 @@ std::vector<std::pair<std::string, int64_t>> IntegerProperties(const json::objec
 }
 
 StatusOr<std::vector<EventItem>> ReadEventBatch(std::string_view body, int64_t now_ms) {
+  if (auto items = ReadEventBatchFast(body, now_ms)) return std::move(*items);
+  return ReadEventBatchTree(body, now_ms);
+}
+
+StatusOr<std::vector<EventItem>> ReadEventBatchTree(std::string_view body, int64_t now_ms) {
   // A batch of 100 events is ~35 KB of JSON and a few times that as a tree; bigger bodies spill
   // into blocks the resource takes from the heap and frees with it.
   constexpr size_t kArenaBytes = 512 * 1024;

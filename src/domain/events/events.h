@@ -93,7 +93,14 @@ EventItem ReadEventItem(json::value& item, size_t index, int64_t now_ms);
 // INVALID_FIELD, UNKNOWN_FIELD… for a bad envelope), and each element goes through ReadEventItem.
 // The batch's JSON tree is built in a per-thread arena and dropped at once, instead of one heap
 // allocation per node.
+// The batch is read in one pass (ReadEventBatchFast) and, when that pass gives up, as a tree.
 StatusOr<std::vector<EventItem>> ReadEventBatch(std::string_view body, int64_t now_ms);
+// The reading through a JSON tree, which explains every error.
+StatusOr<std::vector<EventItem>> ReadEventBatchTree(std::string_view body, int64_t now_ms);
+// The same items as ReadEventBatchTree, read without a tree (batch_reader.cc); nullopt when the
+// body has anything the tree reader would refuse or explain — a bad element, a bad envelope, a
+// duplicate key — or anything this reader does not handle itself.
+std::optional<std::vector<EventItem>> ReadEventBatchFast(std::string_view body, int64_t now_ms);
 
 enum class EventOutcome { kAccepted, kDuplicate, kRejected };
 

@@ -346,6 +346,175 @@ TEST(ReadEventBatchTest, BodiesLargerThanTheArenaAndOneAfterAnother) {
   }
 }
 
+// The one-pass reader against the tree reader: whenever the one-pass reader answers, it answers
+// exactly what the tree reader does; and it does answer for well-formed batches.
+void ExpectSameItems(const std::vector<EventItem>& got, const std::vector<EventItem>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    SCOPED_TRACE("element " + std::to_string(i));
+    const EventItem& g = got[i];
+    const EventItem& w = want[i];
+    EXPECT_EQ(g.event_id, w.event_id);
+    EXPECT_EQ(g.rejected.code(), w.rejected.code());
+    EXPECT_EQ(g.rejected.message(), w.rejected.message());
+    EXPECT_EQ(g.rejected.field(), w.rejected.field());
+    EXPECT_EQ(g.event.event_id, w.event.event_id);
+    EXPECT_EQ(g.event.type, w.event.type);
+    EXPECT_EQ(g.event.spec, w.event.spec);
+    EXPECT_EQ(g.event.ts, w.event.ts);
+    EXPECT_EQ(g.event.touchpoint, w.event.touchpoint);
+    EXPECT_EQ(g.event.channel_state, w.event.channel_state);
+    EXPECT_EQ(g.event.ids_json, w.event.ids_json);
+    EXPECT_EQ(g.event.properties, w.event.properties);
+    EXPECT_EQ(g.event.integer_properties, w.event.integer_properties);
+    ASSERT_EQ(g.event.ids.size(), w.event.ids.size());
+    for (size_t k = 0; k < w.event.ids.size(); ++k) {
+      EXPECT_EQ(g.event.ids[k].canonical, w.event.ids[k].canonical);
+      EXPECT_EQ(g.event.ids[k].kind, w.event.ids[k].kind);
+    }
+  }
+}
+
+// A random JSON value for properties: nested containers, escapes, non-ASCII text, decimals,
+// integers past INT64_MAX, booleans and nulls, and now and then a key twice.
+std::string RandomJson(std::mt19937_64& rng, int depth, bool* dup_key) {
+  auto below = [&](uint64_t n) { return rng() % n; };
+  static const char* kStrings[] = {
+      "\"sku-1\"",          "\"a\\\"b\"",  "\"line\\nnext\\t\"", "\"商品 详情\"",
+      "\"\\u00e9\\u4e2d\"", "\"\\/path\"", "\"\\u0001\\u001f\"", "\"\"",
+      "\"x\\\\y\""};
+  static const char* kNumbers[] = {"0",
+                                   "-0",
+                                   "7",
+                                   "-42",
+                                   "9223372036854775807",
+                                   "9223372036854775808",
+                                   "18446744073709551615",
+                                   "1.5",
+                                   "-2.25e3",
+                                   "1e400",
+                                   "3.0",
+                                   "0.1",
+                                   "12345678901234567890123"};
+  switch (depth > 3 ? below(4) : below(6)) {
+    case 0:
+      return kStrings[below(std::size(kStrings))];
+    case 1:
+      return kNumbers[below(std::size(kNumbers))];
+    case 2:
+      return below(3) == 0 ? "null" : below(2) ? "true" : "false";
+    case 3:
+      return std::to_string(static_cast<int64_t>(rng()) >> below(60));
+    case 4: {
+      std::string out = "[";
+      for (uint64_t i = 0, n = below(4); i < n; ++i) {
+        out += (i ? ", " : "") + RandomJson(rng, depth + 1, dup_key);
+      }
+      return out + "]";
+    }
+    default: {
+      std::string out = "{";
+      std::vector<std::string> keys;
+      for (uint64_t i = 0, n = below(5); i < n; ++i) {
+        std::string key = below(20) == 0 && !keys.empty() ? keys[0]
+                          : below(10) == 0                ? "k\\u00e9" + std::to_string(i)
+                                                          : "k" + std::to_string(i);
+        if (!keys.empty() && key == keys[0]) *dup_key = true;
+        keys.push_back(key);
+        out += (i ? "," : "") + std::string("\"") + key +
+               "\" : " + RandomJson(rng, depth + 1, dup_key);
+      }
+      return out + "}";
+    }
+  }
+}
+
+TEST(ReadEventBatchTest, OnePassReaderReadsAsTheTreeReader) {
+  const int64_t now = NowMs();
+  std::mt19937_64 rng(20261124);
+  auto below = [&](uint64_t n) { return rng() % n; };
+  // Elements the one-pass reader takes; their properties follow the catalogue.
+  const std::vector<std::string> heads = {
+      R"("type":"page_view","touchpoint":"mini_program","properties":{"path":"/p","n":1,"m":)",
+      R"("type":"order_paid","touchpoint":"wecom","properties":{"order_no":"SO1","amount_fen":990,"m":)",
+      R"("type":"custom:lucky_draw","touchpoint":"other","properties":{"m":)",
+      R"("type":"follow","touchpoint":"official_account","channel_state":"c1","properties":{"m":)",
+  };
+  const std::vector<std::string> ids = {
+      R"(["unionid:u1"])", R"(["phone:138 0013 8000","unionid:u1","phone:+8613800138000"])",
+      R"(["openid:wxmp:o1", "unionid:u\u0031"])", R"(["unionid:u2","unionid:u2"])"};
+  int answered = 0, good = 0;
+  for (int round = 0; round < 400; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    std::string body = R"({ "events" : [)";
+    bool dup_key = false;
+    const size_t n = 1 + below(20);
+    for (size_t i = 0; i < n; ++i) {
+      body += i ? " ,\n" : "";
+      body += R"({"event_id":"e-)" + std::to_string(round) + "-" + std::to_string(i) + "\"," +
+              R"("ts":)" + std::to_string(now - static_cast<int64_t>(below(1000000))) + "," +
+              R"("ids":)" + ids[below(ids.size())] + "," + heads[below(heads.size())] +
+              RandomJson(rng, 1, &dup_key) + "}}";
+    }
+    body += "]}";
+    // Now and then one mutation that the one-pass reader must leave to the tree reader.
+    static const std::vector<std::pair<std::string, std::string>> kMutations = {
+        {R"("ts":)", R"("ts":"x",)"},
+        {R"("ts":)", R"("ts":1.5,"t":)"},
+        {R"("type":"page_view")", R"("type":"page_view","type":"follow")"},
+        {R"("type":"order_paid")", R"("type":"nope")"},
+        {R"("amount_fen":990)", R"("amount_fen":"990")"},
+        {R"("path":"/p")", R"("path":null)"},
+        {R"("ids":)", R"("ids":[],"x":)"},
+        {R"("touchpoint":"wecom")", R"("touchpoint":"phone")"},
+        {R"("event_id":"e-)", R"("event_id":"bad id-)"},
+        {R"("channel_state":"c1")", R"("channel_state":"0123456789012345678901234567890")"},
+        {R"("channel_state":"c1")", R"("channel_state":null)"},
+        {R"({ "events" : [)", R"({ "events" : [ 7,)"},
+        {R"(]})", R"(],"more":1})"},
+        {R"(]})", R"(]} x)"},
+        {R"("ids":)", R"("ids":["unionid:a"],"ids":)"},
+    };
+    bool mutated = below(3) == 0;
+    if (mutated) {
+      const auto& [from, to] = kMutations[below(kMutations.size())];
+      size_t at = body.find(from);
+      if (at == std::string::npos) {
+        mutated = false;
+      } else {
+        body.replace(at, from.size(), to);
+      }
+    }
+    SCOPED_TRACE(body.substr(0, 400));
+    auto tree = ReadEventBatchTree(body, now);
+    auto fast = ReadEventBatchFast(body, now);
+    bool all_good = tree.ok() && std::all_of(tree->begin(), tree->end(),
+                                             [](const EventItem& it) { return it.rejected.ok(); });
+    if (fast) {
+      ++answered;
+      ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+      ExpectSameItems(*fast, *tree);
+    }
+    if (all_good && !dup_key && !mutated) {
+      ++good;
+      EXPECT_TRUE(fast.has_value()) << "a well-formed batch was left to the tree reader";
+    }
+    if (!all_good) {
+      EXPECT_FALSE(fast.has_value()) << "a batch with errors was read in one pass";
+    }
+    // ReadEventBatch answers as the tree reader, whichever reads it.
+    auto either = ReadEventBatch(body, now);
+    ASSERT_EQ(either.ok(), tree.ok());
+    if (tree.ok()) {
+      ExpectSameItems(*either, *tree);
+    } else {
+      EXPECT_EQ(either.status().message(), tree.status().message());
+    }
+  }
+  EXPECT_GT(good, 150);
+  EXPECT_GE(answered, good);
+}
+
 TEST(IngestResultJsonTest, IsTheCodecsAnswerByteForByte) {
   // The answer as api::ToJson(IngestResult) builds it, serialised.
   auto reference = [](const IngestResult& r) {

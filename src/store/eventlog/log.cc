@@ -192,6 +192,8 @@ struct Segment {
   const uint64_t first_seq;
   const std::string path;
   const int fd;
+  // Bytes before this offset have been dropped from the page cache (flusher only).
+  uint64_t dropped = 0;
   // Bytes durable (written, when Options::sync is off); readers look no further. Advanced by the
   // flusher after each fdatasync.
   std::atomic<uint64_t> end;
@@ -506,6 +508,19 @@ struct Log::Impl {
     return Status::Ok();
   }
 
+  // Drops `seg`'s cached pages more than the cache window behind `end` (a multiple of 4 MiB at a
+  // time, so that the call is rare). Advice only: a failure changes nothing but the cache.
+  void DropCachedBefore(Segment& seg, uint64_t end) {
+    constexpr uint64_t kStep = uint64_t{4} << 20;
+    const uint64_t window = options.cache_window_bytes;
+    if (window == 0 || end < window + kStep) return;
+    const uint64_t upto = (end - window) / kStep * kStep;
+    if (upto <= seg.dropped) return;
+    ::posix_fadvise(seg.fd, static_cast<off_t>(seg.dropped), static_cast<off_t>(upto - seg.dropped),
+                    POSIX_FADV_DONTNEED);
+    seg.dropped = upto;
+  }
+
   // Makes `group` durable, waking each run of batches as soon as its segment is synced. On
   // failure, marks the log failed and fails the batches not yet acknowledged.
   void WriteGroup(std::vector<Batch*>& group) {
@@ -535,6 +550,7 @@ struct Log::Impl {
       if (!s.ok()) break;
       const Batch& last = *group[j - 1];
       const uint64_t end = last.offset + last.buf.size();
+      DropCachedBefore(seg, end);
       const uint64_t high = last.first_seq + last.count - 1;
       uint64_t records = 0;
       for (size_t k = i; k < j; ++k) records += group[k]->count;

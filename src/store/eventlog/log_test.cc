@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/resource.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -312,6 +315,57 @@ TEST(EventLogTest, DurableHookAndUnsyncedMode) {
   auto log = MustOpen(dir.str());
   ASSERT_TRUE(log);
   EXPECT_EQ(ScanAll(*log).size(), 40u);
+}
+
+// Resident pages of `path` in [from, to), by mincore on a mapping of the file.
+size_t ResidentPages(const std::string& path, uint64_t from, uint64_t to) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return SIZE_MAX;
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  void* m = ::mmap(nullptr, to, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (m == MAP_FAILED) return SIZE_MAX;
+  std::vector<unsigned char> vec((to + page - 1) / page);
+  size_t n = SIZE_MAX;
+  if (::mincore(m, to, vec.data()) == 0) {
+    n = 0;
+    for (size_t i = from / page; i < vec.size(); ++i) n += vec[i] & 1;
+  }
+  ::munmap(m, to);
+  return n;
+}
+
+TEST(EventLogTest, KeepsOnlyTheCacheWindowOfSyncedRecordsInThePageCache) {
+  TempDir dir;
+  Options o;
+  o.cache_window_bytes = 1 << 20;
+  auto log = MustOpen(dir.str(), o);
+  ASSERT_TRUE(log);
+  // 12 MiB in batches of 64 KiB records.
+  std::vector<std::string> batch(16, std::string(4000, 'r'));
+  std::vector<Locator> all;
+  for (int i = 0; i < 200; ++i) {
+    for (auto& p : batch) p[0] = static_cast<char>('a' + i % 26);
+    auto r = MustAppend(*log, batch);
+    all.insert(all.end(), r.locators.begin(), r.locators.end());
+  }
+  const std::string seg = dir.file(1);
+  const uint64_t size = fs::file_size(seg);
+  ASSERT_GT(size, uint64_t{12} << 20);
+  struct statfs fsinfo {};
+  ASSERT_EQ(::statfs(seg.c_str(), &fsinfo), 0);
+  if (fsinfo.f_type == TMPFS_MAGIC) GTEST_SKIP() << "tmpfs keeps every page: it has no disk";
+  // Everything up to a 4 MiB boundary at least the window behind the end is out of the cache;
+  // the window itself is not dropped.
+  const uint64_t dropped_to = (size - o.cache_window_bytes) / (4 << 20) * (4 << 20);
+  ASSERT_GE(dropped_to, uint64_t{8} << 20);
+  EXPECT_EQ(ResidentPages(seg, 0, dropped_to), 0u);
+  EXPECT_GT(ResidentPages(seg, size - o.cache_window_bytes, size), 0u);
+  // Records out of the cache read back from the disk.
+  for (size_t k = 0; k < all.size(); k += 97) {
+    EXPECT_EQ(MustRead(*log, all[k]), std::string(1, static_cast<char>('a' + k / 16 % 26)) +
+                                          std::string(3999, 'r'));
+  }
 }
 
 TEST(EventLogTest, ScanStopsAtTheCallbacksError) {
