@@ -1366,7 +1366,8 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
   std::vector<std::string> states;
   for (size_t i = 0; i < items.size(); ++i) {
     EventResult& res = out.results[i];
-    res.event_id = items[i].event_id;
+    // The item's copy of its id goes to the answer; the event keeps its own.
+    res.event_id = std::move(items[i].event_id);
     if (!items[i].rejected.ok()) {
       res.outcome = EventOutcome::kRejected;
       res.error = items[i].rejected;

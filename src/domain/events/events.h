@@ -79,7 +79,7 @@ std::vector<std::pair<std::string, int64_t>> IntegerProperties(const json::objec
 
 // One element of a batch after validation: a valid event, or why it was refused.
 struct EventItem {
-  std::string event_id;  // empty when the element has no valid event_id
+  std::string event_id;  // empty when the element has no valid event_id (Ingest may take it)
   Status rejected;       // OK: `event` is valid
   EventIn event;
 };

@@ -135,6 +135,8 @@ class Parser {
 
   Status Run(std::string* out, IdKind* kind_out) const {
     out->clear();
+    // The canonical form is about as long as the input (a phone may gain "+86"): one allocation.
+    out->reserve(s_.size() + 8);
     size_t colon = s_.find(':');
     if (colon == std::string_view::npos) return Bad("has no kind");
     std::string_view name = s_.substr(0, colon), rest = s_.substr(colon + 1);

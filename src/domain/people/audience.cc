@@ -654,7 +654,7 @@ void Audience::Replay(int64_t tenant_id, Built& b, Journal& j, bool* ambiguous) 
         if (x.r.started_at < j.since) *ambiguous = true;
         std::vector<char> skip(x.items.size(), 0);
         for (size_t i = 0; i < x.items.size(); ++i) {
-          skip[i] = b.recent.Contains(HashEventId(x.items[i].event_id));
+          skip[i] = b.recent.Contains(HashEventId(x.items[i].event.event_id));
         }
         ApplyEvents(tenant_id, s, x.items, x.r, &skip);
         break;

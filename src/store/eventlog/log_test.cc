@@ -2,10 +2,10 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <linux/magic.h>
 #include <sys/resource.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -363,8 +363,8 @@ TEST(EventLogTest, KeepsOnlyTheCacheWindowOfSyncedRecordsInThePageCache) {
   EXPECT_GT(ResidentPages(seg, size - o.cache_window_bytes, size), 0u);
   // Records out of the cache read back from the disk.
   for (size_t k = 0; k < all.size(); k += 97) {
-    EXPECT_EQ(MustRead(*log, all[k]), std::string(1, static_cast<char>('a' + k / 16 % 26)) +
-                                          std::string(3999, 'r'));
+    EXPECT_EQ(MustRead(*log, all[k]),
+              std::string(1, static_cast<char>('a' + k / 16 % 26)) + std::string(3999, 'r'));
   }
 }
 
