@@ -363,19 +363,10 @@ class BatchHandler {
 
   bool AddId(std::string_view v) {
     if (++ids_count_ > kMaxIdsPerEvent) return false;
-    EventIn& e = items.back().event;
-    ExternalId id;
+    std::string canonical;
     identity::IdKind kind;
-    if (!identity::CanonicalizeExternalId(v, {}, &id.canonical, &kind).ok()) return false;
-    for (const ExternalId& x : e.ids) {
-      if (x.canonical == id.canonical) return true;  // the same id twice is one id
-    }
-    if (!e.ids.empty()) e.ids_json += ',';
-    e.ids_json += '"';
-    e.ids_json += id.canonical;
-    e.ids_json += '"';
-    id.kind = identity::IdKindName(kind);
-    e.ids.push_back(std::move(id));
+    if (!identity::CanonicalizeExternalId(v, {}, &canonical, &kind).ok()) return false;
+    AddCanonicalId(items.back().event, std::move(canonical), identity::IdKindName(kind));
     return true;
   }
 

@@ -434,17 +434,7 @@ EventItem ReadEventItem(json::value& item, size_t index, int64_t now_ms) {
     if (!identity::CanonicalizeExternalId(v.as_string(), {}, &id.canonical, &kind).ok()) {
       return reject(ParseEventPersonId(v.as_string(), field()).status());
     }
-    // The same id twice (e.g. a phone number in two spellings) is one id.
-    bool repeat = std::any_of(e.ids.begin(), e.ids.end(),
-                              [&](const ExternalId& x) { return x.canonical == id.canonical; });
-    if (repeat) continue;
-    // Canonical ids are plain ASCII without quotes or backslashes: no escaping needed.
-    if (!e.ids.empty()) e.ids_json += ',';
-    e.ids_json += '"';
-    e.ids_json += id.canonical;
-    e.ids_json += '"';
-    id.kind = identity::IdKindName(kind);
-    e.ids.push_back(std::move(id));
+    AddCanonicalId(e, std::move(id.canonical), identity::IdKindName(kind));
   }
   e.ids_json += ']';
 
@@ -465,6 +455,19 @@ EventItem ReadEventItem(json::value& item, size_t index, int64_t now_ms) {
   }
   e.integer_properties = IntegerProperties(props.as_object());
   return out;
+}
+
+void AddCanonicalId(EventIn& e, std::string canonical, std::string_view kind) {
+  // The same id twice (e.g. a phone number in two spellings) is one id.
+  for (const ExternalId& x : e.ids) {
+    if (x.canonical == canonical) return;
+  }
+  // Canonical ids are plain ASCII without quotes or backslashes: no escaping needed.
+  if (!e.ids.empty()) e.ids_json += ',';
+  e.ids_json += '"';
+  e.ids_json += canonical;
+  e.ids_json += '"';
+  e.ids.push_back(ExternalId{std::string(kind), std::move(canonical)});
 }
 
 std::vector<std::pair<std::string, int64_t>> IntegerProperties(const json::object& properties) {

@@ -72,6 +72,10 @@ struct EventIn {
   std::optional<std::vector<std::pair<std::string, int64_t>>> integer_properties;
 };
 
+// Adds a canonical id (of kind `kind`, an IdKindName) to `e.ids` and `e.ids_json` (left open:
+// the reader closes the array), unless `e` has it already (e.g. a phone in two spellings).
+void AddCanonicalId(EventIn& e, std::string canonical, std::string_view kind);
+
 // The top-level integer properties of an event, in the object's order: what the audience's
 // event_sum sums. Decimals, strings and numbers written with a fraction or an exponent are not
 // integers.

@@ -236,6 +236,37 @@ TEST(ReadEventItemTest, EventIdCharacters) {
 // ---------------------------------------------------------------------------------------------
 // ReadEventBatch: the request body of POST /v1/events; IngestResultJson: its answer.
 
+// Two readings of one element agree: its id, its refusal, and every field of its event.
+void ExpectSameItem(const EventItem& g, const EventItem& w) {
+  EXPECT_EQ(g.event_id, w.event_id);
+  EXPECT_EQ(g.rejected.code(), w.rejected.code());
+  EXPECT_EQ(g.rejected.message(), w.rejected.message());
+  EXPECT_EQ(g.rejected.field(), w.rejected.field());
+  if (!w.rejected.ok()) return;
+  EXPECT_EQ(g.event.event_id, w.event.event_id);
+  EXPECT_EQ(g.event.type, w.event.type);
+  EXPECT_EQ(g.event.spec, w.event.spec);
+  EXPECT_EQ(g.event.ts, w.event.ts);
+  EXPECT_EQ(g.event.touchpoint, w.event.touchpoint);
+  EXPECT_EQ(g.event.channel_state, w.event.channel_state);
+  EXPECT_EQ(g.event.ids_json, w.event.ids_json);
+  EXPECT_EQ(g.event.properties, w.event.properties);
+  EXPECT_EQ(g.event.integer_properties, w.event.integer_properties);
+  ASSERT_EQ(g.event.ids.size(), w.event.ids.size());
+  for (size_t k = 0; k < w.event.ids.size(); ++k) {
+    EXPECT_EQ(g.event.ids[k].canonical, w.event.ids[k].canonical);
+    EXPECT_EQ(g.event.ids[k].kind, w.event.ids[k].kind);
+  }
+}
+
+void ExpectSameItems(const std::vector<EventItem>& got, const std::vector<EventItem>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    SCOPED_TRACE("element " + std::to_string(i));
+    ExpectSameItem(got[i], want[i]);
+  }
+}
+
 TEST(ReadEventBatchTest, TheEnvelopeIsStrict) {
   const int64_t now = NowMs();
   const std::string one = R"({"event_id":"e1","type":"follow","ts":1700000000000,)"
@@ -289,25 +320,7 @@ TEST(ReadEventBatchTest, ReadsEveryElementAsReadEventItemDoes) {
   for (size_t i = 0; i < elements.size(); ++i) {
     SCOPED_TRACE(elements[i]);
     EventItem want = Read(json::parse(elements[i]), i, now);
-    const EventItem& got = (*items)[i];
-    EXPECT_EQ(got.event_id, want.event_id);
-    EXPECT_EQ(got.rejected.code(), want.rejected.code());
-    EXPECT_EQ(got.rejected.message(), want.rejected.message());
-    EXPECT_EQ(got.rejected.field(), want.rejected.field());
-    if (!want.rejected.ok()) continue;
-    EXPECT_EQ(got.event.event_id, want.event.event_id);
-    EXPECT_EQ(got.event.type, want.event.type);
-    EXPECT_EQ(got.event.spec, want.event.spec);
-    EXPECT_EQ(got.event.ts, want.event.ts);
-    EXPECT_EQ(got.event.touchpoint, want.event.touchpoint);
-    EXPECT_EQ(got.event.channel_state, want.event.channel_state);
-    EXPECT_EQ(got.event.ids_json, want.event.ids_json);
-    EXPECT_EQ(got.event.properties, want.event.properties);
-    ASSERT_EQ(got.event.ids.size(), want.event.ids.size());
-    for (size_t k = 0; k < want.event.ids.size(); ++k) {
-      EXPECT_EQ(got.event.ids[k].canonical, want.event.ids[k].canonical);
-      EXPECT_EQ(got.event.ids[k].kind, want.event.ids[k].kind);
-    }
+    ExpectSameItem((*items)[i], want);
   }
   EXPECT_EQ((*items)[0].event.ids_json, R"(["phone:+8613800138000","unionid:u1"])");
   EXPECT_EQ((*items)[0].event.ids[0].kind, "phone");
@@ -343,35 +356,6 @@ TEST(ReadEventBatchTest, BodiesLargerThanTheArenaAndOneAfterAnother) {
                        now);
     ASSERT_TRUE(small.ok());
     EXPECT_EQ((*small)[0].event.properties, "{}");
-  }
-}
-
-// The one-pass reader against the tree reader: whenever the one-pass reader answers, it answers
-// exactly what the tree reader does; and it does answer for well-formed batches.
-void ExpectSameItems(const std::vector<EventItem>& got, const std::vector<EventItem>& want) {
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    SCOPED_TRACE("element " + std::to_string(i));
-    const EventItem& g = got[i];
-    const EventItem& w = want[i];
-    EXPECT_EQ(g.event_id, w.event_id);
-    EXPECT_EQ(g.rejected.code(), w.rejected.code());
-    EXPECT_EQ(g.rejected.message(), w.rejected.message());
-    EXPECT_EQ(g.rejected.field(), w.rejected.field());
-    EXPECT_EQ(g.event.event_id, w.event.event_id);
-    EXPECT_EQ(g.event.type, w.event.type);
-    EXPECT_EQ(g.event.spec, w.event.spec);
-    EXPECT_EQ(g.event.ts, w.event.ts);
-    EXPECT_EQ(g.event.touchpoint, w.event.touchpoint);
-    EXPECT_EQ(g.event.channel_state, w.event.channel_state);
-    EXPECT_EQ(g.event.ids_json, w.event.ids_json);
-    EXPECT_EQ(g.event.properties, w.event.properties);
-    EXPECT_EQ(g.event.integer_properties, w.event.integer_properties);
-    ASSERT_EQ(g.event.ids.size(), w.event.ids.size());
-    for (size_t k = 0; k < w.event.ids.size(); ++k) {
-      EXPECT_EQ(g.event.ids[k].canonical, w.event.ids[k].canonical);
-      EXPECT_EQ(g.event.ids[k].kind, w.event.ids[k].kind);
-    }
   }
 }
 
@@ -429,6 +413,8 @@ std::string RandomJson(std::mt19937_64& rng, int depth, bool* dup_key) {
   }
 }
 
+// The one-pass reader against the tree reader: whenever the one-pass reader answers, it answers
+// exactly what the tree reader does; and it does answer for well-formed batches.
 TEST(ReadEventBatchTest, OnePassReaderReadsAsTheTreeReader) {
   const int64_t now = NowMs();
   std::mt19937_64 rng(20261124);
