@@ -61,7 +61,7 @@ class EventIdSet {
     uint32_t count = 0;
     uint32_t depth = 0;  // how many top bits its hashes share
   };
-  static constexpr size_t kPagesPerBlock = 64;
+  static constexpr size_t kPagesPerBlock = 8;  // 32 KiB: what an idle tenant costs
 
   uint32_t DirIndex(const EventIdHash& h) const {
     return depth_ == 0 ? 0 : static_cast<uint32_t>(h.hi >> (64 - depth_));
