@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <charconv>
 #include <limits>
 
 namespace siyu {
@@ -11,7 +12,7 @@ StatusOr<json::object> ParseJsonObject(std::string_view body) { return ParseJson
 
 StatusOr<json::object> ParseJsonObject(std::string_view body, json::storage_ptr sp) {
   json::parse_options opt;
-  opt.max_depth = 32;
+  opt.max_depth = kMaxJsonDepth;
   boost::system::error_code ec;
   json::value v = json::parse(body, ec, std::move(sp), opt);
   if (ec) {
@@ -25,6 +26,31 @@ StatusOr<json::object> ParseJsonObject(std::string_view body, json::storage_ptr 
 }
 
 std::string ToJson(const json::value& v) { return json::serialize(v); }
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\' ||
+        static_cast<unsigned char>(c) >= 0x80) {
+      out += json::serialize(json::string_view(s.data(), s.size()));
+      return;
+    }
+  }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
+namespace {
+template <class Int>
+void AppendDecimal(std::string& out, Int v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+}  // namespace
+
+void AppendJsonInt(std::string& out, int64_t v) { AppendDecimal(out, v); }
+void AppendJsonInt(std::string& out, uint64_t v) { AppendDecimal(out, v); }
 
 int64_t Utf8Length(std::string_view s) {
   int64_t n = 0;

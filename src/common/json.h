@@ -19,7 +19,10 @@ namespace siyu {
 
 namespace json = boost::json;
 
-// Parses `body` as a JSON object (depth ≤ 32). MALFORMED_JSON otherwise.
+// How deep request bodies may nest containers.
+inline constexpr int kMaxJsonDepth = 32;
+
+// Parses `body` as a JSON object (depth ≤ kMaxJsonDepth). MALFORMED_JSON otherwise.
 StatusOr<json::object> ParseJsonObject(std::string_view body);
 // The same, with the tree's memory from `sp` (a request's monotonic_resource, say), which must
 // outlive the object.
@@ -32,6 +35,10 @@ std::optional<int64_t> JsonInt(const json::object& obj, std::string_view key);
 
 // Compact serialisation.
 std::string ToJson(const json::value& v);
+// Appends `s` as a JSON string, escaped as ToJson escapes it; and integers as ToJson writes them.
+void AppendJsonString(std::string& out, std::string_view s);
+void AppendJsonInt(std::string& out, int64_t v);
+void AppendJsonInt(std::string& out, uint64_t v);
 
 class FieldReader {
  public:

@@ -7,7 +7,6 @@
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
-#include <charconv>
 #include <memory>
 
 #include "domain/channels/channels.h"
@@ -19,27 +18,6 @@ namespace {
 
 namespace bj = boost::json;
 using bj::error_code;
-
-// `s` as boost::json's serializer writes a string.
-void AppendJsonString(std::string& out, std::string_view s) {
-  for (char c : s) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\' ||
-        static_cast<unsigned char>(c) >= 0x80) {
-      out += bj::serialize(bj::string_view(s.data(), s.size()));
-      return;
-    }
-  }
-  out += '"';
-  out += s;
-  out += '"';
-}
-
-template <class Int>
-void AppendInt(std::string& out, Int v) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
-}
 
 // Which field of an element a value belongs to.
 enum Field : uint8_t {
@@ -78,9 +56,9 @@ Field FieldOf(std::string_view key) {
   return kNone;
 }
 
-// Containers are at most 32 deep (as ParseJsonObject allows); the element is at depth 3 and its
-// properties object at depth 4.
-constexpr int kMaxDepth = 32;
+// Containers are as deep as ParseJsonObject allows; the element is at depth 3 and its properties
+// object at depth 4.
+constexpr int kMaxDepth = kMaxJsonDepth;
 constexpr int kElementDepth = 3;
 constexpr int kPropsDepth = 4;
 
@@ -285,14 +263,14 @@ class BatchHandler {
       return true;
     }
     if (!PropsScalar()) return false;
-    AppendInt(items.back().event.properties, i);
+    AppendJsonInt(items.back().event.properties, i);
     if (depth_ == kPropsDepth) top_props_.emplace(key_, i);
     return true;
   }
 
   bool on_uint64(uint64_t u, bj::string_view, error_code&) {
     if (!PropsScalar()) return false;
-    AppendInt(items.back().event.properties, u);
+    AppendJsonInt(items.back().event.properties, u);
     if (depth_ == kPropsDepth) top_props_.emplace(key_, u);
     return true;
   }

@@ -508,30 +508,6 @@ StatusOr<std::vector<EventItem>> ReadEventBatchTree(std::string_view body, int64
   return items;
 }
 
-namespace {
-
-// `s` as a JSON string, escaped as boost::json's serializer escapes it.
-void AppendJsonString(std::string& out, std::string_view s) {
-  bool plain = std::all_of(s.begin(), s.end(), [](char c) {
-    return c >= 0x20 && c != '"' && c != '\\' && static_cast<unsigned char>(c) < 0x80;
-  });
-  if (!plain) {
-    out += json::serialize(json::string(s));
-    return;
-  }
-  out += '"';
-  out += s;
-  out += '"';
-}
-
-void AppendInt(std::string& out, int64_t v) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
-}
-
-}  // namespace
-
 std::string IngestResultJson(const IngestResult& result) {
   std::string out;
   out.reserve(80 + result.results.size() * 72);
@@ -549,7 +525,7 @@ std::string IngestResultJson(const IngestResult& result) {
     out += '"';
     if (e.outcome == EventOutcome::kAccepted) {
       out += ",\"person_id\":";
-      AppendInt(out, e.person_id);
+      AppendJsonInt(out, e.person_id);
       if (e.link != LinkState::kLinked) {
         out += ",\"link\":\"";
         out += LinkStateName(e.link);
@@ -568,11 +544,11 @@ std::string IngestResultJson(const IngestResult& result) {
     out += '}';
   }
   out += "],\"accepted\":";
-  AppendInt(out, result.accepted);
+  AppendJsonInt(out, result.accepted);
   out += ",\"duplicates\":";
-  AppendInt(out, result.duplicates);
+  AppendJsonInt(out, result.duplicates);
   out += ",\"rejected\":";
-  AppendInt(out, result.rejected);
+  AppendJsonInt(out, result.rejected);
   out += '}';
   return out;
 }

@@ -528,6 +528,12 @@ struct Log::Impl {
     Status s;
     while (i < group.size()) {
       if (group[i]->opens_segment) {
+        // The segment before is complete: none of it stays cached.
+        if (!segments.empty() && options.cache_window_bytes > 0) {
+          Segment& prev = *segments.back();
+          ::posix_fadvise(prev.fd, static_cast<off_t>(prev.dropped), 0, POSIX_FADV_DONTNEED);
+          prev.dropped = prev.end.load();
+        }
         s = CreateSegment(group[i]->ordinal, group[i]->first_seq);
         if (!s.ok()) break;
       }

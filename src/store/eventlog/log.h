@@ -86,11 +86,11 @@ struct Options {
   // Called on the flusher thread each time the durable high-water mark advances, with the highest
   // durable seq. Must be quick and must not call Append (the flusher would wait for itself).
   std::function<void(uint64_t durable_seq)> on_durable;
-  // The page cache keeps only the last `cache_window_bytes` of synced records: older pages are
-  // dropped after each sync (the records stay in the files; a read of them goes to the disk). The
-  // memory freed is what the kernel gives to the next writes, instead of taking ever more fresh
-  // pages while the log grows — on a VM, a page the host has not backed yet costs several times
-  // the copy into it. 0 keeps everything cached.
+  // The page cache keeps only the last `cache_window_bytes` of synced records: older pages (and
+  // all of a segment once the next one starts) are dropped after each sync (the records stay in the
+  // files; a read of them goes to the disk). The memory freed is what the kernel gives to the next
+  // writes, instead of taking ever more fresh pages while the log grows — on a VM, a page the host
+  // has not backed yet costs several times the copy into it. 0 keeps everything cached.
   uint64_t cache_window_bytes = uint64_t{32} << 20;
 };
 

@@ -335,6 +335,12 @@ size_t ResidentPages(const std::string& path, uint64_t from, uint64_t to) {
   return n;
 }
 
+// Whether `path` is on tmpfs, where pages cannot leave the cache.
+bool OnTmpfs(const std::string& path) {
+  struct statfs fsinfo {};
+  return ::statfs(path.c_str(), &fsinfo) == 0 && fsinfo.f_type == TMPFS_MAGIC;
+}
+
 TEST(EventLogTest, KeepsOnlyTheCacheWindowOfSyncedRecordsInThePageCache) {
   TempDir dir;
   Options o;
@@ -352,9 +358,7 @@ TEST(EventLogTest, KeepsOnlyTheCacheWindowOfSyncedRecordsInThePageCache) {
   const std::string seg = dir.file(1);
   const uint64_t size = fs::file_size(seg);
   ASSERT_GT(size, uint64_t{12} << 20);
-  struct statfs fsinfo {};
-  ASSERT_EQ(::statfs(seg.c_str(), &fsinfo), 0);
-  if (fsinfo.f_type == TMPFS_MAGIC) GTEST_SKIP() << "tmpfs keeps every page: it has no disk";
+  if (OnTmpfs(seg)) GTEST_SKIP() << "tmpfs keeps every page: it has no disk";
   // Everything up to a 4 MiB boundary at least the window behind the end is out of the cache;
   // the window itself is not dropped.
   const uint64_t dropped_to = (size - o.cache_window_bytes) / (4 << 20) * (4 << 20);
@@ -366,6 +370,28 @@ TEST(EventLogTest, KeepsOnlyTheCacheWindowOfSyncedRecordsInThePageCache) {
     EXPECT_EQ(MustRead(*log, all[k]),
               std::string(1, static_cast<char>('a' + k / 16 % 26)) + std::string(3999, 'r'));
   }
+}
+
+TEST(EventLogTest, ASegmentLeavesThePageCacheWhenTheNextOneStarts) {
+  TempDir dir;
+  Options o;
+  o.cache_window_bytes = 1 << 20;
+  o.segment_bytes = 2 << 20;  // within a drop step of the window: only the roll drops it
+  auto log = MustOpen(dir.str(), o);
+  ASSERT_TRUE(log);
+  std::vector<std::string> batch(16, std::string(4000, 's'));
+  std::vector<Locator> all;
+  while (all.size() < 16 * 40) {
+    auto r = MustAppend(*log, batch);
+    all.insert(all.end(), r.locators.begin(), r.locators.end());
+  }
+  const std::string first = dir.file(1);
+  ASSERT_TRUE(fs::exists(first));
+  ASSERT_GT(all.back() >> kLocatorOffsetBits, all.front() >> kLocatorOffsetBits)
+      << "the log should have rolled";
+  if (OnTmpfs(first)) GTEST_SKIP() << "tmpfs keeps every page: it has no disk";
+  EXPECT_EQ(ResidentPages(first, 0, fs::file_size(first)), 0u);
+  EXPECT_EQ(MustRead(*log, all[0]), std::string(4000, 's'));
 }
 
 TEST(EventLogTest, ScanStopsAtTheCallbacksError) {
