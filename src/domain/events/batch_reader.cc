@@ -61,6 +61,9 @@ Field FieldOf(std::string_view key) {
 constexpr int kMaxDepth = kMaxJsonDepth;
 constexpr int kElementDepth = 3;
 constexpr int kPropsDepth = 4;
+constexpr size_t kPropsReserve = 256;
+// A reused item's string keeps at most this much memory.
+constexpr size_t kKeepBytes = 4096;
 
 class BatchHandler {
  public:
@@ -69,9 +72,13 @@ class BatchHandler {
   static constexpr std::size_t max_key_size = bj::string::max_size();
   static constexpr std::size_t max_string_size = bj::string::max_size();
 
-  BatchHandler(int64_t now_ms, bj::storage_ptr sp) : now_ms_(now_ms), top_props_(std::move(sp)) {}
+  // Reads into `items`, whose elements (from an earlier batch) are reused: their strings keep
+  // their memory, so that a batch read into the same vector as the last one allocates little.
+  BatchHandler(int64_t now_ms, bj::storage_ptr sp, std::vector<EventItem>& items)
+      : items(items), now_ms_(now_ms), top_props_(std::move(sp)) {}
 
-  std::vector<EventItem> items;
+  std::vector<EventItem>& items;
+  size_t count = 0;  // items read so far: items[0, count)
   bool events_seen = false;
 
   bool on_document_begin(error_code&) { return true; }
@@ -84,7 +91,7 @@ class BatchHandler {
       return true;
     }
     if (depth_ == 2) {  // an element
-      if (items.size() == kMaxEventsPerBatch) return false;
+      if (count == kMaxEventsPerBatch) return false;
       ++depth_;
       StartElement();
       return true;
@@ -93,8 +100,8 @@ class BatchHandler {
       if (field_ != kProperties) return false;
       ++depth_;
       props_open_ = true;
-      auto& p = items.back().event.properties;
-      p.reserve(256);
+      auto& p = Props();
+      p.reserve(kPropsReserve);
       p += '{';
       first_[depth_] = true;
       in_array_[depth_] = false;
@@ -103,7 +110,7 @@ class BatchHandler {
     if (depth_ > kElementDepth && props_open_) {
       if (!PropsValue()) return false;
       if (depth_ == kPropsDepth) top_props_.emplace(key_, bj::object(top_props_.storage()));
-      items.back().event.properties += '{';
+      Props() += '{';
       ++depth_;
       first_[depth_] = true;
       in_array_[depth_] = false;
@@ -123,7 +130,7 @@ class BatchHandler {
       return FinishElement();
     }
     if (depth_ >= kPropsDepth && props_open_) {
-      items.back().event.properties += '}';
+      Props() += '}';
       --depth_;
       if (depth_ == kElementDepth) props_open_ = false;
       return true;
@@ -148,7 +155,7 @@ class BatchHandler {
     if (depth_ > kElementDepth && props_open_) {
       if (!PropsValue()) return false;
       if (depth_ == kPropsDepth) top_props_.emplace(key_, bj::array(top_props_.storage()));
-      items.back().event.properties += '[';
+      Props() += '[';
       ++depth_;
       first_[depth_] = true;
       in_array_[depth_] = true;
@@ -168,7 +175,7 @@ class BatchHandler {
       return ids_count_ >= 1;
     }
     if (depth_ > kPropsDepth && props_open_ && in_array_[depth_]) {
-      items.back().event.properties += ']';
+      Props() += ']';
       in_array_[depth_] = false;
       --depth_;
       return true;
@@ -197,7 +204,7 @@ class BatchHandler {
       return true;
     }
     if (depth_ >= kPropsDepth && props_open_) {
-      std::string& p = items.back().event.properties;
+      std::string& p = Props();
       if (!first_[depth_]) p += ',';
       first_[depth_] = false;
       if (depth_ == kPropsDepth) {
@@ -225,7 +232,7 @@ class BatchHandler {
   bool on_string(bj::string_view s, std::size_t, error_code&) {
     std::string_view v = Joined(s);
     if (depth_ == kElementDepth) {
-      EventIn& e = items.back().event;
+      EventIn& e = Cur().event;
       switch (field_) {
         case kEventId:
           e.event_id.assign(v);
@@ -246,7 +253,7 @@ class BatchHandler {
     if (ids_open_ && depth_ == kElementDepth + 1) return AddId(v);
     if (depth_ >= kPropsDepth && props_open_) {
       if (!PropsValue()) return false;
-      AppendJsonString(items.back().event.properties, v);
+      AppendJsonString(Props(), v);
       if (depth_ == kPropsDepth) top_props_.emplace(key_, bj::string(v, top_props_.storage()));
       return true;
     }
@@ -258,33 +265,33 @@ class BatchHandler {
   bool on_int64(int64_t i, bj::string_view, error_code&) {
     if (depth_ == kElementDepth) {
       if (field_ != kTs) return false;
-      items.back().event.ts = i;
+      Cur().event.ts = i;
       ts_seen_ = true;
       return true;
     }
     if (!PropsScalar()) return false;
-    AppendJsonInt(items.back().event.properties, i);
+    AppendJsonInt(Props(), i);
     if (depth_ == kPropsDepth) top_props_.emplace(key_, i);
     return true;
   }
 
   bool on_uint64(uint64_t u, bj::string_view, error_code&) {
     if (!PropsScalar()) return false;
-    AppendJsonInt(items.back().event.properties, u);
+    AppendJsonInt(Props(), u);
     if (depth_ == kPropsDepth) top_props_.emplace(key_, u);
     return true;
   }
 
   bool on_double(double d, bj::string_view, error_code&) {
     if (!PropsScalar()) return false;
-    items.back().event.properties += bj::serialize(bj::value(d));
+    Props() += bj::serialize(bj::value(d));
     if (depth_ == kPropsDepth) top_props_.emplace(key_, d);
     return true;
   }
 
   bool on_bool(bool b, error_code&) {
     if (!PropsScalar()) return false;
-    items.back().event.properties += b ? "true" : "false";
+    Props() += b ? "true" : "false";
     if (depth_ == kPropsDepth) top_props_.emplace(key_, b);
     return true;
   }
@@ -299,7 +306,7 @@ class BatchHandler {
       return false;
     }
     if (!PropsScalar()) return false;
-    items.back().event.properties += "null";
+    Props() += "null";
     if (depth_ == kPropsDepth) top_props_.emplace(key_, nullptr);
     return true;
   }
@@ -311,7 +318,7 @@ class BatchHandler {
   // A value inside the properties: a comma before it when it is an array's element.
   bool PropsValue() {
     if (in_array_[depth_]) {
-      if (!first_[depth_]) items.back().event.properties += ',';
+      if (!first_[depth_]) Props() += ',';
       first_[depth_] = false;
     }
     return true;
@@ -326,25 +333,58 @@ class BatchHandler {
     return joined_;
   }
 
+  EventItem& Cur() { return items[count - 1]; }
+  std::string& Props() { return Cur().event.properties; }
+
   void StartElement() {
-    items.emplace_back();
+    if (count < items.size()) {
+      Reuse(items[count]);
+    } else {
+      items.emplace_back();
+    }
+    ++count;
     keys_ = present_ = 0;
     field_ = kNone;
     ts_seen_ = false;
     ids_count_ = 0;
+    ids_used_ = 0;
     top_props_.clear();
-    EventIn& e = items.back().event;
+    EventIn& e = Cur().event;
     e.ids.reserve(3);
     e.ids_json.reserve(128);
     e.ids_json = "[";
   }
 
+  // An item of an earlier batch made empty, its strings' memory kept (within reason: a big one is
+  // given back, so that one big batch does not keep megabytes per thread).
+  static void Reuse(EventItem& item) {
+    auto clear = [](std::string& s) {
+      if (s.capacity() > kKeepBytes) {
+        std::string().swap(s);
+      } else {
+        s.clear();
+      }
+    };
+    clear(item.event_id);
+    if (!item.rejected.ok()) item.rejected = Status::Ok();
+    EventIn& e = item.event;
+    clear(e.event_id);
+    clear(e.type);
+    e.spec = nullptr;
+    // e.ids keeps its elements: AddCanonicalId writes over them and FinishElement drops the rest.
+    e.ts = 0;
+    clear(e.touchpoint);
+    e.channel_state.reset();
+    clear(e.ids_json);
+    clear(e.properties);
+    if (e.integer_properties) e.integer_properties->clear();
+  }
+
   bool AddId(std::string_view v) {
     if (++ids_count_ > kMaxIdsPerEvent) return false;
-    std::string canonical;
     identity::IdKind kind;
-    if (!identity::CanonicalizeExternalId(v, {}, &canonical, &kind).ok()) return false;
-    AddCanonicalId(items.back().event, std::move(canonical), identity::IdKindName(kind));
+    if (!identity::CanonicalizeExternalId(v, {}, &canonical_, &kind).ok()) return false;
+    AddCanonicalId(Cur().event, ids_used_, canonical_, identity::IdKindName(kind));
     return true;
   }
 
@@ -353,8 +393,9 @@ class BatchHandler {
     constexpr uint32_t kRequired =
         (1u << kEventId) | (1u << kType) | (1u << kIds) | (1u << kTs) | (1u << kTouchpoint);
     if ((present_ & kRequired) != kRequired || !ts_seen_) return false;
-    EventItem& item = items.back();
+    EventItem& item = Cur();
     EventIn& e = item.event;
+    e.ids.resize(ids_used_);                   // the slots of an earlier batch's longer list go
     if (!IsEventId(e.event_id)) return false;  // also its length: ASCII, 1–64
     if (e.type.empty() || e.type.size() > kCustomEventPrefix.size() + kMaxCustomNameLength) {
       return false;
@@ -371,7 +412,8 @@ class BatchHandler {
     if (!(present_ & (1u << kProperties))) e.properties = "{}";
     if (e.properties.size() > kMaxPropertiesBytes) return false;
     if (e.spec && !CheckProperties(e.spec, top_props_, "properties").ok()) return false;
-    e.integer_properties = IntegerProperties(top_props_);
+    if (!e.integer_properties) e.integer_properties.emplace();
+    IntegerProperties(top_props_, *e.integer_properties);
     item.event_id = e.event_id;
     return true;
   }
@@ -386,6 +428,8 @@ class BatchHandler {
   bool ts_seen_ = false;
   bool ids_open_ = false;
   size_t ids_count_ = 0;
+  size_t ids_used_ = 0;    // of them, different ids: event.ids[0, ids_used_)
+  std::string canonical_;  // the id being added
   bool props_open_ = false;
   bj::object top_props_;  // the properties' top-level values (containers left empty)
   std::string key_;       // the top-level property whose value comes next
@@ -398,19 +442,26 @@ class BatchHandler {
 
 }  // namespace
 
-std::optional<std::vector<EventItem>> ReadEventBatchFast(std::string_view body, int64_t now_ms) {
+bool ReadEventBatchFast(std::string_view body, int64_t now_ms, std::vector<EventItem>& items) {
   constexpr size_t kArenaBytes = 64 * 1024;
   thread_local std::unique_ptr<unsigned char[]> arena(new unsigned char[kArenaBytes]);
   bj::monotonic_resource mr(arena.get(), kArenaBytes);
   bj::parse_options opt;
   opt.max_depth = kMaxDepth;
-  bj::basic_parser<BatchHandler> p(opt, now_ms, bj::storage_ptr(&mr));
+  bj::basic_parser<BatchHandler> p(opt, now_ms, bj::storage_ptr(&mr), items);
   // Elements take ~250 bytes and more: room for all of them at once.
-  p.handler().items.reserve(std::min(kMaxEventsPerBatch, body.size() / 200 + 1));
+  items.reserve(std::min(kMaxEventsPerBatch, body.size() / 200 + 1));
   error_code ec;
   size_t n = p.write_some(false, body.data(), body.size(), ec);
-  if (ec || n != body.size() || !p.done()) return std::nullopt;
-  return std::move(p.handler().items);
+  if (ec || n != body.size() || !p.done()) return false;
+  items.resize(p.handler().count);
+  return true;
+}
+
+std::optional<std::vector<EventItem>> ReadEventBatchFast(std::string_view body, int64_t now_ms) {
+  std::vector<EventItem> items;
+  if (!ReadEventBatchFast(body, now_ms, items)) return std::nullopt;
+  return items;
 }
 
 }  // namespace siyu::domain

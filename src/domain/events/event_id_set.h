@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/prefetch.h"
+
 namespace siyu::domain {
 
 struct EventIdHash {
@@ -40,7 +42,7 @@ class EventIdSet {
   // Starts loading the slot where `h` would be: a batch prefetches all its hashes before it looks
   // them up, so that their cache misses overlap instead of following one another.
   void Prefetch(const EventIdHash& h) const {
-    __builtin_prefetch(&PageFor(h).slots[h.lo & (kPageSlots - 1)]);
+    PrefetchLine(&PageFor(h).slots[h.lo & (kPageSlots - 1)]);
   }
   // False if it was there already.
   bool Insert(const EventIdHash& h);

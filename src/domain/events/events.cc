@@ -434,7 +434,7 @@ EventItem ReadEventItem(json::value& item, size_t index, int64_t now_ms) {
     if (!identity::CanonicalizeExternalId(v.as_string(), {}, &id.canonical, &kind).ok()) {
       return reject(ParseEventPersonId(v.as_string(), field()).status());
     }
-    AddCanonicalId(e, std::move(id.canonical), identity::IdKindName(kind));
+    AddCanonicalId(e, id.canonical, identity::IdKindName(kind));
   }
   e.ids_json += ']';
 
@@ -457,21 +457,32 @@ EventItem ReadEventItem(json::value& item, size_t index, int64_t now_ms) {
   return out;
 }
 
-void AddCanonicalId(EventIn& e, std::string canonical, std::string_view kind) {
+void AddCanonicalId(EventIn& e, size_t& used, std::string_view canonical, std::string_view kind) {
   // The same id twice (e.g. a phone number in two spellings) is one id.
-  for (const ExternalId& x : e.ids) {
-    if (x.canonical == canonical) return;
+  for (size_t k = 0; k < used; ++k) {
+    if (e.ids[k].canonical == canonical) return;
   }
   // Canonical ids are plain ASCII without quotes or backslashes: no escaping needed.
-  if (!e.ids.empty()) e.ids_json += ',';
+  if (used > 0) e.ids_json += ',';
   e.ids_json += '"';
   e.ids_json += canonical;
   e.ids_json += '"';
-  e.ids.push_back(ExternalId{std::string(kind), std::move(canonical)});
+  if (used < e.ids.size()) {
+    e.ids[used].kind.assign(kind);
+    e.ids[used].canonical.assign(canonical);
+  } else {
+    e.ids.push_back(ExternalId{std::string(kind), std::string(canonical)});
+  }
+  ++used;
 }
 
-std::vector<std::pair<std::string, int64_t>> IntegerProperties(const json::object& properties) {
-  std::vector<std::pair<std::string, int64_t>> out;
+void AddCanonicalId(EventIn& e, std::string_view canonical, std::string_view kind) {
+  size_t used = e.ids.size();
+  AddCanonicalId(e, used, canonical, kind);
+}
+
+void IntegerProperties(const json::object& properties,
+                       std::vector<std::pair<std::string, int64_t>>& out) {
   for (const auto& kv : properties) {
     if (kv.value().is_int64()) {
       out.emplace_back(std::string(kv.key()), kv.value().as_int64());
@@ -480,12 +491,23 @@ std::vector<std::pair<std::string, int64_t>> IntegerProperties(const json::objec
       out.emplace_back(std::string(kv.key()), static_cast<int64_t>(kv.value().as_uint64()));
     }
   }
+}
+
+std::vector<std::pair<std::string, int64_t>> IntegerProperties(const json::object& properties) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  IntegerProperties(properties, out);
   return out;
 }
 
 StatusOr<std::vector<EventItem>> ReadEventBatch(std::string_view body, int64_t now_ms) {
   if (auto items = ReadEventBatchFast(body, now_ms)) return std::move(*items);
   return ReadEventBatchTree(body, now_ms);
+}
+
+Status ReadEventBatch(std::string_view body, int64_t now_ms, std::vector<EventItem>& items) {
+  if (ReadEventBatchFast(body, now_ms, items)) return Status::Ok();
+  ASSIGN_OR_RETURN(items, ReadEventBatchTree(body, now_ms));
+  return Status::Ok();
 }
 
 StatusOr<std::vector<EventItem>> ReadEventBatchTree(std::string_view body, int64_t now_ms) {
@@ -623,6 +645,10 @@ StatusOr<Resolution> ResolvePerson(Conn& c, Identity& identity, int64_t tenant_i
 // ---- the service -------------------------------------------------------------------------------
 
 StatusOr<IngestResult> Events::Ingest(int64_t tenant_id, std::vector<EventItem> items) {
+  return IngestItems(tenant_id, items);
+}
+
+StatusOr<IngestResult> Events::IngestItems(int64_t tenant_id, std::vector<EventItem>& items) {
   if (log_) RETURN_IF_ERROR(WaitForRoom());  // before any lock is taken
   std::shared_ptr<void> scope = fact_scope_ ? fact_scope_(tenant_id) : nullptr;
   const int64_t started_at = NowMs();

@@ -74,12 +74,17 @@ struct EventIn {
 
 // Adds a canonical id (of kind `kind`, an IdKindName) to `e.ids` and `e.ids_json` (left open:
 // the reader closes the array), unless `e` has it already (e.g. a phone in two spellings).
-void AddCanonicalId(EventIn& e, std::string canonical, std::string_view kind);
+void AddCanonicalId(EventIn& e, std::string_view canonical, std::string_view kind);
+// The same for ids kept in e.ids[0, used): the elements past them are an earlier event's, written
+// over in place (their strings' memory reused); the reader drops any left over. Counts in `used`.
+void AddCanonicalId(EventIn& e, size_t& used, std::string_view canonical, std::string_view kind);
 
 // The top-level integer properties of an event, in the object's order: what the audience's
 // event_sum sums. Decimals, strings and numbers written with a fraction or an exponent are not
 // integers.
 std::vector<std::pair<std::string, int64_t>> IntegerProperties(const json::object& properties);
+void IntegerProperties(const json::object& properties,
+                       std::vector<std::pair<std::string, int64_t>>& out);  // appends to `out`
 
 // One element of a batch after validation: a valid event, or why it was refused.
 struct EventItem {
@@ -99,12 +104,19 @@ EventItem ReadEventItem(json::value& item, size_t index, int64_t now_ms);
 // allocation per node.
 // The batch is read in one pass (ReadEventBatchFast) and, when that pass gives up, as a tree.
 StatusOr<std::vector<EventItem>> ReadEventBatch(std::string_view body, int64_t now_ms);
+// The same into `items`, whose elements — an earlier batch's — are written over: their strings'
+// memory is reused, so that a thread reading batch after batch into one vector allocates little.
+// On error, `items` is unspecified.
+Status ReadEventBatch(std::string_view body, int64_t now_ms, std::vector<EventItem>& items);
 // The reading through a JSON tree, which explains every error.
 StatusOr<std::vector<EventItem>> ReadEventBatchTree(std::string_view body, int64_t now_ms);
 // The same items as ReadEventBatchTree, read without a tree (batch_reader.cc); nullopt when the
 // body has anything the tree reader would refuse or explain — a bad element, a bad envelope, a
 // duplicate key — or anything this reader does not handle itself.
 std::optional<std::vector<EventItem>> ReadEventBatchFast(std::string_view body, int64_t now_ms);
+// Into `items` as ReadEventBatch does; false (and `items` unspecified) where the other gives
+// nullopt.
+bool ReadEventBatchFast(std::string_view body, int64_t now_ms, std::vector<EventItem>& items);
 
 enum class EventOutcome { kAccepted, kDuplicate, kRejected };
 
@@ -260,6 +272,9 @@ class Events {
   // Stores the valid, new events of `items` in one write and reports every item. Accepted events
   // are durable when this returns. A store failure fails the whole batch (nothing is stored).
   StatusOr<IngestResult> Ingest(int64_t tenant_id, std::vector<EventItem> items);
+  // The same on the caller's items, left to the caller afterwards with their memory (an accepted
+  // event's `event_id` has moved into the result): the HTTP handler reads its next batch into them.
+  StatusOr<IngestResult> IngestItems(int64_t tenant_id, std::vector<EventItem>& items);
   // Records system events (touchpoint "other", event ids "sys-…"), durable when this returns.
   // They are not passed to the observer.
   Status AppendSystem(int64_t tenant_id, const std::vector<SystemEvent>& events);

@@ -20,21 +20,12 @@
 #include <string_view>
 #include <vector>
 
+#include "common/prefetch.h"
 #include "domain/identity/huge_alloc.h"
 
 namespace siyu::identity {
 
-// Starts loading the cache line at `p` (never faults, whatever `p` is). Why not a bare
-// __builtin_prefetch: GCC 12 deems a function whose only effect is that builtin "pure" and deletes
-// calls to it (the graph's prefetch stages vanished from the binary); a volatile asm stays.
-inline void PrefetchLine(const void* p) {
-#if defined(__x86_64__)
-  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
-#else
-  __builtin_prefetch(p);
-  asm volatile("" : : "r"(p) : "memory");
-#endif
-}
+using siyu::PrefetchLine;
 
 // 64-bit finaliser (MurmurHash3 fmix64): spreads every input bit over the output, so the top 32
 // bits make a good tag even for sequential integer keys.

@@ -26,22 +26,14 @@
 #include <new>
 #include <vector>
 
+#include "common/prefetch.h"
+
 namespace siyu::audience::internal {
 
 inline constexpr size_t kLineBytes = 64;
 inline constexpr size_t kHugeBytes = size_t{2} << 20;
 
-// Starts loading the cache line at `p` (never faults, whatever `p` is). Not a bare
-// __builtin_prefetch: GCC 12 deems a function whose only effect is that builtin pure and deletes
-// its calls (whole prefetch stages of a batch); a volatile asm stays.
-inline void PrefetchLine(const void* p) {
-#if defined(__x86_64__)
-  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
-#else
-  __builtin_prefetch(p);
-  asm volatile("" : : "r"(p) : "memory");
-#endif
-}
+using siyu::PrefetchLine;
 
 inline void* AllocateBig(size_t bytes) {
   if (bytes < kHugeBytes) return ::operator new (bytes, std::align_val_t{kLineBytes});
