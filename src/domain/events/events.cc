@@ -779,6 +779,42 @@ struct TimelineEntry {
   eventlog::Locator locator;
 };
 
+// Where each person row's log events are: per row, a list of entries linked newest to oldest
+// arrival, the entries appended to chunks one after another. A vector per row instead grew by
+// doubling for every few events of a person — an allocation, a copy and a freed block at random
+// in the ingest path — and its header alone took as much as the row's map slot does now.
+class TimelineIndex {
+ public:
+  void Add(int64_t row, const TimelineEntry& e) {
+    if (size_ % kChunkEntries == 0) chunks_.emplace_back(new Linked[kChunkEntries]);
+    uint64_t& head = heads_[row];
+    chunks_.back()[size_ % kChunkEntries] = Linked{e, head};
+    head = ++size_;
+  }
+  // Every entry of `row`, newest arrival first.
+  template <typename Fn>
+  void ForEach(int64_t row, Fn&& fn) const {
+    auto it = heads_.find(row);
+    if (it == heads_.end()) return;
+    for (uint64_t n = it->second; n != 0;) {
+      const Linked& l = chunks_[(n - 1) / kChunkEntries][(n - 1) % kChunkEntries];
+      fn(l.entry);
+      n = l.next;
+    }
+  }
+  size_t rows() const { return heads_.size(); }
+
+ private:
+  static constexpr size_t kChunkEntries = 16384;  // 384 KiB
+  struct Linked {
+    TimelineEntry entry;
+    uint64_t next;  // the row's previous entry, numbered from 1; 0: none
+  };
+  std::vector<std::unique_ptr<Linked[]>> chunks_;
+  size_t size_ = 0;
+  boost::unordered_flat_map<int64_t, uint64_t> heads_;  // row → its newest entry's number
+};
+
 StoredEvent StoredFromRecord(const EventRecord& r) {
   StoredEvent e;
   e.event_id = std::string(r.event_id);
@@ -825,8 +861,8 @@ struct Events::TenantLog {
   std::mutex mu;
   std::condition_variable done;  // notified when events in flight become durable or are dropped
   EventIdSet stored;             // durable events: in the log or the table
-  boost::unordered_flat_set<EventIdHash, EventIdHashHasher> in_flight;      // reserved by a batch
-  boost::unordered_flat_map<int64_t, std::vector<TimelineEntry>> timeline;  // row → its log events
+  boost::unordered_flat_set<EventIdHash, EventIdHashHasher> in_flight;  // reserved by a batch
+  TimelineIndex timeline;                                               // row → its log events
   uint64_t records = 0;
   std::mutex channels_mu;
   std::unordered_map<std::string, int64_t> channels;  // state → channel, as found in the store
@@ -945,7 +981,7 @@ Status Events::OpenLog(const std::string& dir) {
         }
         TenantLog& t = tenant(r->tenant_id);
         t.stored.Insert(HashEventId(r->event_id));
-        t.timeline[r->person_id].push_back({r->ts, locator});
+        t.timeline.Add(r->person_id, {r->ts, locator});
         ++t.records;
         if (seq > *mark) {
           replay.emplace_back(payload);
@@ -1011,7 +1047,7 @@ EventLogStats Events::LogStats() const {
     st.records += t->records;
     st.dedup_ids += t->stored.size();
     st.dedup_bytes += t->stored.memory_bytes();
-    st.timeline_rows += t->timeline.size();
+    st.timeline_rows += t->timeline.rows();
   }
   return st;
 }
@@ -1497,7 +1533,7 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
           tl.in_flight.erase(hash[i]);
           if (!durable) continue;
           tl.stored.Insert(hash[i]);
-          tl.timeline[origin_of[i]].push_back({items[i].event.ts, appended.locators[j]});
+          tl.timeline.Add(origin_of[i], {items[i].event.ts, appended.locators[j]});
         }
         if (durable) tl.records += mine.size();
       }
@@ -1708,7 +1744,7 @@ Status Events::AppendSystem(int64_t tenant_id, const std::vector<SystemEvent>& e
   std::lock_guard lock(tl.mu);
   for (size_t i = 0; i < events.size(); ++i) {
     tl.stored.Insert(HashEventId(ids[i]));
-    tl.timeline[events[i].person_id].push_back({events[i].ts, appended.locators[i]});
+    tl.timeline.Add(events[i].person_id, {events[i].ts, appended.locators[i]});
   }
   tl.records += events.size();
   return Status::Ok();
@@ -1722,15 +1758,13 @@ StatusOr<std::vector<StoredEvent>> Events::LogTimeline(
     TenantLog& tl = TenantLogOf(tenant_id);
     std::lock_guard lock(tl.mu);
     for (int64_t m : members) {
-      auto it = tl.timeline.find(m);
-      if (it == tl.timeline.end()) continue;
-      for (const TimelineEntry& e : it->second) {
+      tl.timeline.ForEach(m, [&](const TimelineEntry& e) {
         if (!before || e.ts < before->first) {
           entries.push_back(e);
         } else if (e.ts == before->first) {
           ties.push_back(e);
         }
-      }
+      });
     }
   }
   std::vector<StoredEvent> out;

@@ -1246,6 +1246,45 @@ TEST_P(EventLogTest, TheLogKeepsBehaviourOutOfTheTableAndIsRebuiltOnOpen) {
   EXPECT_FALSE(events_->OpenLog((dir_ / "events").string()).ok());
 }
 
+// The log's timeline index keeps each row's entries in chunks of 16,384 shared by all rows: two
+// people's events interleaved over more than two chunks come back whole and in order, before and
+// after the index is rebuilt from the log.
+TEST_P(EventLogTest, TimelinesSpanTheIndexsChunks) {
+  constexpr int kEvents = 36000;
+  std::vector<std::string> want_a, want_b;  // newest first
+  for (int start = 0; start < kEvents; start += 1000) {
+    std::vector<json::value> batch;
+    for (int i = start; i < start + 1000; ++i) {
+      // Mostly person a; every third event is b's; ts out of arrival order within a batch.
+      const bool b = i % 3 == 0;
+      const std::string id = (b ? "b-" : "a-") + std::to_string(i);
+      batch.push_back(PageView(id, {b ? "unionid:b" : "unionid:a"}, kT0 + (i ^ 7) * 1000));
+      (b ? want_b : want_a).push_back(id);
+    }
+    ASSERT_EQ(Ingest(std::move(batch)).accepted, 1000);
+  }
+  auto newest_first = [](std::vector<std::string>& ids) {
+    auto ts_key = [](const std::string& id) { return std::stoi(id.substr(2)) ^ 7; };
+    std::sort(ids.begin(), ids.end(),
+              [&](const std::string& x, const std::string& y) { return ts_key(x) > ts_key(y); });
+  };
+  newest_first(want_a);
+  newest_first(want_b);
+  const int64_t a = PersonOf("unionid:a"), b = PersonOf("unionid:b");
+  auto ids_of = [&](int64_t person) {
+    std::vector<std::string> got;
+    for (const auto& e : WholeTimeline(person, 500)) got.push_back(e.event_id);
+    return got;
+  };
+  EXPECT_EQ(ids_of(a), want_a);
+  EXPECT_EQ(ids_of(b), want_b);
+  events_ = std::make_unique<Events>(db(), identity());
+  ASSERT_TRUE(events_->OpenLog((dir_ / "events").string()).ok());
+  EXPECT_EQ(events_->LogStats().timeline_rows, 2u);
+  EXPECT_EQ(ids_of(a), want_a);
+  EXPECT_EQ(ids_of(b), want_b);
+}
+
 // The audience engine follows channel touches (the store's last-touch rule) without making ingest
 // wait for the store: an answer from the engine reads them back first, and ingest itself leaves
 // the applier to write when it would.
