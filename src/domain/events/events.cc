@@ -27,6 +27,7 @@
 #include "domain/events/event_id_set.h"
 #include "domain/events/event_record.h"
 #include "domain/identity/external_id.h"
+#include "domain/per_row.h"
 #include "store/eventlog/log.h"
 
 namespace siyu::domain {
@@ -785,6 +786,7 @@ struct TimelineEntry {
 // in the ingest path — and its header alone took as much as the row's map slot does now.
 class TimelineIndex {
  public:
+  void Prefetch(int64_t row) const { heads_.Prefetch(row); }
   void Add(int64_t row, const TimelineEntry& e) {
     if (size_ % kChunkEntries == 0) chunks_.emplace_back(new Linked[kChunkEntries]);
     uint64_t& head = heads_[row];
@@ -794,9 +796,9 @@ class TimelineIndex {
   // Every entry of `row`, newest arrival first.
   template <typename Fn>
   void ForEach(int64_t row, Fn&& fn) const {
-    auto it = heads_.find(row);
-    if (it == heads_.end()) return;
-    for (uint64_t n = it->second; n != 0;) {
+    const uint64_t* head = heads_.find(row);
+    if (!head) return;
+    for (uint64_t n = *head; n != 0;) {
       const Linked& l = chunks_[(n - 1) / kChunkEntries][(n - 1) % kChunkEntries];
       fn(l.entry);
       n = l.next;
@@ -812,7 +814,7 @@ class TimelineIndex {
   };
   std::vector<std::unique_ptr<Linked[]>> chunks_;
   size_t size_ = 0;
-  boost::unordered_flat_map<int64_t, uint64_t> heads_;  // row → its newest entry's number
+  PerRow<uint64_t> heads_;  // row → its newest entry's number
 };
 
 StoredEvent StoredFromRecord(const EventRecord& r) {
@@ -1526,7 +1528,10 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
       {
         std::lock_guard lock(tl.mu);
         if (durable) {
-          for (size_t i : mine) tl.stored.Prefetch(hash[i]);
+          for (size_t i : mine) {
+            tl.stored.Prefetch(hash[i]);
+            tl.timeline.Prefetch(origin_of[i]);
+          }
         }
         for (size_t j = 0; j < mine.size(); ++j) {
           const size_t i = mine[j];

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -443,9 +444,9 @@ PersonAttrs Audience::FoldRows(const RowMap& rows, std::vector<int64_t> ids) {
   uint8_t touchpoints = 0;
   const RowTier* tier = nullptr;
   for (int64_t id : ids) {
-    auto it = rows.find(id);
-    if (it == rows.end()) continue;
-    const RowAttrs& r = it->second;
+    const RowAttrs* found = rows.find(id);
+    if (!found) continue;
+    const RowAttrs& r = *found;
     out.first_seen_day = any ? std::min(out.first_seen_day, r.first_seen_day) : r.first_seen_day;
     any = true;
     if (r.first_channel != 0 && (out.first_channel == 0 || r.first_seen_day < first_day)) {
@@ -512,9 +513,9 @@ StatusOr<Audience::Built> Audience::Build(int64_t tenant_id, int64_t since) {
   RETURN_IF_ERROR(events_.ForEachStored(tenant_id, [&](const StoredEvent& ev) -> Status {
     // The audience's own change events are records of it, not facts for it.
     if (IsSystemEventType(ev.type)) return Status::Ok();
-    auto it = rows.find(ev.person_id);
-    if (it == rows.end()) return Status::Ok();
-    RowAttrs& row = it->second;
+    RowAttrs* found = rows.find(ev.person_id);
+    if (!found) return Status::Ok();
+    RowAttrs& row = *found;
     row.touchpoints |= TouchpointBit(ev.touchpoint);
     NoteTier(row.tier, TierOf(ev.type, ev.properties), ev.ts, ev.event_id);
     if (ev.received_at >= since) b.recent.Insert(HashEventId(ev.event_id));
@@ -1140,13 +1141,14 @@ void Audience::ApplyEventRun(int64_t tenant_id, Sink& s, const std::vector<Event
   facts.reserve(run.size());
   {
     std::lock_guard lock(s.mu);
+    for (size_t i : run) s.rows.Prefetch(r.results[i].person_id);
     for (size_t i : run) {
       const EventResult& res = r.results[i];
       const EventIn& ev = items[i].event;
       const int64_t person = res.person_id;
       const Day day = LocalDayNumber(ev.ts, s.tz);
-      auto [it, fresh] = s.rows.try_emplace(person);
-      RowAttrs& row = it->second;
+      auto [found, fresh] = s.rows.try_emplace(person);
+      RowAttrs& row = *found;
       bool changed = false;
       if (fresh) {
         row.first_seen_day = day;

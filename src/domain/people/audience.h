@@ -29,7 +29,6 @@
 #pragma once
 
 #include <atomic>
-#include <boost/unordered/unordered_flat_map.hpp>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -47,6 +46,7 @@
 #include "domain/events/events.h"
 #include "domain/orders/orders.h"
 #include "domain/people/identity.h"
+#include "domain/per_row.h"
 #include "store/store.h"
 
 namespace siyu::domain {
@@ -243,8 +243,9 @@ class Audience {
     std::unique_ptr<RowTier> tier;  // few rows have one: kept out of line, the map stays small
   };
   // Open addressing: the map is looked up for every event, and a node per person costs a cache
-  // miss and an allocation. References into it do not outlive an insertion.
-  using RowMap = boost::unordered_flat_map<int64_t, RowAttrs>;
+  // miss and an allocation; a batch prefetches its rows first. References into it do not outlive
+  // an insertion.
+  using RowMap = PerRow<RowAttrs>;
   // Where facts go: a tenant's live engine, or one being built that catches up with it.
   struct Sink {
     audience::AudienceEngine& e;
