@@ -231,6 +231,15 @@ TEST(ReadEventItemTest, EventIdCharacters) {
        std::vector<std::string>{"", "a b", "a/b", "a+b", "é", std::string(65, 'z'), "a\""}) {
     EXPECT_FALSE(IsEventId(bad)) << bad;
   }
+  // Every byte, alone and after a good one: ASCII letters, digits and _ . : - only.
+  for (int c = 0; c < 256; ++c) {
+    const char ch = static_cast<char>(c);
+    const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') ||
+                         std::string_view("_.:-").find(ch) != std::string_view::npos;
+    EXPECT_EQ(IsEventId(std::string(1, ch)), allowed) << c;
+    EXPECT_EQ(IsEventId(std::string("ok") + ch), allowed) << c;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1136,9 +1136,23 @@ void Audience::ApplyEventRun(int64_t tenant_id, Sink& s, const std::vector<Event
   std::vector<Touched> touched;
   boost::unordered_flat_map<int64_t, size_t> touched_at;
   touched_at.reserve(run.size());
-  std::vector<audience::Fact> facts;
+  // The facts are written over those of the thread's last run, whose strings and value lists
+  // keep their memory (a fresh vector of them was several allocations an event). A nested run, if
+  // there ever were one, gets its own.
+  thread_local std::vector<audience::Fact> fact_pool;
+  thread_local bool pool_taken = false;
+  std::vector<audience::Fact> own;
+  std::vector<audience::Fact>& pool = pool_taken ? own : fact_pool;
+  struct Taken {
+    bool& taken;
+    bool mine;
+    ~Taken() {
+      if (mine) taken = false;
+    }
+  } taken{pool_taken, !pool_taken};
+  pool_taken = true;
+  size_t fact_count = 0;
   std::vector<size_t> fact_item;  // the item of each fact
-  facts.reserve(run.size());
   {
     std::lock_guard lock(s.mu);
     for (size_t i : run) s.rows.Prefetch(r.results[i].person_id);
@@ -1171,15 +1185,22 @@ void Audience::ApplyEventRun(int64_t tenant_id, Sink& s, const std::vector<Event
         t.refresh = true;
         t.self_only = false;
       }
-      audience::Fact& f = facts.emplace_back();
+      if (fact_count == pool.size()) pool.emplace_back();
+      audience::Fact& f = pool[fact_count++];  // only event facts are made here
       f.kind = audience::Fact::Kind::kEvent;
       f.person = person;
       f.event.type = ev.type;
       f.event.day = day;
-      f.event.values = ev.integer_properties ? *ev.integer_properties : EventValues(ev.properties);
+      f.event.count = 1;
+      if (ev.integer_properties) {
+        f.event.values.assign(ev.integer_properties->begin(), ev.integer_properties->end());
+      } else {
+        f.event.values = EventValues(ev.properties);
+      }
       fact_item.push_back(i);
     }
   }
+  const std::span<const audience::Fact> facts(pool.data(), fact_count);
   // The people to refresh: those whose rows changed, and any the engine does not have yet.
   std::vector<int64_t> people;
   people.reserve(touched.size());
@@ -1205,8 +1226,7 @@ void Audience::ApplyEventRun(int64_t tenant_id, Sink& s, const std::vector<Event
   }
   for (size_t done = 0; done < facts.size();) {
     size_t applied = 0;
-    Status st =
-        s.e.ApplyBatch(std::span<const audience::Fact>(facts).subspan(done), &s.d, &applied);
+    Status st = s.e.ApplyBatch(facts.subspan(done), &s.d, &applied);
     done += applied;
     if (st.ok()) break;
     spdlog::warn("audience: tenant {}: event {}: {}", tenant_id,
