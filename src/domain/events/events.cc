@@ -844,15 +844,18 @@ StoredEvent StoredFromRecord(const EventRecord& r) {
 StatusOr<eventlog::AppendResult> AppendRecords(
     eventlog::Log& log, const std::vector<EventRecord>& records,
     const std::function<void(uint64_t first_seq)>& queued = {}) {
-  std::string buf;
-  std::vector<size_t> ends;
-  ends.reserve(records.size());
+  // The thread's buffers of its last batch, reused (the log copies the payloads before Append
+  // returns): a batch's records are tens of kilobytes.
+  thread_local std::string buf;
+  thread_local std::vector<size_t> ends;
+  thread_local std::vector<std::string_view> payloads;
+  buf.clear();
+  ends.clear();
+  payloads.clear();
   for (const EventRecord& r : records) {
     EncodeEventRecord(r, buf);
     ends.push_back(buf.size());
   }
-  std::vector<std::string_view> payloads;
-  payloads.reserve(records.size());
   for (size_t j = 0, start = 0; j < ends.size(); start = ends[j++]) {
     payloads.emplace_back(buf.data() + start, ends[j] - start);
   }
@@ -1567,6 +1570,9 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
     owed->tenant_id = tenant_id;
     const int64_t now = NowMs();
     owed->now = now;
+    // Room for a new id every other event, more than a batch usually brings: the list is not
+    // regrown as it fills, and an owed batch, kept until the store has it, wastes little.
+    owed->ids.reserve(mine.size() / 2 + 8);
     std::vector<EventRecord> records;
     records.reserve(mine.size());
     std::vector<size_t> first_link(mine.size() + 1, 0);

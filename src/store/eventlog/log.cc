@@ -39,6 +39,8 @@ using format::RecordBytes;
 // One batch's encoded records must stay addressable by a locator's 40-bit offset even when the
 // batch gets a segment of its own.
 constexpr uint64_t kMaxBatchBytes = uint64_t{1} << 30;
+// An appending thread keeps its last batch's buffer for the next one up to this size.
+constexpr size_t kKeepBatchBytes = size_t{1} << 20;
 // Sequential reads (recovery, Scan) go in blocks this large: few syscalls, and the kernel's
 // readahead keeps the disk busy meanwhile.
 constexpr size_t kScanBlockBytes = size_t{4} << 20;
@@ -693,6 +695,11 @@ StatusOr<AppendResult> Log::Append(std::span<const std::string_view> payloads,
   // only the seq (and the 12 header bytes' share of the checksum) is added under the lock.
   Batch b;
   b.count = payloads.size();
+  // The buffer of this thread's last batch, its memory reused (batches are tens of kilobytes; a
+  // fresh one each time is a cold allocation), and given back below when the batch is done.
+  thread_local std::string spare;
+  b.buf.swap(spare);
+  b.buf.clear();
   b.buf.resize(total);  // zero-filled: the padding
   char* p = b.buf.data();
   for (std::string_view payload : payloads) {
@@ -746,6 +753,7 @@ StatusOr<AppendResult> Log::Append(std::span<const std::string_view> payloads,
     result.locators.push_back(MakeLocator(b.ordinal, off));
     off += RecordBytes(payload.size());
   }
+  if (b.buf.capacity() <= kKeepBatchBytes) spare.swap(b.buf);
   return result;
 }
 
