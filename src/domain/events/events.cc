@@ -892,8 +892,9 @@ struct Events::Owed {
     std::optional<int64_t> channel;
     int64_t acquired_at;
   };
-  struct NewId {
-    std::string canonical, kind;
+  struct NewId {  // its canonical id and kind are in `id_text`
+    size_t at;
+    uint32_t canonical_size, kind_size;
     int64_t row;
   };
   struct ChannelEvent {  // a `touches` row
@@ -907,10 +908,24 @@ struct Events::Owed {
   };
   std::vector<NewRow> rows;
   std::vector<NewId> ids;
+  std::string id_text;  // the new ids' strings, one after another: one allocation, not one an id
   std::vector<ChannelEvent> channel_events;
   std::vector<Link> links;
   std::vector<LinkState> link_results;  // per link, once applied
   enum class State { kQueued, kApplying, kApplied } state = State::kQueued;
+  void AddId(std::string_view canonical, std::string_view kind, int64_t row) {
+    ids.push_back({id_text.size(), static_cast<uint32_t>(canonical.size()),
+                   static_cast<uint32_t>(kind.size()), row});
+    id_text += canonical;
+    id_text += kind;
+  }
+  // Valid while the batch is not added to (once it is owed, it is not).
+  std::string_view canonical(const NewId& n) const {
+    return std::string_view(id_text).substr(n.at, n.canonical_size);
+  }
+  std::string_view kind(const NewId& n) const {
+    return std::string_view(id_text).substr(n.at + n.canonical_size, n.kind_size);
+  }
   bool empty() const {
     return rows.empty() && ids.empty() && channel_events.empty() && links.empty();
   }
@@ -1033,7 +1048,9 @@ Status Events::OpenLog(const std::string& dir) {
                             if (o->tenant_id != tenant_id || o->state == Owed::State::kApplied) {
                               continue;
                             }
-                            for (const Owed::NewId& n : o->ids) out.push_back({n.canonical, n.row});
+                            for (const Owed::NewId& n : o->ids) {
+                              out.push_back({o->canonical(n), n.row});
+                            }
                           }
                         });
   RETURN_IF_ERROR(Replay(*mark, replay, replay_seqs));
@@ -1157,7 +1174,7 @@ Status Events::WriteOwed(Conn& c, const std::vector<std::shared_ptr<Owed>>& owed
   std::vector<KeyedId> ids;
   for (const auto& o : owed) {
     for (const Owed::NewId& n : o->ids) {
-      ids.push_back({o->tenant_id, IdKeyOf(n.canonical), o.get(), &n});
+      ids.push_back({o->tenant_id, IdKeyOf(o->canonical(n)), o.get(), &n});
     }
   }
   std::sort(ids.begin(), ids.end(), [](const KeyedId& a, const KeyedId& b) {
@@ -1165,8 +1182,8 @@ Status Events::WriteOwed(Conn& c, const std::vector<std::shared_ptr<Owed>>& owed
     return a.key < b.key;
   });
   for (const KeyedId& k : ids) {
-    put(k.tenant_id, k.key.hi, k.key.lo, store::TextRef{k.id->canonical},
-        store::TextRef{k.id->kind}, k.id->row, k.owed->now);
+    put(k.tenant_id, k.key.hi, k.key.lo, store::TextRef{k.owed->canonical(*k.id)},
+        store::TextRef{k.owed->kind(*k.id)}, k.id->row, k.owed->now);
   }
   RETURN_IF_ERROR(InsertOwedIds().Run(c, 7, v));
   v.clear();
@@ -1384,7 +1401,7 @@ Status Events::Replay(uint64_t applied, const std::vector<std::string>& payloads
           std::vector<identity::IdRow> added;
           for (size_t i = 0; i < parsed.size(); ++i) {
             if (!owners[i]) {
-              o->ids.push_back({parsed[i].canonical, parsed[i].kind, r.person_id});
+              o->AddId(parsed[i].canonical, parsed[i].kind, r.person_id);
               added.push_back({parsed[i].canonical, r.person_id});
               if (!first_new) first_new = i;
             } else if (owners[i]->origin_person == r.person_id && !home) {
@@ -1573,6 +1590,7 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
     // Room for a new id every other event, more than a batch usually brings: the list is not
     // regrown as it fills, and an owed batch, kept until the store has it, wastes little.
     owed->ids.reserve(mine.size() / 2 + 8);
+    owed->id_text.reserve(owed->ids.capacity() * 48);
     std::vector<EventRecord> records;
     records.reserve(mine.size());
     std::vector<size_t> first_link(mine.size() + 1, 0);
@@ -1619,7 +1637,7 @@ StatusOr<IngestResult> Events::IngestToLog(int64_t tenant_id, std::vector<EventI
               if (!o) {
                 fresh.emplace(ids[at], who);
                 const ExternalId& id = e.ids[at - k];
-                owed->ids.push_back({id.canonical, id.kind, who.origin_person});
+                owed->AddId(id.canonical, id.kind, who.origin_person);
                 added.push_back({id.canonical, who.origin_person});
               } else if (o->person != who.person) {
                 owed->links.push_back({std::string(ids[*home]), std::string(ids[at]),
