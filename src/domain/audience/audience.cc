@@ -440,10 +440,19 @@ struct AudienceEngine::Impl {
   }
   Status CheckAttrs(const PersonAttrs& a) const {
     size_t fresh = 0;
+    // A person has a few touchpoints: the earlier ones are compared in place, and a set (its
+    // allocations) is only for long lists.
+    constexpr size_t kCompareInPlace = 16;
     std::unordered_set<std::string_view> seen;
-    for (const std::string& t : a.touchpoints) {
+    const auto& tps = a.touchpoints;
+    for (size_t i = 0; i < tps.size(); ++i) {
+      const std::string& t = tps[i];
       if (t.empty()) return InvalidField("touchpoints", "a touchpoint kind is a non-empty name");
-      if (seen.insert(t).second && touchpoints.Find(t) == kNone) ++fresh;
+      const bool first = tps.size() <= kCompareInPlace
+                             ? std::find(tps.begin(), tps.begin() + static_cast<ptrdiff_t>(i), t) ==
+                                   tps.begin() + static_cast<ptrdiff_t>(i)
+                             : seen.insert(t).second;
+      if (first && touchpoints.Find(t) == kNone) ++fresh;
     }
     if (touchpoints.size() - 1 + fresh > 64) {
       return InvalidField("touchpoints", "at most 64 touchpoint kinds per tenant");

@@ -64,6 +64,32 @@ uint64_t Count(const AudienceEngine& e, std::string_view text) {
   return c.ok() ? *c : ~uint64_t{0};
 }
 
+// At most 64 touchpoint kinds per tenant; a kind named twice in one person's list counts once,
+// whether the list is short (compared in place) or long (a set).
+TEST(AudienceTest, TouchpointKindsAreCountedOnceAndCapped) {
+  AudienceEngine e(Opts());
+  auto kinds = [](int from, int to, int times = 1) {
+    std::vector<std::string> v;
+    for (int n = 0; n < times; ++n) {
+      for (int i = from; i < to; ++i) v.push_back("k" + std::to_string(i));
+    }
+    return v;
+  };
+  // Each kind twice: 8 kinds in a list of 16 (compared in place), 48 in a list of 96 (a set),
+  // then the last 8 in a list of 16, which only fit if each counts once.
+  Status first = e.AddPerson(1, Attrs(90, 0, "", kinds(0, 8, 2)));
+  ASSERT_TRUE(first.ok()) << first.ToString();
+  ASSERT_TRUE(e.AddPerson(2, Attrs(90, 0, "", kinds(8, 56, 2))).ok());
+  ASSERT_TRUE(e.AddPerson(3, Attrs(90, 0, "", kinds(56, 64, 2))).ok());
+  // Known kinds are still welcome; one new kind is one too many, in a short list or a long one.
+  EXPECT_TRUE(e.AddPerson(5, Attrs(90, 0, "", kinds(0, 64))).ok());
+  EXPECT_EQ(e.AddPerson(6, Attrs(90, 0, "", {"k1", "new"})).code(), ErrorCode::kInvalidField);
+  std::vector<std::string> long_with_new = kinds(0, 30);
+  long_with_new.push_back("new");
+  EXPECT_EQ(e.AddPerson(7, Attrs(90, 0, "", long_with_new)).code(), ErrorCode::kInvalidField);
+  EXPECT_EQ(e.AddPerson(8, Attrs(90, 0, "", {""})).code(), ErrorCode::kInvalidField);
+}
+
 TEST(AudienceTest, ManualTagsReportDeltas) {
   AudienceEngine e(Opts());
   ASSERT_TRUE(e.DefineTag({1, "身份", "会员", ""}).ok());
