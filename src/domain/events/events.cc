@@ -816,7 +816,8 @@ class TimelineIndex {
   size_t rows() const { return heads_.size(); }
 
  private:
-  static constexpr size_t kChunkEntries = 16384;  // 384 KiB
+  // 24 KiB: what a tenant with a few events costs (the index is per tenant).
+  static constexpr size_t kChunkEntries = 1024;
   struct Linked {
     TimelineEntry entry;
     uint64_t next;  // the row's previous entry, numbered from 1; 0: none

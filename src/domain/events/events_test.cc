@@ -1255,9 +1255,9 @@ TEST_P(EventLogTest, TheLogKeepsBehaviourOutOfTheTableAndIsRebuiltOnOpen) {
   EXPECT_FALSE(events_->OpenLog((dir_ / "events").string()).ok());
 }
 
-// The log's timeline index keeps each row's entries in chunks of 16,384 shared by all rows: two
-// people's events interleaved over more than two chunks come back whole and in order, before and
-// after the index is rebuilt from the log.
+// The log's timeline index keeps each row's entries in chunks of 1,024 shared by all rows: two
+// people's events interleaved over 36 chunks come back whole and in order, before and after the
+// index is rebuilt from the log.
 TEST_P(EventLogTest, TimelinesSpanTheIndexsChunks) {
   constexpr int kEvents = 36000;
   std::vector<std::string> want_a, want_b;  // newest first

@@ -1137,20 +1137,9 @@ void Audience::ApplyEventRun(int64_t tenant_id, Sink& s, const std::vector<Event
   boost::unordered_flat_map<int64_t, size_t> touched_at;
   touched_at.reserve(run.size());
   // The facts are written over those of the thread's last run, whose strings and value lists
-  // keep their memory (a fresh vector of them was several allocations an event). A nested run, if
-  // there ever were one, gets its own.
-  thread_local std::vector<audience::Fact> fact_pool;
-  thread_local bool pool_taken = false;
-  std::vector<audience::Fact> own;
-  std::vector<audience::Fact>& pool = pool_taken ? own : fact_pool;
-  struct Taken {
-    bool& taken;
-    bool mine;
-    ~Taken() {
-      if (mine) taken = false;
-    }
-  } taken{pool_taken, !pool_taken};
-  pool_taken = true;
+  // keep their memory (a fresh vector of them was several allocations an event). Runs do not
+  // nest: nothing below calls back into the audience.
+  thread_local std::vector<audience::Fact> pool;
   size_t fact_count = 0;
   std::vector<size_t> fact_item;  // the item of each fact
   {
