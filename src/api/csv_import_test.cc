@@ -15,7 +15,7 @@ class CsvImportTest : public domain::testing::StoreFixture {
     tenant_ = NewTenant("导入品牌");
     other_ = NewTenant("other");
     people_ = std::make_unique<domain::People>(db(), identity());
-    orders_ = std::make_unique<domain::Orders>(db());
+    orders_ = std::make_unique<domain::Orders>(db(), identity());
     domain::Channels channels(db());
     auto ch = channels.Create(tenant_, {"门店", "offline", "wecom", 0});
     ASSERT_TRUE(ch.ok());

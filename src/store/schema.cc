@@ -25,6 +25,15 @@ struct Migration {
   const char* after = nullptr;
 };
 
+// Migration 15 on PostgreSQL: ids stay unique by key in the store too, for several nodes writing
+// one store (on SQLite one writer holds the graph, and the index would cost most of the writer's
+// time at high ingest).
+Status KeepIdsUniqueOnPostgres(Conn& c) {
+  if (c.dialect() != Dialect::kPostgres) return Status::Ok();
+  return c.ExecScript(
+      "CREATE UNIQUE INDEX person_ids_key ON person_ids_by_person(tenant_id, key_hi, key_lo)");
+}
+
 // Migration 14: the rows of person_ids into person_ids_keyed with their keys, a page at a time
 // in the old key's order.
 Status CopyPersonIdsWithKeys(Conn& c) {
@@ -406,6 +415,31 @@ CREATE TABLE person_ids_keyed (
 DROP TABLE person_ids;
 ALTER TABLE person_ids_keyed RENAME TO person_ids;
 CREATE INDEX person_ids_person ON person_ids(person_id);
+)SQL"},
+      // person_ids by person: on SQLite its primary key is its only B-tree, where a new person's
+      // ids go at the end. Keyed by the id's hash, every new id landed at a random place of an
+      // index as large as all ids, and each transaction rewrote most of its pages. Ids are found by
+      // their text in the identity graph (Identity::OwnersInWrite), which the store's writer
+      // holds whole; PostgreSQL keeps a unique index by key besides.
+      {15, "person_ids_by_person", R"SQL(
+CREATE TABLE person_ids_by_person (
+  tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+  person_id BIGINT NOT NULL REFERENCES people(id),
+  key_hi BIGINT NOT NULL,
+  key_lo BIGINT NOT NULL,
+  external_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, person_id, key_hi, key_lo)
+){{WITHOUT_ROWID}};
+INSERT INTO person_ids_by_person (tenant_id, person_id, key_hi, key_lo, external_id, kind,
+                                  created_at)
+  SELECT tenant_id, person_id, key_hi, key_lo, external_id, kind, created_at FROM person_ids
+  ORDER BY tenant_id, person_id, key_hi, key_lo;
+)SQL",
+       &KeepIdsUniqueOnPostgres, R"SQL(
+DROP TABLE person_ids;
+ALTER TABLE person_ids_by_person RENAME TO person_ids;
 )SQL"},
   };
   return kMigrations;

@@ -291,9 +291,10 @@ TEST_P(StoreTest, TouchesMigrationCopiesTheEventsWithAChannel) {
                   .ok());
 }
 
-// Migration 14 keys person_ids by the hash of the id: a store where it has not run yet (the
-// table as migration 1 made it, its version forgotten) gets every row with its key on reopen,
-// over more than one page of the copy, and the key refuses a second row for the same id.
+// Migration 14 keys person_ids by the hash of the id, migration 15 orders them by person: a store
+// where neither has run yet (the table as migration 1 made it, their versions forgotten) gets
+// every row with its key on reopen, over more than one page of the copy. The key refuses a second
+// row for the same id and person; PostgreSQL also refuses it for another person.
 TEST_P(StoreTest, KeyedIdsMigrationCopiesEveryIdWithItsKey) {
   constexpr int kIds = 5000;  // more than a page of the copy
   ASSERT_TRUE(store_
@@ -309,7 +310,7 @@ TEST_P(StoreTest, KeyedIdsMigrationCopiesEveryIdWithItsKey) {
                         "BIGINT NOT NULL REFERENCES people(id), created_at BIGINT NOT NULL, "
                         "PRIMARY KEY (tenant_id, external_id));"
                         "CREATE INDEX person_ids_person ON person_ids(person_id);"
-                        "DELETE FROM schema_migrations WHERE version = 14;"));
+                        "DELETE FROM schema_migrations WHERE version IN (14, 15);"));
                     return c
                         .Exec(
                             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
@@ -344,6 +345,19 @@ TEST_P(StoreTest, KeyedIdsMigrationCopiesEveryIdWithItsKey) {
                     return Status::Ok();
                   })
                   .ok());
+  ASSERT_TRUE(store_
+                  ->Read([&](Conn& c) {
+                    ASSIGN_OR_RETURN(Rows r, c.Query("SELECT version FROM schema_migrations "
+                                                     "WHERE version IN (14, 15) ORDER BY version"));
+                    EXPECT_EQ(r.size(), 2u);
+                    // A tenant's ids come by person, then by key.
+                    ASSIGN_OR_RETURN(Rows ids, c.Query("SELECT person_id, key_hi, key_lo FROM "
+                                                       "person_ids ORDER BY tenant_id, person_id, "
+                                                       "key_hi, key_lo"));
+                    EXPECT_EQ(ids.size(), size_t{2 * kIds});
+                    return Status::Ok();
+                  })
+                  .ok());
   const IdKey key = IdKeyOf("member_no:M7");
   Status dup = store_->Write([&](Conn& c) {
     return c
@@ -354,6 +368,20 @@ TEST_P(StoreTest, KeyedIdsMigrationCopiesEveryIdWithItsKey) {
         .status();
   });
   EXPECT_FALSE(dup.ok());
+  if (GetParam() == "postgres") {
+    Status other = store_->Write([&](Conn& c) -> Status {
+      ASSIGN_OR_RETURN(Rows p, c.Query("INSERT INTO people (tenant_id, acquired_at, created_at, "
+                                       "updated_at) SELECT MIN(id), 1, 1, 1 FROM tenants "
+                                       "RETURNING id, tenant_id"));
+      return c
+          .Exec(
+              "INSERT INTO person_ids (tenant_id, key_hi, key_lo, external_id, kind, person_id, "
+              "created_at) VALUES (?, ?, ?, 'member_no:M7', 'member_no', ?, 2)",
+              {p.at(0).Int(1), key.hi, key.lo, p.at(0).Int(0)})
+          .status();
+    });
+    EXPECT_FALSE(other.ok());
+  }
 }
 
 // WriteDeferredWork: a transaction of the deferred work alone. On SQLite its references go

@@ -30,7 +30,7 @@ class ChannelReportTest : public testing::StoreFixture {
     return p->first.id;
   }
   void Order(const std::string& no, int64_t person, int64_t fen, int64_t at, bool refund = false) {
-    Orders orders(db());
+    Orders orders(db(), identity());
     NewOrder o;
     o.order_no = no;
     o.person_id = person;

@@ -69,7 +69,7 @@ class OverviewTest : public testing::StoreFixture {
     tenant_ = NewTenant("品牌A");
     other_ = NewTenant("品牌B");
     people_ = std::make_unique<People>(db(), identity());
-    orders_ = std::make_unique<Orders>(db());
+    orders_ = std::make_unique<Orders>(db(), identity());
     Channels channels(db());
 
     auto c1 = channels.Create(tenant_, {"门店收银台", "offline", "wecom", 50000});

@@ -105,7 +105,7 @@ class AudienceDifferential : public StoreFixture {
     expressions_n_ = EnvSize("AUDIENCE_DIFF_EXPRESSIONS", kDefaultExpressions);
     rng_.seed(EnvSize("AUDIENCE_DIFF_SEED", 1));
     events_ = std::make_unique<domain::Events>(db(), identity());
-    orders_ = std::make_unique<domain::Orders>(db());
+    orders_ = std::make_unique<domain::Orders>(db(), identity());
     audience_ = std::make_unique<domain::Audience>(db(), identity(), *events_);
     // Wired as the engine wires them (src/engine/engine.cc): observers inside fact scopes.
     events_->SetObserver(

@@ -587,15 +587,15 @@ std::string IngestResultJson(const IngestResult& result) {
 
 // ---- person resolution -------------------------------------------------------------------------
 
-Status KnownIds::Load(Conn& c, int64_t tenant_id, const std::vector<std::string>& canonical) {
-  // By key (its first half suffices to find the rows; the text is the row's own).
-  std::vector<int64_t> keys;
-  keys.reserve(canonical.size());
-  for (const std::string& id : canonical) keys.push_back(IdKeyOf(id).hi);
-  return QueryIn(c,
-                 "SELECT external_id, person_id FROM person_ids WHERE tenant_id = ? AND "
-                 "key_hi IN ",
-                 tenant_id, keys, [&](const Row& r) { map_[r.Text(0)] = r.Int(1); });
+Status KnownIds::Load(Conn& c, Identity& identity, int64_t tenant_id,
+                      const std::vector<std::string>& canonical) {
+  std::vector<std::string_view> ids(canonical.begin(), canonical.end());
+  std::vector<std::optional<int64_t>> owners;
+  RETURN_IF_ERROR(identity.OwnersInWrite(c, tenant_id, ids, owners));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (owners[i]) map_[canonical[i]] = *owners[i];
+  }
+  return Status::Ok();
 }
 
 std::optional<int64_t> KnownIds::Find(const std::string& canonical) const {
@@ -717,7 +717,7 @@ StatusOr<IngestResult> Events::IngestToStore(int64_t tenant_id, std::vector<Even
                             tenant_id, states,
                             [&](const Row& r) { channels[r.Text(0)] = r.Int(1); }));
     KnownIds known;
-    RETURN_IF_ERROR(known.Load(c, tenant_id, ids));
+    RETURN_IF_ERROR(known.Load(c, identity_, tenant_id, ids));
 
     std::unordered_set<std::string_view> taken;  // event ids accepted earlier in this batch
     std::vector<size_t> accepted;
@@ -1164,8 +1164,8 @@ Status Events::WriteOwed(Conn& c, const std::vector<std::shared_ptr<Owed>>& owed
   }
   RETURN_IF_ERROR(InsertOwedPeople().Run(c, 7, v));
   v.clear();
-  // Ids in key order: their index's pages are then visited in order, each while it is at hand,
-  // instead of at random.
+  // Ids in the table's key order (person, then the id's hash): a new person's ids go at its end,
+  // and the pages they land on are visited in order, each while it is at hand.
   struct KeyedId {
     int64_t tenant_id;
     IdKey key;
@@ -1180,6 +1180,7 @@ Status Events::WriteOwed(Conn& c, const std::vector<std::shared_ptr<Owed>>& owed
   }
   std::sort(ids.begin(), ids.end(), [](const KeyedId& a, const KeyedId& b) {
     if (a.tenant_id != b.tenant_id) return a.tenant_id < b.tenant_id;
+    if (a.id->row != b.id->row) return a.id->row < b.id->row;
     return a.key < b.key;
   });
   for (const KeyedId& k : ids) {

@@ -153,12 +153,14 @@ std::string IngestResultJson(const IngestResult& result);
 
 // ---- person resolution -------------------------------------------------------------------------
 
-// The person behind each external id, as far as known: loaded for a whole batch with one query per
-// 256 ids, and kept current by ResolvePerson as it attaches new ids.
+// The person behind each external id, as far as known: loaded for a whole batch from the identity
+// graph in one look, and kept current by ResolvePerson as it attaches new ids.
 class KnownIds {
  public:
-  // Inside a transaction: loads the person of every id in `canonical` that has one.
-  Status Load(store::Conn& c, int64_t tenant_id, const std::vector<std::string>& canonical);
+  // Inside a write: loads the person row of every id in `canonical` that has one (with ids
+  // assigned ahead of the store, after Identity::SyncInWrite).
+  Status Load(store::Conn& c, Identity& identity, int64_t tenant_id,
+              const std::vector<std::string>& canonical);
   std::optional<int64_t> Find(const std::string& canonical) const;
   void Put(const std::string& canonical, int64_t person_id) { map_[canonical] = person_id; }
 

@@ -19,6 +19,7 @@
 #include "common/error_codes.h"
 #include "common/time.h"
 #include "domain/channels/channels.h"
+#include "domain/orders/orders.h"
 #include "domain/people/audience.h"
 #include "domain/testing/store_fixture.h"
 
@@ -1375,6 +1376,40 @@ TEST_P(EventLogTest, WorkOwedToTheStoreIsReplayedAfterACrash) {
   EXPECT_EQ(Count("people"), 3);
   EXPECT_EQ(Count("person_ids"), 5);
   EXPECT_EQ(QueryInt("SELECT seq FROM event_log_applied WHERE id = 1"), 6);
+}
+
+// Ids are found by their text in the identity graph, not the store: an order given by an id that
+// an event brought a moment ago goes to that event's person, also an id added by a later event,
+// and to the
+// right tenant (another has the same id); an id nobody has is refused as before.
+TEST_P(EventsTest, AnOrderByExternalIdFindsThePersonAnEventBrought) {
+  IngestResult r = Ingest({PageView("o1", {"unionid:buyer", "openid:wxapp:b1"}, kT0),
+                           PageView("o2", {"unionid:other"}, kT0 + 1),
+                           PageView("o3", {"unionid:other", "phone:+8613800000009"}, kT0 + 2)});
+  ASSERT_EQ(r.accepted, 3);
+  ASSERT_EQ(Ingest({PageView("t1", {"unionid:buyer"}, kT0)}, other_).accepted, 1);
+  Orders orders(db(), identity());
+  auto order = [&](const std::string& no, const std::string& id) {
+    NewOrder o;
+    o.order_no = no;
+    o.external_id = id;
+    o.lines = {OrderLine{"SKU-1", 1, 990, 0, std::nullopt}};
+    o.total_fen = 990;
+    return orders.Create(tenant_, std::move(o));
+  };
+  auto a = order("SO-1", "openid:wxapp:b1");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->first.person_id, r.results[0].person_id);
+  auto b = order("SO-2", "phone:+8613800000009");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(identity().CanonicalOf(tenant_, b->first.person_id), r.results[2].person_id);
+  auto c = order("SO-4", "unionid:buyer");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->first.person_id, r.results[0].person_id);
+  auto none = order("SO-3", "unionid:nobody");
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), ErrorCode::kUnknownPerson);
+  EXPECT_EQ(none.status().field(), "external_id");
 }
 
 TEST_P(EventLogTest, IngestWaitsWhileTheStoreIsOwedMoreThanItsLimit) {

@@ -24,7 +24,7 @@ StatusOr<Resolution> Link(Conn& c, Identity& identity, int64_t tenant_id,
   KnownIds known;
   std::vector<std::string> canonical;
   for (const auto& id : ids) canonical.push_back(id.canonical);
-  RETURN_IF_ERROR(known.Load(c, tenant_id, canonical));
+  RETURN_IF_ERROR(known.Load(c, identity, tenant_id, canonical));
   return ResolvePerson(c, identity, tenant_id, ids, std::nullopt, now, known, reason);
 }
 

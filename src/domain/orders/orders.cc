@@ -2,6 +2,7 @@
 
 #include "common/crypto.h"
 #include "common/time.h"
+#include "domain/people/identity.h"
 #include "domain/people/people.h"
 
 namespace siyu::domain {
@@ -87,6 +88,8 @@ StatusOr<std::pair<Order, bool>> Orders::Create(int64_t tenant_id, NewOrder in) 
   bool created = false;
   RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
     created = false;
+    // The people and ids the event log assigned ahead of the store are written first.
+    ASSIGN_OR_RETURN(Identity::AssignLock sync, identity_.SyncInWrite(c, tenant_id));
     int64_t person_id = 0;
     if (in.person_id) {
       ASSIGN_OR_RETURN(Rows r, c.Query("SELECT id FROM people WHERE tenant_id = ? AND id = ?",
@@ -99,7 +102,7 @@ StatusOr<std::pair<Order, bool>> Orders::Create(int64_t tenant_id, NewOrder in) 
       }
       person_id = *in.person_id;
     } else {
-      ASSIGN_OR_RETURN(auto pid, PersonIdByExternalId(c, tenant_id, *in.external_id));
+      ASSIGN_OR_RETURN(auto pid, identity_.OwnerInWrite(c, tenant_id, *in.external_id));
       if (!pid) {
         return Status(ErrorCode::kUnknownPerson,
                       "no person with external id " + *in.external_id +

@@ -54,9 +54,12 @@ struct OrderPage {
   std::optional<int64_t> next_after;
 };
 
+class Identity;
+
 class Orders {
  public:
-  explicit Orders(store::Store& store) : store_(store) {}
+  // `identity`: an order given by external id finds its person there.
+  Orders(store::Store& store, Identity& identity) : store_(store), identity_(identity) {}
   // Returns the order and whether it was created (false: an identical retry).
   StatusOr<std::pair<Order, bool>> Create(int64_t tenant_id, NewOrder in);
   StatusOr<Order> Get(int64_t tenant_id, const std::string& order_no);
@@ -73,6 +76,7 @@ class Orders {
 
  private:
   store::Store& store_;
+  Identity& identity_;
   Observer observer_;
   FactScope fact_scope_;
 };

@@ -37,7 +37,7 @@ class OrdersTest : public testing::StoreFixture {
     tenant_ = NewTenant("品牌A");
     other_ = NewTenant("品牌B");
     people_ = std::make_unique<People>(db(), identity());
-    orders_ = std::make_unique<Orders>(db());
+    orders_ = std::make_unique<Orders>(db(), identity());
     alice_ = NewPerson(tenant_, "unionid:alice");
     bob_ = NewPerson(tenant_, "unionid:bob");
     stranger_ = NewPerson(other_, "unionid:stranger");

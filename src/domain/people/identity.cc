@@ -123,21 +123,27 @@ StatusOr<IdentityGraph> LoadIdentityGraph(Conn& c, int64_t tenant_id,
   Rows id_page;
   size_t id_pos = 0;
   bool ids_done = false;
-  std::optional<IdKey> id_after;
+  struct After {
+    int64_t person;
+    IdKey key;
+  };
+  std::optional<After> id_after;
   std::string id_text;
   auto rows = [&](identity::IdRow* row) -> bool {
     if (id_pos == id_page.size()) {
       if (ids_done) return false;
-      auto page = id_after ? c.Query(
-                                 "SELECT external_id, person_id, key_hi, key_lo FROM "
-                                 "person_ids WHERE tenant_id = ? AND (key_hi, key_lo) > (?, "
-                                 "?) ORDER BY key_hi, key_lo LIMIT ?",
-                                 {tenant_id, id_after->hi, id_after->lo, kPage})
-                           : c.Query(
-                                 "SELECT external_id, person_id, key_hi, key_lo FROM "
-                                 "person_ids WHERE tenant_id = ? ORDER BY key_hi, key_lo "
-                                 "LIMIT ?",
-                                 {tenant_id, kPage});
+      auto page =
+          id_after ? c.Query(
+                         "SELECT external_id, person_id, key_hi, key_lo FROM "
+                         "person_ids WHERE tenant_id = ? AND (person_id, key_hi, "
+                         "key_lo) > (?, ?, ?) ORDER BY person_id, key_hi, key_lo "
+                         "LIMIT ?",
+                         {tenant_id, id_after->person, id_after->key.hi, id_after->key.lo, kPage})
+                   : c.Query(
+                         "SELECT external_id, person_id, key_hi, key_lo FROM "
+                         "person_ids WHERE tenant_id = ? ORDER BY person_id, key_hi, "
+                         "key_lo LIMIT ?",
+                         {tenant_id, kPage});
       if (!page.ok()) {
         source_status = page.status();
         return false;
@@ -146,7 +152,7 @@ StatusOr<IdentityGraph> LoadIdentityGraph(Conn& c, int64_t tenant_id,
       id_pos = 0;
       if (id_page.size() < static_cast<size_t>(kPage)) ids_done = true;
       if (id_page.empty()) return false;
-      id_after = IdKey{id_page.back().Int(2), id_page.back().Int(3)};
+      id_after = After{id_page.back().Int(1), IdKey{id_page.back().Int(2), id_page.back().Int(3)}};
     }
     id_text = id_page[id_pos].Text(0);
     row->id = id_text;
@@ -386,6 +392,27 @@ int64_t Identity::CanonicalInWrite(Conn& c, int64_t tenant_id, int64_t origin_pe
   return (*g)->ResolvePerson(origin_person).value_or(origin_person);
 }
 
+Status Identity::OwnersInWrite(Conn& c, int64_t tenant_id, std::span<const std::string_view> ids,
+                               std::vector<std::optional<int64_t>>& out) {
+  Tenant& t = TenantOf(tenant_id);
+  ASSIGN_OR_RETURN(IdentityGraph * g, GraphInWrite(c, t, tenant_id));
+  std::vector<std::optional<IdentityGraph::IdOwner>> owners;
+  g->ResolveOwners(ids, owners);
+  out.assign(ids.size(), std::nullopt);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (owners[i]) out[i] = owners[i]->origin_person;
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::optional<int64_t>> Identity::OwnerInWrite(Conn& c, int64_t tenant_id,
+                                                        std::string_view canonical) {
+  std::vector<std::optional<int64_t>> out;
+  RETURN_IF_ERROR(
+      OwnersInWrite(c, tenant_id, std::span<const std::string_view>(&canonical, 1), out));
+  return out[0];
+}
+
 void Identity::StartPersonRows(int64_t next) { next_row_.store(next); }
 
 std::optional<int64_t> Identity::NewPersonRow() {
@@ -500,8 +527,8 @@ StatusOr<LinkAnswer> Identity::Link(int64_t tenant_id, const std::string& a, con
   RETURN_IF_ERROR(store_.Write([&](Conn& c) -> Status {
     out = LinkAnswer{};
     ASSIGN_OR_RETURN(AssignLock sync, SyncInWrite(c, tenant_id));
-    ASSIGN_OR_RETURN(auto pa, PersonIdByExternalId(c, tenant_id, ea.canonical));
-    ASSIGN_OR_RETURN(auto pb, PersonIdByExternalId(c, tenant_id, eb.canonical));
+    ASSIGN_OR_RETURN(auto pa, OwnerInWrite(c, tenant_id, ea.canonical));
+    ASSIGN_OR_RETURN(auto pb, OwnerInWrite(c, tenant_id, eb.canonical));
     if (pa && pb) {
       ASSIGN_OR_RETURN(identity::LinkOutcome o,
                        LinkInWrite(c, tenant_id, ea.canonical, eb.canonical, reason, now));

@@ -88,6 +88,14 @@ class Identity {
                                               const std::string& reason, int64_t ts);
   // The person (survivor) an origin person belongs to now, as the graph has it in this write.
   int64_t CanonicalInWrite(store::Conn& c, int64_t tenant_id, int64_t origin_person);
+  // The origin person owning each of `ids` (canonical forms), as the graph has it in this write;
+  // nullopt for an id nobody has. The graph is the store's only index of ids by their text (the
+  // store keeps them by person, migration 15). With ids assigned ahead of the store (the event
+  // log), call SyncInWrite first, so that every person named has its row.
+  Status OwnersInWrite(store::Conn& c, int64_t tenant_id, std::span<const std::string_view> ids,
+                       std::vector<std::optional<int64_t>>& out);
+  StatusOr<std::optional<int64_t>> OwnerInWrite(store::Conn& c, int64_t tenant_id,
+                                                std::string_view canonical);
 
   // ---- the API ---------------------------------------------------------------------------------
 

@@ -103,16 +103,6 @@ Status AttachId(Conn& c, Identity& identity, int64_t tenant_id, const ExternalId
   return identity.AddIdInWrite(c, tenant_id, id.canonical, person);
 }
 
-StatusOr<std::optional<int64_t>> PersonIdByExternalId(Conn& c, int64_t tenant_id,
-                                                      const std::string& canonical) {
-  const IdKey key = IdKeyOf(canonical);
-  ASSIGN_OR_RETURN(Rows r, c.Query("SELECT person_id FROM person_ids WHERE tenant_id = ? AND "
-                                   "key_hi = ? AND key_lo = ? AND external_id = ?",
-                                   {tenant_id, key.hi, key.lo, canonical}));
-  if (r.empty()) return std::optional<int64_t>();
-  return std::optional<int64_t>(r[0].Int(0));
-}
-
 StatusOr<std::pair<Person, bool>> People::Upsert(int64_t tenant_id, const PersonUpsert& in) {
   std::shared_ptr<void> scope = fact_scope_ ? fact_scope_(tenant_id) : nullptr;
   Person out;
@@ -125,7 +115,7 @@ StatusOr<std::pair<Person, bool>> People::Upsert(int64_t tenant_id, const Person
     if (in.channel_state) {
       ASSIGN_OR_RETURN(channel, ChannelIdByState(c, tenant_id, *in.channel_state));
     }
-    ASSIGN_OR_RETURN(auto existing, PersonIdByExternalId(c, tenant_id, in.external_id.canonical));
+    ASSIGN_OR_RETURN(auto existing, identity_.OwnerInWrite(c, tenant_id, in.external_id.canonical));
     if (existing) {
       // The touch and the name go to the person the id belongs to now (the survivor of a merge).
       const int64_t person = identity_.CanonicalInWrite(c, tenant_id, *existing);
@@ -180,13 +170,14 @@ StatusOr<Person> People::Get(int64_t tenant_id, int64_t id) {
 }
 
 StatusOr<Person> People::FindByExternalId(int64_t tenant_id, const ExternalId& id) {
-  std::optional<int64_t> origin;
-  RETURN_IF_ERROR(store_.Read([&](Conn& c) -> Status {
-    ASSIGN_OR_RETURN(origin, PersonIdByExternalId(c, tenant_id, id.canonical));
-    return Status::Ok();
-  }));
-  if (!origin) return Status(ErrorCode::kNotFound, "no person with external id " + id.canonical);
-  return Get(tenant_id, *origin);
+  // The graph knows every id (and ids the event log assigned ahead of the store: Get's read waits
+  // for their rows).
+  auto found = identity_.Resolve(tenant_id, id.canonical);
+  if (!found.ok()) {
+    if (found.status().code() != ErrorCode::kNotFound) return found.status();
+    return Status(ErrorCode::kNotFound, "no person with external id " + id.canonical);
+  }
+  return Get(tenant_id, found->second);
 }
 
 StatusOr<PersonPage> People::List(int64_t tenant_id, int64_t after, int limit) {

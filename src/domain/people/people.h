@@ -91,8 +91,5 @@ StatusOr<int64_t> CreateOriginPerson(store::Conn& c, int64_t tenant_id,
 // identity graph.
 Status AttachId(store::Conn& c, Identity& identity, int64_t tenant_id, const ExternalId& id,
                 int64_t person, int64_t now);
-// Inside a transaction: the person id behind an external id, if any.
-StatusOr<std::optional<int64_t>> PersonIdByExternalId(store::Conn& c, int64_t tenant_id,
-                                                      const std::string& canonical);
 
 }  // namespace siyu::domain
