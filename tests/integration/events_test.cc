@@ -166,6 +166,44 @@ TEST_P(EventsTest, BatchAnswersPerItemAndResendingIsIdempotent) {
   EXPECT_EQ(AllPages(api, "/v1/people", 100).size(), people);
 }
 
+// Batches of every size on one keep-alive connection, small after large and with "Expect:
+// 100-continue": each body arrives whole however the reads split it (a connection's read buffer
+// grows for a large body and keeps that room).
+TEST_P(EventsTest, BatchesOfEverySizeArriveWholeOnOneConnection) {
+  Api api = AdminApi();
+  const int64_t now = NowMs();
+  int n = 0;
+  for (int size : {1, 400, 3, 1000, 150, 1}) {
+    std::vector<value> events;
+    for (int i = 0; i < size; ++i, ++n) {
+      events.push_back(
+          View("sz-" + std::to_string(n), {"unionid:sz" + std::to_string(n % 97)}, now - n));
+    }
+    std::string body = json::serialize(Batch(std::move(events)));
+    if (size == 150) {
+      // Raw: the interim "100 Continue", then the answer.
+      std::string raw = RawExchange(
+          port(),
+          "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + boot_.api_key +
+              "\r\nContent-Type: application/json\r\nExpect: "
+              "100-continue\r\nConnection: close\r\nContent-Length: " +
+              std::to_string(body.size()) + "\r\n\r\n" + body,
+          false, 10s);
+      ASSERT_TRUE(raw.starts_with("HTTP/1.1 100 Continue\r\n\r\n")) << raw.substr(0, 200);
+      std::string rest = raw.substr(raw.find("\r\n\r\n") + 4);
+      EXPECT_EQ(RawStatus(rest), 200) << rest.substr(0, 300);
+      json::value v = json::parse(rest.substr(rest.find("\r\n\r\n") + 4));
+      EXPECT_EQ(v.at("accepted").as_int64(), size);
+      continue;
+    }
+    Reply r = api.Post("/v1/events", body);
+    ASSERT_TRUE(HasStatus(r, 200)) << "a batch of " << size;
+    EXPECT_EQ(r.Int("/accepted"), size) << "a batch of " << size;
+    EXPECT_EQ(r.At("/results").as_array().size(), static_cast<size_t>(size));
+  }
+  EXPECT_EQ(api.Get("/v1/identity/resolve?id=unionid:sz5").status, 200);
+}
+
 TEST_P(EventsTest, ResolutionAttachesIdsMergesPeopleAndUnmergeSplitsThem) {
   Api api = AdminApi();
   Reply r = api.Post("/v1/events",
