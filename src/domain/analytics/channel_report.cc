@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "common/time.h"
+
 namespace siyu::domain {
 
 using store::Conn;
@@ -48,7 +50,12 @@ StatusOr<ChannelReport> ComputeChannelReport(store::Store& store, int64_t tenant
     }
 
     // Per attributed channel: the cohort acquired in the period, how many of them bought once
-    // and twice before `to`.
+    // and twice before `to`. The period's people are found by their days' range, what the index
+    // people_tenant_acquired_day (tenant_id, acquired_at / 86400000, id) reads, then by the exact
+    // bounds; C++'s division truncates as SQLite's and PostgreSQL's do.
+    static_assert(kMsPerDay == 86'400'000, "the index people_tenant_acquired_day");
+    const int64_t first_day = from / kMsPerDay;
+    const int64_t last_day = to > from ? (to - 1) / kMsPerDay : first_day - 1;
     ASSIGN_OR_RETURN(
         Rows ppl, c.Query("SELECT " + col +
                               ", COUNT(*), "
@@ -59,10 +66,11 @@ StatusOr<ChannelReport> ComputeChannelReport(store::Store& store, int64_t tenant
                               "o.person_id IN (SELECT m.id FROM people m WHERE m.tenant_id = "
                               "p.tenant_id AND (m.id = p.id OR m.canonical_id = p.id)) AND "
                               "o.paid_at < ?) AS n "
-                              "FROM people p WHERE p.tenant_id = ? AND p.acquired_at >= ? AND "
-                              "p.acquired_at < ? AND p.canonical_id IS NULL) p GROUP BY " +
+                              "FROM people p WHERE p.tenant_id = ? AND p.acquired_at / 86400000 "
+                              "BETWEEN ? AND ? AND p.acquired_at >= ? AND p.acquired_at < ? AND "
+                              "p.canonical_id IS NULL) p GROUP BY " +
                               col,
-                          {to, tenant_id, from, to}));
+                          {to, tenant_id, first_day, last_day, from, to}));
     for (const auto& r : ppl) {
       ChannelFunnel& f = rows[key(r)];
       f.new_people = r.Int(1);

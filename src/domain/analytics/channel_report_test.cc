@@ -152,6 +152,35 @@ TEST_P(ChannelReportTest, TenantsAreIsolated) {
   EXPECT_EQ(r->rows.size(), 2u);
 }
 
+// A period's people are found by the UTC days they were acquired on, then by the exact times: a
+// period that starts and ends inside days, people at its edges and on the days' boundaries, and
+// an empty and an inverted period.
+TEST_P(ChannelReportTest, NewPeopleAreThoseAcquiredInThePeriodToTheMillisecond) {
+  const int64_t day0 = (kFrom / kDay + 3) * kDay;  // a UTC midnight inside the test month
+  const int64_t from = day0 - 1'000;               // a second before it
+  const int64_t to = day0 + 2 * kDay + 1'000;      // a second after the midnight two days on
+  const std::vector<std::pair<int64_t, bool>> people = {
+      {from - 1, false},       {from, true},         {day0 - 1, true}, {day0, true},
+      {day0 + kDay - 1, true}, {day0 + kDay, true},  {to - 1, true},   {to, false},
+      {to + kDay, false},      {from - kDay, false},
+  };
+  int64_t want = 0;
+  for (size_t i = 0; i < people.size(); ++i) {
+    Person("member_no:EDGE" + std::to_string(i), store_ch_.state, people[i].first);
+    want += people[i].second;
+  }
+  auto r = ComputeChannelReport(db(), t_, from, to, Attribution::kFirstTouch);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(Row(*r, store_ch_.id).new_people, want);
+  EXPECT_EQ(r->total.new_people, want);
+  auto one = ComputeChannelReport(db(), t_, day0 - 1, day0 + 1, Attribution::kFirstTouch);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->total.new_people, 2);  // day0 - 1 and day0, on either side of midnight
+  auto empty = ComputeChannelReport(db(), t_, day0, day0, Attribution::kFirstTouch);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->total.new_people, 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ChannelReportTest, ::testing::Values("sqlite", "postgres"),
                          testing::BackendName);
 
