@@ -444,8 +444,8 @@ ALTER TABLE person_ids_by_person RENAME TO person_ids;
       // People by the day (UTC, 86,400,000 ms) they were acquired, then by id: a new person goes
       // at the end of its day, nearly always today's, where (tenant_id, acquired_at) put each one
       // at a random place of an index of all people (events come late by minutes and days) — 2 µs
-      // a row on the store's writer. A period's people are read by their days' range
-      // (AcquiredDays) and then their acquired_at.
+      // a row on the store's writer. A period's people are read by their days' range and then
+      // their acquired_at (ComputeChannelReport).
       {16, "people_acquired_by_day", R"SQL(
 DROP INDEX people_tenant_acquired;
 CREATE INDEX people_tenant_acquired_day ON people(tenant_id, (acquired_at / 86400000), id);
